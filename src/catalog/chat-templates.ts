@@ -1,0 +1,294 @@
+/**
+ * Chat templates of the Phi family and the code that renders them.
+ *
+ * The template strings are copied byte-for-byte from `shared/spec/phi-models.md` §3, where they are given
+ * JSON-encoded exactly as they appear in `tokenizer_config.json` / GGUF `tokenizer.chat_template`; the string
+ * literals below are those JSON strings verbatim (a JSON string is a valid TypeScript string literal, so `\n`
+ * here is the same newline character the JSON escape stands for).
+ *
+ * ## BOS handling (decision)
+ *
+ * The template is authoritative for the beginning-of-sequence token, as in Hugging Face `apply_chat_template`
+ * (which tokenizes the rendered text with `add_special_tokens=False`):
+ * - {@link renderChatTemplate} substitutes `options.bosToken` verbatim for `{{ bos_token }}`. Only T1
+ *   (Phi-3-mini Apr-2024) and T3 (Phi-3-small) reference it; all other Phi templates never emit a BOS.
+ * - Callers pass the model's real BOS text (`<s>` for the SPM Phi models, `<|endoftext|>` for Phi-3-small /
+ *   phi-4 / Phi-4-mini, from the engine's `EngineModelInfo.bosToken`), and the engine must tokenize the
+ *   rendered prompt with special-token parsing **and without adding a BOS of its own**. This is what
+ *   node-llama-cpp's Jinja path does (shared/spec/engine-notes.md §4: "node-llama-cpp's Jinja path does not"
+ *   prepend BOS), so a T1 GGUF with `tokenizer.ggml.add_bos_token = true` gets exactly one `<s>`
+ *   (phi-models.md §3, T1 note: "the BOS would be doubled if you also render `bos_token`").
+ * - An engine that cannot avoid adding BOS itself should pass `bosToken: ""` instead; an engine that wants to
+ *   add BOS only when the template does not can ask {@link templateRendersBosToken}.
+ *
+ * @module
+ */
+import { Template } from "@huggingface/jinja";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Template constants (phi-models.md §3). Provenance per template is in the doc comment of each constant.
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * T1 — Phi-3-mini-4k-instruct, release template (Apr 2024). Embedded in the official
+ * `microsoft/Phi-3-mini-4k-instruct-gguf` files and llama.cpp `models/ggml-vocab-phi-3.gguf`.
+ * Renders `{{ bos_token }}` itself and silently drops system messages (phi-models.md §3).
+ */
+export const T1_PHI3_MINI_APR2024 =
+  "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + '\n'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\n'}}{% endif %}{% endfor %}";
+
+/**
+ * T2 — Phi-3-mini June/July-2024 update ("Phi-3.1"). Source: Ollama `phi3:3.8b` GGUF via huggingface.js
+ * `chat-template-automap.ts`; believed also used by Phi-3-mini-128k after its update [unverified] (phi-models.md §3).
+ */
+export const T2_PHI3_MINI_JUL2024 =
+  "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
+
+/**
+ * T3 — Phi-3-small-8k / -128k (HF `tokenizer_config.json`; llama.cpp `tests/test-chat-template.cpp` "Phi-3-small").
+ * Renders `{{ bos_token }}` (`<|endoftext|>` for this tokenizer) and passes every role through (phi-models.md §3).
+ */
+export const T3_PHI3_SMALL =
+  "{{ bos_token }}{% for message in messages %}{{'<|' + message['role'] + '|>' + '\n' + message['content'] + '<|end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
+
+/**
+ * T4 — Phi-3-medium-4k / -128k (llama.cpp test "Phi-3-medium"; Ollama `phi3:14b`). Like T1 without BOS:
+ * system messages are dropped (phi-models.md §3).
+ */
+export const T4_PHI3_MEDIUM =
+  "{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + '\n'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\n'}}{% endif %}{% endfor %}";
+
+/**
+ * T5 — Phi-3.5-mini-instruct (llama.cpp `models/templates/microsoft-Phi-3.5-mini-instruct.jinja`; Ollama
+ * `phi3.5:3.8b`); believed identical for Phi-3.5-MoE-instruct [unverified]. Empty system messages are skipped
+ * (phi-models.md §3).
+ */
+export const T5_PHI35_MINI =
+  "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
+
+/**
+ * T6 — Phi-3-vision-128k-instruct (onnxruntime-genai `test/models/phi3-v/tokenizer_config.json`; llama.cpp test
+ * "Phi-3-vision"); Phi-3.5-vision believed identical [unverified] (phi-models.md §3).
+ */
+export const T6_PHI3_VISION =
+  "{% for message in messages %}{{'<|' + message['role'] + '|>' + '\n' + message['content'] + '<|end|>\n' }}{% endfor %}{% if add_generation_prompt and messages[-1]['role'] != 'assistant' %}{{- '<|assistant|>\n' -}}{% endif %}";
+
+/**
+ * T7a — phi-4 release template (Dec 2024; dotnet/machinelearning #7337 quoting `tokenizer_config.json`; llama.cpp
+ * test "phi-4"). Ignores `add_generation_prompt`: every user turn already ends with the assistant header
+ * (phi-models.md §3).
+ */
+export const T7A_PHI4_RELEASE =
+  "{% for message in messages %}{% if (message['role'] == 'system') %}{{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}{% elif (message['role'] == 'user') %}{{'<|im_start|>user<|im_sep|>' + message['content'] + '<|im_end|><|im_start|>assistant<|im_sep|>'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|im_end|>'}}{% endif %}{% endfor %}";
+
+/**
+ * T7b — phi-4 current template (microsoft/phi-4 metadata snapshot 2025-12; identical to Unsloth's "phi-4")
+ * (phi-models.md §3).
+ */
+export const T7B_PHI4 =
+  "{% for message in messages %}{% if (message['role'] == 'system') %}{{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}{% elif (message['role'] == 'user') %}{{'<|im_start|>user<|im_sep|>' + message['content'] + '<|im_end|>'}}{% elif (message['role'] == 'assistant') %}{{'<|im_start|>assistant<|im_sep|>' + message['content'] + '<|im_end|>'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant<|im_sep|>' }}{% endif %}";
+
+/**
+ * T8 — Phi-4-mini-instruct and Phi-4-multimodal-instruct (webgpu/Phi-4-mini-instruct-ONNX `tokenizer_config.json`,
+ * pytorch/Phi-4-mini-instruct-INT4 `chat_template.jinja`, onnxruntime-genai `test/c_api_tests.cpp`). No newlines;
+ * tools are read from a `tools` string **on the system message** (phi-models.md §3, §4).
+ */
+export const T8_PHI4_MINI =
+  "{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and message['tools'] is not none %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + '<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}";
+
+/** Identifiers of the catalog chat templates (phi-models.md §3: T1…T8). */
+export type ChatTemplateId =
+  | "phi3-mini-apr2024" // T1
+  | "phi3-mini-jul2024" // T2
+  | "phi3-small" // T3
+  | "phi3-medium" // T4
+  | "phi3.5-mini" // T5
+  | "phi3-vision" // T6
+  | "phi4-release" // T7a
+  | "phi4" // T7b
+  | "phi4-mini"; // T8
+
+/** The catalog chat templates by id: exact Jinja sources from phi-models.md §3. */
+export const CHAT_TEMPLATES: Readonly<Record<ChatTemplateId, string>> = Object.freeze({
+  "phi3-mini-apr2024": T1_PHI3_MINI_APR2024,
+  "phi3-mini-jul2024": T2_PHI3_MINI_JUL2024,
+  "phi3-small": T3_PHI3_SMALL,
+  "phi3-medium": T4_PHI3_MEDIUM,
+  "phi3.5-mini": T5_PHI35_MINI,
+  "phi3-vision": T6_PHI3_VISION,
+  "phi4-release": T7A_PHI4_RELEASE,
+  phi4: T7B_PHI4,
+  "phi4-mini": T8_PHI4_MINI,
+});
+
+/** All {@link ChatTemplateId} values, in T1…T8 order. */
+export const CHAT_TEMPLATE_IDS: readonly ChatTemplateId[] = Object.freeze(
+  Object.keys(CHAT_TEMPLATES) as ChatTemplateId[],
+);
+
+/** Type guard: whether `id` names a catalog chat template. */
+export function isChatTemplateId(id: string): id is ChatTemplateId {
+  return Object.prototype.hasOwnProperty.call(CHAT_TEMPLATES, id);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rendering
+// ---------------------------------------------------------------------------------------------------------------
+
+/** One chat message as the templates see it (already flattened to text). */
+export interface TemplateMessage {
+  role: "system" | "user" | "assistant" | "tool";
+  content: string;
+  /**
+   * Tool definitions (a JSON string) attached to a system message. Only T8 (Phi-4-mini) reads it, rendering
+   * `<|tool|>…<|/tool|>` inside the system turn (phi-models.md §4). Omitted from the template context when undefined.
+   */
+  tools?: string;
+}
+
+/** Options for {@link renderChatTemplate}. */
+export interface RenderOptions {
+  /** Text substituted for `{{ bos_token }}` (see the module comment on BOS handling). */
+  bosToken: string;
+  /** Text substituted for `{{ eos_token }}` (emitted by several templates when `addGenerationPrompt` is false). */
+  eosToken: string;
+  /** Value of `add_generation_prompt`; default `true`. */
+  addGenerationPrompt?: boolean;
+}
+
+/** Compiled templates keyed by source text. Bounded so that arbitrary GGUF templates cannot grow it forever. */
+const compiledCache = new Map<string, Template>();
+const COMPILED_CACHE_MAX = 64;
+
+function compile(template: string): Template {
+  const cached = compiledCache.get(template);
+  if (cached !== undefined) return cached;
+  const compiled = new Template(template);
+  if (compiledCache.size >= COMPILED_CACHE_MAX) {
+    // Evict the oldest entry (Map iteration is insertion order).
+    const oldest = compiledCache.keys().next();
+    if (oldest.done !== true) compiledCache.delete(oldest.value);
+  }
+  compiledCache.set(template, compiled);
+  return compiled;
+}
+
+/** Plain objects for the Jinja context; `tools` only when defined, so `'tools' in message` is false otherwise. */
+function toContextMessages(messages: readonly TemplateMessage[]): Record<string, string>[] {
+  return messages.map((m) => {
+    const out: Record<string, string> = { role: m.role, content: m.content };
+    if (m.tools !== undefined) out.tools = m.tools;
+    return out;
+  });
+}
+
+/**
+ * Renders messages with a Jinja chat template (catalog constant or a template read from a GGUF).
+ * Compiled templates are cached.
+ *
+ * The context is the Hugging Face one: `messages`, `add_generation_prompt`, `bos_token`, `eos_token`.
+ * `bos_token` is rendered verbatim (see the module comment). System messages are passed as given: call
+ * {@link foldSystemIntoUser} first for models that do not support the system role.
+ *
+ * @throws Error when the template does not parse or raises during rendering (e.g. `raise_exception`).
+ */
+export function renderChatTemplate(
+  template: string,
+  messages: readonly TemplateMessage[],
+  options: RenderOptions,
+): string {
+  return compile(template).render({
+    messages: toContextMessages(messages),
+    add_generation_prompt: options.addGenerationPrompt ?? true,
+    bos_token: options.bosToken,
+    eos_token: options.eosToken,
+  });
+}
+
+/**
+ * Whether the template source references `bos_token` (T1 and T3 among the catalog templates). An engine that
+ * otherwise adds BOS automatically can use this to avoid a doubled BOS.
+ */
+export function templateRendersBosToken(template: string): boolean {
+  return /\bbos_token\b/.test(template);
+}
+
+/** Probe text unlikely to appear in any template. */
+const SYSTEM_PROBE = "<<phiserve-system-probe-7f3c>>";
+const systemSupportCache = new Map<string, boolean>();
+
+/**
+ * True when the template renders a system message at all (used for model files not in the catalog).
+ *
+ * Detected like llama.cpp/minja's `supports_system_role` capability: render `[system: <probe>, user: "x"]` and
+ * look for the probe text in the output. A template that throws on that input counts as not supporting system.
+ * T1 (Phi-3-mini Apr-2024) and T4 (Phi-3-medium) return false; the other catalog templates return true.
+ */
+export function templateSupportsSystemRole(template: string): boolean {
+  const cached = systemSupportCache.get(template);
+  if (cached !== undefined) return cached;
+  let supported: boolean;
+  try {
+    const out = renderChatTemplate(
+      template,
+      [
+        { role: "system", content: SYSTEM_PROBE },
+        { role: "user", content: "x" },
+      ],
+      { bosToken: "", eosToken: "", addGenerationPrompt: true },
+    );
+    supported = out.includes(SYSTEM_PROBE);
+  } catch {
+    supported = false;
+  }
+  if (systemSupportCache.size >= COMPILED_CACHE_MAX) systemSupportCache.clear();
+  systemSupportCache.set(template, supported);
+  return supported;
+}
+
+/**
+ * Azure behaviour for models that don't support the system role: "system messages are translated to user
+ * messages" (azure-model-inference-api.md §2.1, §5.3; phi-models.md §5). Implemented as llama.cpp's
+ * (minja's) system-role polyfill, whose output phi-models.md §3 (end) prescribes:
+ *
+ * - consecutive system (and, defensively, `developer`) messages are collected and joined with `"\n"`
+ *   (empty ones are skipped);
+ * - the collected text is prepended, followed by `"\n"`, to the **next** user message
+ *   (`system + "\n" + user`; just `system` when the user content is empty);
+ * - if the next non-system message is not a user message (assistant/tool), or the conversation ends, the
+ *   collected text becomes a user message of its own at that position.
+ *
+ * Tool definitions carried on a system message (`tools`) are not representable in a user turn and are dropped;
+ * callers that need tools use a model whose template supports them natively (Phi-4-mini, T8).
+ * The input is not modified.
+ */
+export function foldSystemIntoUser(messages: readonly TemplateMessage[]): TemplateMessage[] {
+  const out: TemplateMessage[] = [];
+  const pending: string[] = [];
+  const flush = (): void => {
+    if (pending.length > 0) {
+      out.push({ role: "user", content: pending.join("\n") });
+      pending.length = 0;
+    }
+  };
+  for (const message of messages) {
+    // `developer` is not part of TemplateMessage's type, but API layers may pass it through (Azure treats it like
+    // system: azure-model-inference-api.md §2.1).
+    const role: string = message.role;
+    if (role === "system" || role === "developer") {
+      // An empty system message carries nothing; skipping it avoids a stray "\n" (minja likewise skips them).
+      if (message.content !== "") pending.push(message.content);
+      continue;
+    }
+    if (role === "user" && pending.length > 0) {
+      const system = pending.join("\n");
+      pending.length = 0;
+      out.push({ ...message, content: message.content === "" ? system : `${system}\n${message.content}` });
+      continue;
+    }
+    flush();
+    out.push({ ...message });
+  }
+  flush();
+  return out;
+}

@@ -1,0 +1,54 @@
+/**
+ * `phiserve` command line: argv → config → app APIs. With src/cli/commands, the only code that
+ * reads process.env or calls process.exit.
+ */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { runServe } from "./commands/serve.ts";
+import { runTestModel } from "./commands/test-model.ts";
+import { runModels, runPull } from "./commands/models.ts";
+
+const integer = (min: number) => (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}`);
+  return n;
+};
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+const program = new Command("phiserve").description("Serve Microsoft Phi models behind the Azure AI Model Inference API").showHelpAfterError();
+
+program
+  .command("serve")
+  .description("start the server")
+  .option("-m, --model <file.gguf|catalog name>", "model file or catalog name (default: phi-3.5-mini-instruct)")
+  .option("--model-name <catalog name>", "catalog model a local file is (template, system-role rule, Azure name); default: guessed from the file")
+  .option("--host <host>", "address to bind", "127.0.0.1")
+  .option("--port <port>", "port to bind (0 = any free port)", integer(0), 8080)
+  .option("--api-key <key>", "accepted API key (repeatable); also PHISERVE_API_KEYS=k1,k2", collect, [])
+  .option("--no-auth", "allow serving without keys on a non-loopback address")
+  .option("--deployment <name>", "deployment name (as listed by /v1/models)")
+  .option("--parallel <n>", "sequences generated at once", integer(1), 2)
+  .option("--context <n>", "context window per sequence, in tokens (default: min(model, 4096))", integer(16))
+  .option("--threads <n>", "CPU threads (default: 1 for tiny models, all cores otherwise)", integer(1))
+  .addOption(new Option("--gpu <kind>", "compute backend").choices(["auto", "cpu", "cuda", "vulkan", "metal"]).default("auto"))
+  .option("--body-limit <bytes>", "largest request body accepted", integer(1024), 4 * 1024 * 1024)
+  .option("--log-level <level>", "pino log level", "info")
+  .action(runServe);
+
+program
+  .command("test-model")
+  .description("write a seeded random-weight Phi model with the real Phi-3 vocabulary (for tests and benchmarks)")
+  .addOption(new Option("--family <family>", "model family").choices(["phi3"]).default("phi3"))
+  .requiredOption("--out <file>", "output GGUF path")
+  .option("--layers <n>", "transformer blocks", integer(1))
+  .option("--embd <n>", "embedding width (multiple of 32)", integer(32))
+  .option("--ff <n>", "feed-forward width", integer(32))
+  .option("--heads <n>", "attention heads", integer(1))
+  .option("--ctx <n>", "context length", integer(16))
+  .addOption(new Option("--quant <type>", "weight type").choices(["f16", "q8_0", "q4_0"]))
+  .option("--seed <n>", "PRNG seed", integer(0))
+  .action(runTestModel);
+
+program.command("pull").description("download a catalog model into the cache").argument("<name>", "catalog name").action(runPull);
+program.command("models").description("list the catalog and what is cached locally").option("--json", "JSON output").action(runModels);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,70 @@
+/**
+ * Turns `--model` into a local file: a path is used as is; a catalog name is looked up, and its
+ * GGUF is taken from the cache or downloaded there (resumable, sha256-checked, with progress).
+ */
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { DEFAULT_MODEL_ID, findCatalogModel, type CatalogModel } from "../catalog/phi-models.ts";
+import {
+  createDownloadProgressBar,
+  defaultCacheDir,
+  describeDownloadFailure,
+  downloadModel,
+  findCachedModel,
+} from "../models/downloader.ts";
+
+/** A failure to report to the user as a plain message (no stack). */
+export class CliError extends Error {}
+
+export interface ResolvedModel {
+  modelPath: string;
+  catalogModelId: string | undefined;
+}
+
+export function cacheDirFrom(env: NodeJS.ProcessEnv): string {
+  return defaultCacheDir(env, homedir());
+}
+
+export function isModelPath(spec: string): boolean {
+  return spec.endsWith(".gguf") || spec.includes("/") || spec.includes("\\") || existsSync(spec);
+}
+
+export async function resolveModel(spec: string | undefined, env: NodeJS.ProcessEnv): Promise<ResolvedModel> {
+  const name = spec ?? DEFAULT_MODEL_ID;
+  if (isModelPath(name)) {
+    if (!existsSync(name)) throw new CliError(`Model file not found: ${name}`);
+    return { modelPath: name, catalogModelId: undefined };
+  }
+  const entry = requireServableModel(name);
+  return { modelPath: await ensureDownloaded(entry, env), catalogModelId: entry.id };
+}
+
+export function requireServableModel(name: string): CatalogModel {
+  const entry = findCatalogModel(name);
+  if (!entry) throw new CliError(`Unknown model '${name}'. Run 'phiserve models' for the catalog, or pass a .gguf file path.`);
+  if (!entry.engineAvailable) throw new CliError(`${entry.azureName} cannot be served yet: ${entry.unavailableReason ?? "no engine"}.`);
+  if (!entry.download) throw new CliError(`${entry.azureName} has no download source; pass a local .gguf with --model.`);
+  return entry;
+}
+
+export async function ensureDownloaded(entry: CatalogModel, env: NodeJS.ProcessEnv): Promise<string> {
+  const download = entry.download;
+  if (!download) throw new CliError(`${entry.azureName} has no download source.`);
+  const cacheDir = cacheDirFrom(env);
+  const cached = findCachedModel(cacheDir, download.fileName);
+  if (cached) return cached;
+  const bar = createDownloadProgressBar(process.stderr, download.fileName);
+  const token = env.HF_TOKEN ?? env.HUGGING_FACE_HUB_TOKEN;
+  try {
+    return await downloadModel(download, {
+      cacheDir,
+      onProgress: (p) => bar.update(p),
+      ...(env.PHISERVE_MODEL_BASE_URL ? { baseUrl: env.PHISERVE_MODEL_BASE_URL } : {}),
+      ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+    });
+  } catch (error) {
+    throw new CliError(describeDownloadFailure(error, download, cacheDir));
+  } finally {
+    bar.stop();
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The frozen configuration `serve` runs with: built once from flags and environment in
+ * src/cli (the only reader of process.env), then passed to the composition root.
+ */
+import type { GpuChoice } from "../engine/llama-cpp/llama-cpp-engine.ts";
+
+export interface ServeConfig {
+  host: string;
+  port: number;
+  /** Static API keys (`--api-key`, `PHISERVE_API_KEYS`); empty = no authentication. */
+  apiKeys: readonly string[];
+  /** Local GGUF path of the model to serve (already downloaded/resolved). */
+  modelPath: string;
+  /** Catalog name describing the file (template, system-role rule, Azure name); undefined = read from the file. */
+  catalogModelId: string | undefined;
+  /** Deployment name (`/v1/models` id); default: the catalog id or file name. */
+  deploymentName: string | undefined;
+  /** Sequences generating at once. Default 2. */
+  parallel: number;
+  /** Context window per sequence in tokens; default min(model context, 4096). */
+  contextSize: number | undefined;
+  /** CPU threads; default chosen from the model size. */
+  threads: number | undefined;
+  gpu: GpuChoice;
+  /** Largest request body accepted, in bytes. Default 4 MiB. */
+  bodyLimitBytes: number;
+  logLevel: string;
+}
+
+export const DEFAULT_PARALLEL = 2;
+export const DEFAULT_CONTEXT_CAP = 4096;
+export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\])$/i;
+
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK.test(host);
+}

@@ -1,0 +1,57 @@
+/**
+ * A scripted, deterministic engine for unit tests of the layers above the engine. It never
+ * stands in for real inference in tests that are about inference.
+ */
+import type { Engine, EngineEvent, EngineModelInfo, GenerationRequest } from "../engine.ts";
+
+export interface FakeEngineOptions {
+  /** Token texts generated, in order; generation ends with `stop` after the last one. */
+  tokens: readonly string[];
+  contextLength?: number;
+  /** Counts prompt tokens; default: one per character. */
+  countTokens?: (prompt: string) => number;
+}
+
+export class FakeEngine implements Engine {
+  private ready = false;
+  /** Every request the engine was asked to generate, for assertions. */
+  readonly requests: GenerationRequest[] = [];
+
+  constructor(private readonly options: FakeEngineOptions) {}
+
+  async load(): Promise<void> {
+    this.ready = true;
+  }
+
+  isReady(): boolean {
+    return this.ready;
+  }
+
+  modelInfo(): EngineModelInfo {
+    return { contextLength: this.options.contextLength ?? 4096, bosToken: "<s>", eosToken: "<|endoftext|>" };
+  }
+
+  countTokens(prompt: string): number {
+    return this.options.countTokens ? this.options.countTokens(prompt) : prompt.length;
+  }
+
+  async *generate(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+    this.requests.push(request);
+    let produced = 0;
+    for (const text of this.options.tokens) {
+      if (signal.aborted) return;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      yield { type: "token", text, tokenCount: 1 };
+      produced += 1;
+      if (produced >= request.maxTokens) {
+        yield { type: "done", finishReason: "length" };
+        return;
+      }
+    }
+    yield { type: "done", finishReason: "stop" };
+  }
+
+  async close(): Promise<void> {
+    this.ready = false;
+  }
+}

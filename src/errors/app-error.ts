@@ -1,0 +1,68 @@
+/**
+ * The closed catalog of errors phiserve reports. Code that fails throws an `AppError`;
+ * only `errors/http-mapping.ts` decides what status, wire code and headers that becomes.
+ */
+
+export type AppErrorCode =
+  | "INVALID_REQUEST"
+  | "UNSUPPORTED_PARAMETER"
+  | "PARAMETER_NOT_SUPPORTED"
+  | "CONTEXT_LENGTH_EXCEEDED"
+  | "UNAUTHENTICATED"
+  | "ROUTE_NOT_FOUND"
+  | "MODEL_NOT_FOUND"
+  | "PAYLOAD_TOO_LARGE"
+  | "ENGINE_UNAVAILABLE"
+  | "INTERNAL";
+
+/** Every code, in catalog order; docs/ERRORS.md is kept in sync with this list by a test. */
+export const APP_ERROR_CODES: readonly AppErrorCode[] = [
+  "INVALID_REQUEST",
+  "UNSUPPORTED_PARAMETER",
+  "PARAMETER_NOT_SUPPORTED",
+  "CONTEXT_LENGTH_EXCEEDED",
+  "UNAUTHENTICATED",
+  "ROUTE_NOT_FOUND",
+  "MODEL_NOT_FOUND",
+  "PAYLOAD_TOO_LARGE",
+  "ENGINE_UNAVAILABLE",
+  "INTERNAL",
+];
+
+/** A pydantic-style validation item, as Azure's 422 bodies carry them (`loc` starts with "body"). */
+export interface ValidationDetail {
+  type: string;
+  loc: (string | number)[];
+  msg: string;
+  input?: unknown;
+  ctx?: Record<string, unknown>;
+}
+
+export interface AppErrorOptions {
+  /** The request field at fault, e.g. "messages" or "temperature". */
+  param?: string;
+  details?: ValidationDetail[];
+  /** Seconds a client should wait before retrying (503/429). */
+  retryAfterSeconds?: number;
+  cause?: unknown;
+}
+
+export class AppError extends Error {
+  readonly code: AppErrorCode;
+  readonly param: string | undefined;
+  readonly details: ValidationDetail[] | undefined;
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: AppErrorCode, message: string, options: AppErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "AppError";
+    this.code = code;
+    this.param = options.param;
+    this.details = options.details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+export function isAppError(value: unknown): value is AppError {
+  return value instanceof AppError;
+}

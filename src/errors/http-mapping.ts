@@ -1,0 +1,66 @@
+import { AppError, type AppErrorCode } from "./app-error.ts";
+
+/** How one error code looks on the wire. */
+interface HttpShape {
+  status: number;
+  /** `error.code` and the `x-ms-error-code` header. */
+  wireCode: string;
+  /** OpenAI-style `error.type`. */
+  type: string;
+}
+
+const HTTP_SHAPES: Record<AppErrorCode, HttpShape> = {
+  INVALID_REQUEST: { status: 422, wireCode: "invalid_request", type: "invalid_request_error" },
+  UNSUPPORTED_PARAMETER: { status: 400, wireCode: "unsupported_parameter", type: "invalid_request_error" },
+  PARAMETER_NOT_SUPPORTED: { status: 422, wireCode: "parameter_not_supported", type: "invalid_request_error" },
+  CONTEXT_LENGTH_EXCEEDED: { status: 400, wireCode: "context_length_exceeded", type: "invalid_request_error" },
+  UNAUTHENTICATED: { status: 401, wireCode: "invalid_api_key", type: "authentication_error" },
+  ROUTE_NOT_FOUND: { status: 404, wireCode: "not_found", type: "invalid_request_error" },
+  MODEL_NOT_FOUND: { status: 404, wireCode: "model_not_found", type: "invalid_request_error" },
+  PAYLOAD_TOO_LARGE: { status: 413, wireCode: "payload_too_large", type: "invalid_request_error" },
+  ENGINE_UNAVAILABLE: { status: 503, wireCode: "engine_unavailable", type: "unavailable_error" },
+  INTERNAL: { status: 500, wireCode: "internal_error", type: "server_error" },
+};
+
+/** The response an error becomes: status, headers and JSON body. */
+export interface HttpErrorResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+}
+
+/**
+ * The one place where errors become HTTP. The envelope `{"error":{code,message,type,param,status}}`
+ * parses in the Azure clients (code/message) and the openai SDK (message/type/param/code); a few
+ * cases add the top-level fields the live Azure service sends (spec §5.1).
+ */
+export function toHttpError(error: unknown): HttpErrorResponse {
+  const appError = error instanceof AppError ? error : new AppError("INTERNAL", "The server had an error processing the request.");
+  const shape = HTTP_SHAPES[appError.code];
+  const headers: Record<string, string> = { "x-ms-error-code": shape.wireCode };
+  const inner: Record<string, unknown> = {
+    code: shape.wireCode,
+    message: appError.message,
+    type: shape.type,
+    param: appError.param ?? null,
+    status: shape.status,
+  };
+  if (appError.details) inner.details = appError.details;
+  const body: Record<string, unknown> = { error: inner };
+  if (appError.code === "UNSUPPORTED_PARAMETER") body.detail = appError.message; // Azure's own 400 body
+  if (appError.code === "UNAUTHENTICATED") {
+    headers["www-authenticate"] = "Bearer";
+    body.statusCode = 401; // the serverless service's shape: {"statusCode":401,"message":…}
+    body.message = appError.message;
+  }
+  if (appError.retryAfterSeconds !== undefined) {
+    headers["retry-after"] = String(Math.max(0, Math.ceil(appError.retryAfterSeconds)));
+    headers["retry-after-ms"] = String(Math.max(0, Math.round(appError.retryAfterSeconds * 1000)));
+  }
+  return { status: shape.status, headers, body };
+}
+
+/** Status code for an error code (for logs and docs). */
+export function statusOf(code: AppErrorCode): number {
+  return HTTP_SHAPES[code].status;
+}

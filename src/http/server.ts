@@ -1,0 +1,114 @@
+/**
+ * The HTTP transport (fastify is confined to src/http). Routes are served at `/`, under
+ * `/models` (Foundry-style base URLs) and, for OpenAI clients, under `/v1`.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import { AppError } from "../errors/app-error.ts";
+import { toHttpError } from "../errors/http-mapping.ts";
+import { createRequestId } from "../lib/ids.ts";
+import type { Authenticator } from "../auth/api-key-authenticator.ts";
+import { unauthenticated } from "../auth/api-key-authenticator.ts";
+import type { ChatCompletionsService, ServedModel } from "../serving/chat-completions.service.ts";
+import { toValidationDetails, type AjvErrorLike } from "./validation-errors.ts";
+import { registerChatCompletionsRoutes } from "./routes/chat-completions.route.ts";
+import { registerInfoRoutes } from "./routes/info.route.ts";
+
+export interface HttpServerDeps {
+  logger: Logger;
+  authenticator: Authenticator;
+  chat: ChatCompletionsService;
+  model: ServedModel;
+  isReady: () => boolean;
+}
+
+export interface HttpServerOptions {
+  /** Largest accepted request body; larger → 413. */
+  bodyLimitBytes: number;
+}
+
+/** Path prefixes every API route is served under. */
+export const ROUTE_PREFIXES = ["", "/models"] as const;
+
+const isHealthPath = (url: string): boolean => /^\/(models\/)?health(\?|$)/.test(url);
+
+export function createHttpServer(deps: HttpServerDeps, options: HttpServerOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: options.bodyLimitBytes,
+    genReqId: () => createRequestId(),
+    routerOptions: { ignoreTrailingSlash: true },
+    ajv: { customOptions: { coerceTypes: true, allErrors: true, removeAdditional: false, useDefaults: false, strict: false } },
+  });
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+    const clientRequestId = request.headers["x-ms-client-request-id"];
+    if (typeof clientRequestId === "string") reply.header("x-ms-client-request-id", clientRequestId);
+    if (isHealthPath(request.url) || !deps.authenticator.isEnabled) return;
+    const principal = deps.authenticator.authenticate({
+      apiKey: headerValue(request.headers["api-key"]),
+      authorization: headerValue(request.headers.authorization),
+    });
+    if (!principal) throw unauthenticated();
+  });
+
+  app.addHook("onResponse", async (request, reply) => {
+    request.log.info({ event: "request.completed", method: request.method, path: request.routeOptions.url ?? "unmatched", status: reply.statusCode, durationMs: Math.round(reply.elapsedTime) }, "request.completed");
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => sendError(toAppError(error, request), request, reply));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(new AppError("ROUTE_NOT_FOUND", `No route for ${request.method} ${request.url.split("?")[0]}`), request, reply),
+  );
+
+  for (const prefix of ROUTE_PREFIXES) {
+    app.get(`${prefix}/health`, async (_request, reply) => {
+      const ready = deps.isReady();
+      return reply.status(ready ? 200 : 503).send({ status: ready ? "ok" : "loading" });
+    });
+  }
+  registerInfoRoutes(app, deps);
+  registerChatCompletionsRoutes(app, deps);
+  return app;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+async function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const response = toHttpError(error);
+  if (response.status >= 500) request.log.error({ event: "request.failed", err: error }, "request failed");
+  await reply.status(response.status).headers(response.headers).send(response.body);
+}
+
+/** Maps fastify's own errors (body parsing, schema validation) into the catalog. */
+function toAppError(error: FastifyError, request: FastifyRequest): AppError {
+  if (error instanceof AppError) return error;
+  if (error.validation) {
+    const details = toValidationDetails(error.validation as AjvErrorLike[], request.body);
+    const first = details[0];
+    const where = first ? ` (${first.loc.join(".")}: ${first.msg})` : "";
+    return new AppError("INVALID_REQUEST", `Invalid input${where}`, { details, param: first ? String(first.loc[1] ?? "body") : "body" });
+  }
+  switch (error.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new AppError("PAYLOAD_TOO_LARGE", "Request body is too large.");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return new AppError("INVALID_REQUEST", "Content-Type must be application/json.", { param: "body" });
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return invalidJson(error.message);
+  }
+  if (error instanceof SyntaxError || error.statusCode === 400) return invalidJson(error.message);
+  return new AppError("INTERNAL", "The server had an error processing the request.", { cause: error });
+}
+
+function invalidJson(reason: string): AppError {
+  return new AppError("INVALID_REQUEST", "Invalid input: the body is not valid JSON.", {
+    param: "body",
+    details: [{ type: "json_invalid", loc: ["body"], msg: `JSON decode error: ${reason}` }],
+  });
+}

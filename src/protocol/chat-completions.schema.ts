@@ -1,0 +1,161 @@
+/**
+ * Wire contract of POST /chat/completions (shared/spec/azure-model-inference-api.md §2, §3).
+ * JSON Schema is the single source: fastify validates with it (ajv, numeric strings coerced),
+ * and the TypeScript types below mirror it. Field names keep the spec's snake_case.
+ */
+import { Type, type Static } from "@sinclair/typebox";
+
+const nullableNumber = (options: { minimum?: number; maximum?: number }) =>
+  Type.Unsafe<number | null>({ type: ["number", "null"], ...options });
+
+const TextPart = Type.Object({ type: Type.Literal("text"), text: Type.String() });
+const ImageUrlPart = Type.Object({
+  type: Type.Literal("image_url"),
+  image_url: Type.Object({
+    url: Type.String(),
+    detail: Type.Optional(Type.Union([Type.Literal("auto"), Type.Literal("low"), Type.Literal("high")])),
+  }),
+});
+export type ContentPart = Static<typeof TextPart> | Static<typeof ImageUrlPart>;
+
+const ContentPartSchema = Type.Unsafe<ContentPart>({
+  type: "object",
+  required: ["type"],
+  properties: {
+    type: { type: "string", enum: ["text", "image_url"] },
+    text: { type: "string" },
+    image_url: ImageUrlPart.properties.image_url,
+  },
+  allOf: [
+    { if: { properties: { type: { const: "text" } } }, then: { required: ["text"] } },
+    { if: { properties: { type: { const: "image_url" } } }, then: { required: ["image_url"] } },
+  ],
+});
+
+const ToolCall = Type.Object({
+  id: Type.String(),
+  type: Type.Literal("function"),
+  function: Type.Object({ name: Type.String(), arguments: Type.String() }),
+});
+
+export type MessageRole = "system" | "developer" | "user" | "assistant" | "tool";
+
+export interface WireMessage {
+  role: MessageRole;
+  content?: string | ContentPart[] | null;
+  name?: string;
+  tool_calls?: Static<typeof ToolCall>[];
+  tool_call_id?: string;
+}
+
+const MessageSchema = Type.Unsafe<WireMessage>({
+  type: "object",
+  required: ["role"],
+  properties: {
+    role: { type: "string", enum: ["system", "developer", "user", "assistant", "tool"] },
+    content: { type: ["string", "array", "null"], items: ContentPartSchema },
+    name: { type: "string" },
+    tool_calls: { type: "array", items: ToolCall },
+    tool_call_id: { type: "string" },
+  },
+  allOf: [
+    { if: { properties: { role: { enum: ["system", "developer", "user"] } } }, then: { required: ["content"] } },
+    { if: { properties: { role: { const: "tool" } } }, then: { required: ["tool_call_id"] } },
+  ],
+});
+
+export type ResponseFormat =
+  | { type: "text" }
+  | { type: "json_object" }
+  | { type: "json_schema"; json_schema: { name: string; schema?: Record<string, unknown>; description?: string; strict?: boolean } };
+
+// One object schema with if/then (rather than anyOf) so a bad value yields one precise error item.
+const ResponseFormatSchema = Type.Unsafe<ResponseFormat>({
+  type: "object",
+  required: ["type"],
+  properties: {
+    type: { type: "string", enum: ["text", "json_object", "json_schema"] },
+    json_schema: {
+      type: "object",
+      required: ["name"],
+      properties: {
+        name: { type: "string", pattern: "^[a-zA-Z0-9_-]{1,64}$" },
+        schema: { type: "object" },
+        description: { type: "string" },
+        strict: { type: "boolean" },
+      },
+    },
+  },
+  allOf: [{ if: { properties: { type: { const: "json_schema" } } }, then: { required: ["json_schema"] } }],
+});
+
+/** The request body. Unknown top-level keys are allowed here: `extra-parameters` decides their fate. */
+export const ChatCompletionsRequestSchema = Type.Object(
+  {
+    messages: Type.Array(MessageSchema, { minItems: 1 }),
+    model: Type.Optional(Type.String()),
+    frequency_penalty: Type.Optional(nullableNumber({ minimum: -2, maximum: 2 })),
+    presence_penalty: Type.Optional(nullableNumber({ minimum: -2, maximum: 2 })),
+    temperature: Type.Optional(nullableNumber({ minimum: 0, maximum: 2 })),
+    top_p: Type.Optional(nullableNumber({ minimum: 0, maximum: 1 })),
+    max_tokens: Type.Optional(Type.Unsafe<number | null>({ type: ["integer", "null"], minimum: 0 })),
+    stop: Type.Optional(
+      Type.Unsafe<string | string[] | null>({
+        type: ["string", "array", "null"],
+        items: { type: "string" },
+        minItems: 1,
+        maxItems: 4,
+      }),
+    ),
+    stream: Type.Optional(Type.Unsafe<boolean | null>({ type: ["boolean", "null"] })),
+    seed: Type.Optional(Type.Unsafe<number | null>({ type: ["integer", "null"] })),
+    response_format: Type.Optional(ResponseFormatSchema),
+    tools: Type.Optional(Type.Array(Type.Unknown(), { minItems: 1 })),
+    tool_choice: Type.Optional(Type.Unknown()),
+  },
+  { additionalProperties: true },
+);
+
+export type ChatCompletionsRequest = Static<typeof ChatCompletionsRequestSchema>;
+
+/** Top-level keys the API defines; anything else is an "extra parameter". */
+export const KNOWN_REQUEST_KEYS: ReadonlySet<string> = new Set([
+  ...Object.keys(ChatCompletionsRequestSchema.properties),
+  "modalities",
+]);
+
+export type WireFinishReason = "stop" | "length" | "content_filter" | "tool_calls";
+
+export interface WireUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export interface ChatCompletionResponse {
+  id: string;
+  object: "chat.completion";
+  created: number;
+  model: string;
+  choices: {
+    index: number;
+    message: { role: "assistant"; content: string | null; tool_calls: null };
+    finish_reason: WireFinishReason | null;
+    logprobs: null;
+  }[];
+  usage: WireUsage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: "chat.completion.chunk";
+  created: number;
+  model: string;
+  choices: {
+    index: number;
+    delta: { role?: "assistant"; content?: string };
+    finish_reason: WireFinishReason | null;
+    logprobs: null;
+  }[];
+  usage?: WireUsage;
+}

@@ -1,0 +1,6 @@
+/** GET /info (spec §4): the three required fields; `chat-completion` is what the service and Python's load_client accept. */
+export interface ModelInfoResponse {
+  model_name: string;
+  model_type: "chat-completion";
+  model_provider_name: string;
+}

@@ -1,0 +1,51 @@
+/**
+ * Decides what a model file is: its catalog entry (template, system-role rule, Azure name, stop
+ * tokens) when one matches, otherwise what the file's own metadata says.
+ */
+import { basename } from "node:path";
+import { CATALOG, findCatalogModel, type CatalogModel } from "./catalog/phi-models.ts";
+import { CHAT_TEMPLATES, templateSupportsSystemRole } from "./catalog/chat-templates.ts";
+import type { ServedModel } from "./serving/chat-completions.service.ts";
+import type { GgufSummary } from "./engine/llama-cpp/gguf-metadata.ts";
+
+export interface ServedModelPlan {
+  model: ServedModel;
+  catalog: CatalogModel | undefined;
+  /** Token texts that end generation besides the file's EOG tokens. */
+  extraStopTokens: string[];
+  /** The model's own context window, when known. */
+  modelContextLength: number | undefined;
+}
+
+/** The catalog entry whose id the file name or `general.name` contains (longest match wins). */
+export function matchCatalogModel(modelPath: string, fileName: string | undefined): CatalogModel | undefined {
+  const candidates = [basename(modelPath), fileName ?? ""].map((s) => s.toLowerCase().replaceAll("_", "-").replaceAll(" ", "-"));
+  for (const text of candidates) {
+    const hits = CATALOG.filter((m) => text.includes(m.id)).sort((a, b) => b.id.length - a.id.length);
+    if (hits[0]) return hits[0];
+  }
+  return undefined;
+}
+
+export function planServedModel(modelPath: string, summary: GgufSummary, catalogId: string | undefined, deploymentName: string | undefined): ServedModelPlan {
+  const catalog = catalogId ? findCatalogModel(catalogId) : matchCatalogModel(modelPath, summary.name);
+  if (catalogId && !catalog) throw new Error(`Unknown catalog model '${catalogId}'. Run 'phiserve models' to list them.`);
+  const chatTemplate = catalog ? CHAT_TEMPLATES[catalog.chatTemplate] : summary.chatTemplate;
+  if (!chatTemplate) {
+    throw new Error(`${modelPath} has no chat template and matches no catalog model; pass --model-name <catalog name>.`);
+  }
+  const fallbackName = basename(modelPath).replace(/\.gguf$/i, "");
+  return {
+    catalog,
+    extraStopTokens: catalog ? [...catalog.stopTokens] : [],
+    modelContextLength: summary.contextLength ?? catalog?.contextLength,
+    model: {
+      deploymentName: deploymentName ?? catalog?.id ?? fallbackName,
+      azureName: catalog?.azureName ?? summary.name ?? fallbackName,
+      chatTemplate,
+      supportsSystemRole: catalog ? catalog.supportsSystemRole : templateSupportsSystemRole(chatTemplate),
+      // Tools and JSON output arrive with constrained decoding (issue 3); until then Azure's 422 applies.
+      capabilities: { supportsVision: false, supportsTools: false, supportsJsonOutput: false },
+    },
+  };
+}
