@@ -122,7 +122,7 @@ test("range and schema errors are 422 with pydantic-style loc", async () => {
 
 test("extra-parameters: absent/error → 400 naming keys, drop → 200, pass-through → engine, bad value → 400", async () => {
   const body = { messages: user, top_k: 5, max_tokens: 1 };
-  for (const headers of [{}, { "extra-parameters": "error" }]) {
+  for (const headers of [{}, { "extra-parameters": "error" }] as Record<string, string>[]) {
     const res = await chat(body, headers);
     assert.equal(res.statusCode, 400);
     assert.match(res.json().error.message, /Extra parameters \['top_k'\] are not allowed/);

@@ -63,6 +63,12 @@ const NETWORK_CODES = new Set([
   "EHOSTUNREACH", "EHOSTDOWN", "ENETUNREACH", "ENETDOWN", "EPIPE", "EPROTO",
 ]);
 
+/** Codes meaning the host could not be reached at all (as opposed to a dropped transfer). */
+const CONNECT_CODES = new Set([
+  "ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "ECONNREFUSED", "EHOSTUNREACH", "EHOSTDOWN", "ENETUNREACH", "ENETDOWN",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
 /** The error, its `cause` chain and any `AggregateError` members, depth-limited. */
 function errorChain(err: unknown, depth = 0): unknown[] {
   if (depth > 6 || typeof err !== "object" || err === null) return [];
@@ -85,6 +91,11 @@ export function isNetworkError(err: unknown): boolean {
     if (code !== undefined && (code.includes("CERT") || code.startsWith("ERR_TLS") || code.startsWith("ERR_SSL"))) return true;
     return e instanceof TypeError && /^(fetch failed|terminated)$/.test(e.message);
   });
+}
+
+/** True when `err` says the host could not be reached (DNS, refused, unreachable, connect timeout). */
+export function isConnectFailure(err: unknown): boolean {
+  return errorChain(err).some((e) => CONNECT_CODES.has(errorCode(e) ?? ""));
 }
 
 /** A short technical reason for a network error, e.g. `"ECONNREFUSED"` or `"getaddrinfo ENOTFOUND host"`. */
@@ -156,8 +167,13 @@ function httpStatusText(err: ModelDownloadError, fileName: string, host: string)
 function downloadErrorText(err: ModelDownloadError, fileName: string, cacheDir: string): string {
   const host = hostOf(err.url);
   switch (err.code) {
-    case "OFFLINE":
-      return `Could not download ${fileName} from ${host} (${networkReason(err.cause ?? err)}): this machine looks offline, or ${host} is blocked by a firewall or proxy.${resumeText(err, cacheDir, fileName)}`;
+    case "OFFLINE": {
+      const reason = networkReason(err.cause ?? err);
+      const what = isConnectFailure(err)
+        ? `Could not download ${fileName} from ${host} (${reason}): this machine looks offline, or ${host} is blocked by a firewall or proxy.`
+        : `The connection to ${host} was lost or stalled while downloading ${fileName} (${reason}): the network may be unstable, this machine may have gone offline, or a proxy may be cutting long transfers.`;
+      return `${what}${resumeText(err, cacheDir, fileName)}`;
+    }
     case "HTTP_STATUS":
       return `${httpStatusText(err, fileName, host)}${resumeText(err, cacheDir, fileName)}`;
     case "CHECKSUM_MISMATCH": {

@@ -361,3 +361,16 @@ test("progress bar draws bytes, speed and ETA on a TTY", async () => {
   await new Promise((resolve) => setImmediate(resolve));
   assert.match(text(), /phi-test\.gguf .*50\.0% \| 2\.00 MiB\/4\.00 MiB \| .*\/s \| ETA \d/);
 });
+
+test("DNS failures from fetch map to OFFLINE; redirects to non-http URLs are refused", async (t) => {
+  const cacheDir = await tempCacheDir(t);
+  const dns = Object.assign(new Error("getaddrinfo ENOTFOUND huggingface.co"), { code: "ENOTFOUND" });
+  const noDns: typeof fetch = () => Promise.reject(new TypeError("fetch failed", { cause: dns }));
+  const src = { url: `https://huggingface.co/microsoft/phi/resolve/main/${FILE}`, fileName: FILE };
+  const err = await rejectsWith(downloadModel(src, { cacheDir, fetchImpl: noDns }), "OFFLINE");
+  assert.match(describeDownloadFailure(err, src, cacheDir), /huggingface\.co \(getaddrinfo ENOTFOUND huggingface\.co\): this machine looks offline/);
+
+  const server = await startServer(t, (_req, res) => res.writeHead(302, { location: "data:text/plain,hello" }).end());
+  const refused = await rejectsWith(downloadModel(source(server), { cacheDir, fetchImpl: loopbackFetch }), "HTTP_STATUS");
+  assert.equal(refused.status, 302);
+});

@@ -177,6 +177,11 @@ async function reuseExisting(job: DownloadJob): Promise<string | undefined> {
   return undefined;
 }
 
+/** Releases a response whose body will not be read (frees the connection). */
+async function cancelBody(response: Response): Promise<void> {
+  await response.body?.cancel().catch(() => undefined);
+}
+
 function requestHeaders(job: DownloadJob, offset: number): Record<string, string> {
   const headers: Record<string, string> = { ...job.options.headers, "accept-encoding": "identity" };
   if (offset > 0) headers.range = `bytes=${offset}-`;
@@ -220,10 +225,16 @@ async function downloadOnce(job: DownloadJob, lastTry: boolean): Promise<string 
     }),
   );
   job.currentUrl = opened.url;
-  const plan = planTransfer(job, opened, offset);
+  let plan: TransferPlan | typeof RESTART;
+  try {
+    plan = planTransfer(job, opened, offset);
+    if (plan === RESTART && lastTry) throw httpStatusError(job, opened);
+  } catch (err) {
+    await cancelBody(opened.response);
+    throw err;
+  }
   if (plan === RESTART) {
-    await opened.response.body?.cancel().catch(() => undefined);
-    if (lastTry) throw httpStatusError(job, opened);
+    await cancelBody(opened.response);
     return RESTART;
   }
   const hash = createHash("sha256");

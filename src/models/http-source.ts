@@ -107,6 +107,9 @@ export async function openDownload(request: OpenRequest): Promise<OpenedDownload
     }
     await response.body?.cancel().catch(() => undefined);
     const next = new URL(location, url);
+    if (next.protocol !== "http:" && next.protocol !== "https:") {
+      throw new ModelDownloadError("HTTP_STATUS", `Refusing redirect from ${url} to ${next.protocol} URL`, { url, status: response.status });
+    }
     if (next.origin !== new URL(url).origin) headers = withoutCredentials(headers);
     url = next.href;
   }

@@ -1,0 +1,63 @@
+/**
+ * Starts the real `phiserve serve` CLI as a child process on a free port (port 0) and waits for
+ * its "ready" line. Used by integration tests with the official clients.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { once } from "node:events";
+
+const CLI = fileURLToPath(new URL("../../bin/phiserve.js", import.meta.url));
+
+export interface RunningServer {
+  url: string;
+  process: ChildProcess;
+  /** Everything the process wrote to stderr (structured logs). */
+  logs(): string;
+  close(): Promise<void>;
+}
+
+export async function startServer(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunningServer> {
+  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--gpu", "cpu", ...args], {
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server not ready in time\n${stderr}`)), options.timeoutMs ?? 60_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      stdout += d.toString();
+      const match = /phiserve ready: (http:\/\/\S+)/.exec(stdout);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before ready\n${stdout}\n${stderr}`));
+    });
+  });
+  return {
+    url,
+    process: child,
+    logs: () => stderr,
+    async close() {
+      if (child.exitCode !== null) return;
+      child.kill("SIGTERM");
+      await once(child, "exit");
+    },
+  };
+}
+
+/** Runs the CLI to completion; resolves with its exit code and output. */
+export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, "exit")) as [number | null];
+  return { code, stdout, stderr };
+}
