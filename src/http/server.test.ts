@@ -190,3 +190,18 @@ test("a stream with an invalid body is a JSON 422, not SSE", async () => {
   assert.equal(res.statusCode, 422);
   assert.equal(res.headers["content-type"], "application/json; charset=utf-8");
 });
+
+test("while the model loads: /health is 503 and chat is 503 engine_unavailable with retry-after", async () => {
+  const loading = await createApp({ ...config, apiKeys: [] }, pino({ level: "silent" }), { engine: new FakeEngine({ tokens: [] }) });
+  try {
+    const health = await loading.http.inject({ method: "GET", url: "/health" });
+    assert.equal(health.statusCode, 503);
+    const res = await loading.http.inject({ method: "POST", url: "/chat/completions", payload: { messages: user } });
+    assert.equal(res.statusCode, 503);
+    assert.equal(res.json().error.code, "engine_unavailable");
+    assert.equal(res.headers["retry-after"], "5");
+    assert.equal(res.headers["retry-after-ms"], "5000");
+  } finally {
+    await loading.close();
+  }
+});
