@@ -1,10 +1,10 @@
 /**
  * ggml tensor element types and their byte encodings (F32, F16, Q8_0, Q4_0).
  *
- * The quantizers follow ggml's reference functions (`quantize_row_q4_0_ref`,
- * `quantize_row_q8_0_ref` in `ggml-quants.c`) including their float32 arithmetic, so a file we
- * write holds the same bytes `llama-quantize` would produce from the same floats. Decoders are
- * the inverse (`dequantize_row_*`) and exist for tests and the reader.
+ * The quantizers follow the algorithm of ggml's reference functions (`quantize_row_q4_0_ref`,
+ * `quantize_row_q8_0_ref` in `ggml-quants.c`), mirroring their float32 arithmetic with
+ * `Math.fround` so results should match bit for bit (not checked against ggml's own output).
+ * Decoders are the inverse (`dequantize_row_*`) and exist for tests and the reader.
  */
 
 /** ggml tensor type ids as stored in GGUF tensor infos (gguf-py `GGMLQuantizationType`). */

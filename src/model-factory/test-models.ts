@@ -13,6 +13,7 @@
  * `<|endoftext|>` or raw byte tokens on its own (use a logit bias to force an end), and its text
  * is always whole UTF-8 pieces.
  */
+import { T5_PHI35_MINI } from "../catalog/chat-templates.ts";
 import { createHash, randomUUID } from "node:crypto";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -57,10 +58,6 @@ export interface TestModelOptions {
 /** Options with every default applied. */
 export type ResolvedTestModelOptions = Required<TestModelOptions>;
 
-/** Phi-3.5-mini-instruct chat template (phi-models.md §3, T5), newlines decoded. */
-export const PHI3_5_MINI_CHAT_TEMPLATE =
-  "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
-
 /** Defaults: a ~3 MB model (most of it the two 32064-row vocab matrices) that loads in well under a second. */
 export const TEST_MODEL_DEFAULTS: ResolvedTestModelOptions = {
   family: "phi3",
@@ -73,7 +70,7 @@ export const TEST_MODEL_DEFAULTS: ResolvedTestModelOptions = {
   quant: "q4_0",
   seed: 42,
   name: "Phi-3.5-mini-instruct (phiserve test model)",
-  chatTemplate: PHI3_5_MINI_CHAT_TEMPLATE,
+  chatTemplate: T5_PHI35_MINI,
   addBosToken: false,
   slidingWindow: 0,
 };

@@ -41,7 +41,7 @@ async function call({ method = "POST", path = "/chat/completions", body, headers
 const hi = { messages: [{ role: "user", content: "hi" }], max_tokens: 4 };
 
 test("#1 GET /info with api-key; #2 with only Authorization: Bearer", async () => {
-  for (const headers of [{}, { "api-key": "", authorization: `Bearer ${KEY}` }]) {
+  for (const headers of [{}, { "api-key": "", authorization: `Bearer ${KEY}` }] as Record<string, string>[]) {
     const res = await call({ method: "GET", path: "/info", headers });
     assert.equal(res.status, 200);
     assert.equal(res.json.model_type, "chat-completion");
