@@ -1,20 +1,8 @@
 import { PHI3_MINI_SHAPE, writeTestModel, type TestModelOptions } from "../../model-factory/test-models.ts";
 
-interface TestModelFlags {
-  family: "phi3";
-  out: string;
-  shape: "tiny" | "phi3-mini";
-  layers?: number;
-  embd?: number;
-  ff?: number;
-  heads?: number;
-  headsKv?: number;
-  ctx?: number;
-  quant?: "f16" | "q8_0" | "q4_0";
-  seed?: number;
-}
-
 const FLAG_KEYS = ["layers", "embd", "ff", "heads", "headsKv", "ctx", "quant", "seed"] as const;
+
+type TestModelFlags = Pick<TestModelOptions, "family" | (typeof FLAG_KEYS)[number]> & { out: string; shape: "tiny" | "phi3-mini" };
 
 export async function runTestModel(flags: TestModelFlags): Promise<void> {
   const options: TestModelOptions = { ...(flags.shape === "phi3-mini" ? PHI3_MINI_SHAPE : {}), family: flags.family };
