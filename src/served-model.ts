@@ -27,7 +27,15 @@ export function matchCatalogModel(modelPath: string, fileName: string | undefine
   return undefined;
 }
 
-export function planServedModel(modelPath: string, summary: GgufSummary, catalogId: string | undefined, deploymentName: string | undefined): ServedModelPlan {
+/** Serving policies that shape what a deployment accepts. */
+export interface ServingPolicy {
+  /** `constrained` (default): JSON response formats are enforced by grammar; `azure`: 422 as Azure does for Phi. */
+  jsonPolicy: "constrained" | "azure";
+  /** Largest `n` accepted. */
+  maxChoices: number;
+}
+
+export function planServedModel(modelPath: string, summary: GgufSummary, catalogId: string | undefined, deploymentName: string | undefined, policy: ServingPolicy): ServedModelPlan {
   const catalog = catalogId ? findCatalogModel(catalogId) : matchCatalogModel(modelPath, summary.name);
   if (catalogId && !catalog) throw new Error(`Unknown catalog model '${catalogId}'. Run 'phiserve models' to list them.`);
   const chatTemplate = catalog ? CHAT_TEMPLATES[catalog.chatTemplate] : summary.chatTemplate;
@@ -44,8 +52,7 @@ export function planServedModel(modelPath: string, summary: GgufSummary, catalog
       azureName: catalog?.azureName ?? summary.name ?? fallbackName,
       chatTemplate,
       supportsSystemRole: catalog ? catalog.supportsSystemRole : templateSupportsSystemRole(chatTemplate),
-      // Tools and JSON output arrive with constrained decoding (issue 3); until then Azure's 422 applies.
-      capabilities: { supportsVision: false, supportsTools: false, supportsJsonOutput: false },
+      capabilities: { supportsVision: false, supportsTools: false, supportsJsonOutput: policy.jsonPolicy === "constrained", maxChoices: policy.maxChoices },
     },
   };
 }

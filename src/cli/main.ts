@@ -30,6 +30,8 @@ program
   .option("--context <n>", "context window per sequence, in tokens (default: min(model, 4096))", integer(16))
   .option("--threads <n>", "CPU threads (default: 1 for tiny models, all cores otherwise)", integer(1))
   .addOption(new Option("--gpu <kind>", "compute backend").choices(["auto", "cpu", "cuda", "vulkan", "metal"]).default("auto"))
+  .addOption(new Option("--json-policy <policy>", "constrained: JSON response formats are guaranteed by grammar; azure: 422 as Azure does for Phi").choices(["constrained", "azure"]).default("constrained"))
+  .option("--max-n <n>", "largest n (choices per request)", integer(1), 16)
   .option("--body-limit <bytes>", "largest request body accepted", integer(1024), 4 * 1024 * 1024)
   .option("--log-level <level>", "pino log level", "info")
   .action(runServe);

@@ -22,6 +22,10 @@ export interface ServeConfig {
   /** CPU threads; default chosen from the model size. */
   threads: number | undefined;
   gpu: GpuChoice;
+  /** `constrained` (default): json_object/json_schema enforced by grammar; `azure`: 422 parameter_not_supported. */
+  jsonPolicy: "constrained" | "azure";
+  /** Largest `n` (choices per request). Default 16. */
+  maxChoices: number;
   /** Largest request body accepted, in bytes. Default 4 MiB. */
   bodyLimitBytes: number;
   logLevel: string;
@@ -29,6 +33,7 @@ export interface ServeConfig {
 
 export const DEFAULT_PARALLEL = 2;
 export const DEFAULT_CONTEXT_CAP = 4096;
+export const DEFAULT_MAX_CHOICES = 16;
 export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\])$/i;

@@ -17,12 +17,34 @@ export interface GenerationRequest {
   seed?: number;
   presencePenalty: number;
   frequencyPenalty: number;
+  /** OpenAI `logit_bias`: token id → bias added to its logit (−100 bans the token outright). */
+  logitBias?: ReadonlyMap<number, number>;
+  /** When set, report logprobs with this many top alternatives (0–20) for every generated token. */
+  topLogprobs?: number;
+  /** Constrained decoding: the output must match this. */
+  constraint?: OutputConstraint;
+}
+
+/** What constrained decoding enforces. `json_schema` schemas must use the supported subset (docs/DECODING.md). */
+export type OutputConstraint = { type: "json" } | { type: "json_schema"; schema: Record<string, unknown> };
+
+/** One alternative in a logprobs list (OpenAI shape, camelCase). */
+export interface TokenAlternative {
+  token: string;
+  logprob: number;
+  /** UTF-8 bytes of the token (a byte-fallback token gives its single byte). */
+  bytes: number[];
+}
+
+/** The logprob of one generated token and its top alternatives, sorted by logprob, highest first. */
+export interface TokenLogprob extends TokenAlternative {
+  topLogprobs: TokenAlternative[];
 }
 
 /** One step of a generation as the engine reports it. */
 export type EngineEvent =
   /** Text of one or more generated tokens (may be "" when a token completes no character yet). */
-  | { type: "token"; text: string; tokenCount: number }
+  | { type: "token"; text: string; tokenCount: number; logprobs?: TokenLogprob[] }
   /** The end: the engine stopped on its own (EOG token) or hit maxTokens. */
   | { type: "done"; finishReason: FinishReason };
 
@@ -36,6 +58,8 @@ export interface EngineModelInfo {
   fileModelName?: string;
   bosToken: string;
   eosToken: string;
+  /** Number of token ids (valid `logit_bias` keys are 0 … vocabSize − 1). */
+  vocabSize: number;
 }
 
 export interface Engine {
@@ -45,6 +69,11 @@ export interface Engine {
   modelInfo(): EngineModelInfo;
   /** Exact token count of a rendered prompt, as `generate` would evaluate it. */
   countTokens(prompt: string): number;
+  /**
+   * Prepares constrained decoding ahead of the first streamed byte (compiles and caches the
+   * grammar); throws an INVALID_REQUEST AppError when the constraint cannot be enforced.
+   */
+  prepareConstraint(constraint: OutputConstraint): Promise<void>;
   /**
    * Generates a completion. Aborting `signal` stops generation within one token step and
    * frees the sequence; the iterator then ends without a `done` event.

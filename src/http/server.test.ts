@@ -25,6 +25,8 @@ const config: ServeConfig = {
   threads: undefined,
   gpu: "cpu",
   bodyLimitBytes: 2048,
+  jsonPolicy: "azure",
+  maxChoices: 4,
   logLevel: "silent",
 };
 

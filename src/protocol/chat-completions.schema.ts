@@ -132,6 +132,18 @@ export interface WireUsage {
   total_tokens: number;
 }
 
+export interface WireTokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: { token: string; logprob: number; bytes: number[] }[];
+}
+
+/** OpenAI's logprobs shape (not defined by the Azure spec; §3.1). */
+export interface WireLogprobs {
+  content: WireTokenLogprob[];
+}
+
 export interface ChatCompletionResponse {
   id: string;
   object: "chat.completion";
@@ -141,7 +153,7 @@ export interface ChatCompletionResponse {
     index: number;
     message: { role: "assistant"; content: string | null; tool_calls: null };
     finish_reason: WireFinishReason | null;
-    logprobs: null;
+    logprobs: WireLogprobs | null;
   }[];
   usage: WireUsage;
 }
@@ -155,7 +167,7 @@ export interface ChatCompletionChunk {
     index: number;
     delta: { role?: "assistant"; content?: string };
     finish_reason: WireFinishReason | null;
-    logprobs: null;
+    logprobs: WireLogprobs | null;
   }[];
   usage?: WireUsage;
 }

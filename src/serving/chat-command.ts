@@ -4,6 +4,9 @@
  */
 import type { ChatCompletionsRequest, WireMessage } from "../protocol/chat-completions.schema.ts";
 import { AppError } from "../errors/app-error.ts";
+import type { OutputConstraint } from "../engine/engine.ts";
+import { toDecodingOptions } from "./decoding-options.ts";
+import { toGrammarSchema } from "./json-schema-subset.ts";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
@@ -21,15 +24,24 @@ export interface ChatCommand {
   frequencyPenalty: number;
   seed: number | undefined;
   stream: boolean;
-  /** Keys forwarded with `extra-parameters: pass-through`; engines use what they understand. */
-  extraParameters: Record<string, unknown>;
+  /** Choices to generate (`n`, pass-through). */
+  n: number;
+  /** Top alternatives per token when `logprobs` is on; undefined when off. */
+  topLogprobs: number | undefined;
+  /** `logit_bias`: token id → bias. */
+  logitBias: Map<number, number>;
+  /** Constrained decoding for `response_format` json_object / json_schema. */
+  constraint: OutputConstraint | undefined;
 }
 
 /** What the served model can do, as far as request mapping is concerned. */
 export interface ModelCapabilities {
   supportsVision: boolean;
   supportsTools: boolean;
+  /** False reproduces Azure's 422 for `response_format` json_object/json_schema on Phi. */
   supportsJsonOutput: boolean;
+  /** Largest `n` accepted. */
+  maxChoices: number;
 }
 
 /** Azure's spec default for temperature (§2). */
@@ -41,6 +53,11 @@ export function toChatCommand(
   capabilities: ModelCapabilities,
 ): ChatCommand {
   rejectUnsupported(body, capabilities);
+  const decoding = toDecodingOptions(extraParameters, capabilities.maxChoices);
+  const constraint = toConstraint(body);
+  if (constraint && decoding.topLogprobs !== undefined) {
+    throw notSupported(["body", "logprobs"], true, "logprobs cannot be combined with a JSON response_format: constrained decoding samples natively.");
+  }
   const stop = body.stop === undefined || body.stop === null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
   return {
     messages: body.messages.map((m, i) => toChatMessage(m, i)),
@@ -52,14 +69,25 @@ export function toChatCommand(
     frequencyPenalty: body.frequency_penalty ?? 0,
     seed: body.seed ?? undefined,
     stream: body.stream ?? false,
-    extraParameters,
+    n: decoding.n,
+    topLogprobs: decoding.topLogprobs,
+    logitBias: decoding.logitBias,
+    constraint,
   };
+}
+
+function toConstraint(body: ChatCompletionsRequest): OutputConstraint | undefined {
+  const format = body.response_format;
+  if (format?.type === "json_object") return { type: "json" };
+  if (format?.type !== "json_schema") return undefined;
+  const schema = format.json_schema.schema ?? {};
+  return { type: "json_schema", schema: toGrammarSchema(schema, ["body", "response_format", "json_schema", "schema"]) };
 }
 
 function rejectUnsupported(body: ChatCompletionsRequest, capabilities: ModelCapabilities): void {
   const format = body.response_format?.type;
   if ((format === "json_object" || format === "json_schema") && !capabilities.supportsJsonOutput) {
-    throw notSupported(["body", "response_format"], format, "This model doesn't support JSON output formatting (response_format).");
+    throw notSupported(["body", "response_format"], format, "This deployment doesn't support JSON output formatting (response_format); its JSON policy is 'azure'.");
   }
   if (body.tools !== undefined && !capabilities.supportsTools) {
     throw notSupported(["body", "tools"], "tools", "This model doesn't support tools (function calling).");

@@ -35,3 +35,10 @@ test("the earliest of several stop strings wins", () => {
 test("no stop strings passes everything through unchanged", () => {
   assert.deepEqual(run([], ["a", "b"]), { out: "ab", stopped: false });
 });
+
+test("JSON mode holds trailing whitespace and drops it at the end, but keeps inner whitespace", () => {
+  const matcher = new StopSequenceMatcher([], true);
+  assert.deepEqual(matcher.push('{"a": '), { emit: '{"a":', stopped: false });
+  assert.deepEqual(matcher.push("1}\n\n"), { emit: " 1}", stopped: false });
+  assert.equal(matcher.flush(), "");
+});

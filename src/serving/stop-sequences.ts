@@ -6,7 +6,14 @@ export class StopSequenceMatcher {
   private pending = "";
   private readonly stops: readonly string[];
 
-  constructor(stops: readonly string[]) {
+  /**
+   * @param holdTrailingWhitespace also hold back trailing whitespace, dropped by `flush` (JSON
+   *   output: the grammar lets the model pad after the closing brace).
+   */
+  constructor(
+    stops: readonly string[],
+    private readonly holdTrailingWhitespace = false,
+  ) {
     this.stops = stops.filter((s) => s.length > 0);
   }
 
@@ -23,15 +30,16 @@ export class StopSequenceMatcher {
       this.pending = "";
       return { emit, stopped: true };
     }
-    const hold = this.longestStopPrefixSuffix();
+    const whitespace = this.holdTrailingWhitespace ? this.pending.length - this.pending.trimEnd().length : 0;
+    const hold = Math.max(this.longestStopPrefixSuffix(), whitespace);
     const emit = this.pending.slice(0, this.pending.length - hold);
     this.pending = this.pending.slice(this.pending.length - hold);
     return { emit, stopped: false };
   }
 
-  /** Text held back when generation ends without a stop. */
+  /** Text held back when generation ends without a stop (less trailing whitespace when held for that). */
   flush(): string {
-    const rest = this.pending;
+    const rest = this.holdTrailingWhitespace ? this.pending.trimEnd() : this.pending;
     this.pending = "";
     return rest;
   }

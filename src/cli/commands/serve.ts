@@ -18,6 +18,8 @@ interface ServeFlags {
   threads?: number;
   gpu: GpuChoice;
   bodyLimit: number;
+  jsonPolicy: "constrained" | "azure";
+  maxN: number;
   logLevel: string;
 }
 
@@ -39,6 +41,8 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       threads: flags.threads,
       gpu: flags.gpu,
       bodyLimitBytes: flags.bodyLimit,
+      jsonPolicy: flags.jsonPolicy,
+      maxChoices: flags.maxN,
       logLevel: flags.logLevel,
     });
     const app = await createApp(config, logger);

@@ -28,12 +28,14 @@ export class FakeEngine implements Engine {
   }
 
   modelInfo(): EngineModelInfo {
-    return { contextLength: this.options.contextLength ?? 4096, bosToken: "<s>", eosToken: "<|endoftext|>" };
+    return { contextLength: this.options.contextLength ?? 4096, bosToken: "<s>", eosToken: "<|endoftext|>", vocabSize: 32064 };
   }
 
   countTokens(prompt: string): number {
     return this.options.countTokens ? this.options.countTokens(prompt) : prompt.length;
   }
+
+  async prepareConstraint(): Promise<void> {}
 
   async *generate(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
     this.requests.push(request);

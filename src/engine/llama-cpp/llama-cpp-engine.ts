@@ -1,14 +1,33 @@
 /**
- * GGUF text models through node-llama-cpp (the only importer of it). One model, one context
- * with `parallel` sequences that llama.cpp evaluates together in shared batches.
+ * GGUF text models through node-llama-cpp (the only importer of it, with its siblings here).
+ * One model, one context with `parallel` sequences that llama.cpp evaluates together in shared
+ * batches. Two decoding paths share the same sampling options:
+ * - the fast path, `sequence.evaluate()`: native sampling, grammar-constrained when asked;
+ * - the logprobs path, `sequence.controlledEvaluate()` one token at a time: the raw distribution
+ *   (after logit_bias and penalties, before temperature and truncation) is read every step and,
+ *   above temperature 0, the token is drawn here with a seeded sampler.
  */
 import { availableParallelism } from "node:os";
 import { statSync } from "node:fs";
-import { getLlama, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from "node-llama-cpp";
+import { randomInt } from "node:crypto";
+import {
+  getLlama,
+  LlamaGrammarEvaluationState,
+  TokenBias,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaGrammar,
+  type LlamaModel,
+  type Token,
+} from "node-llama-cpp";
 import type { Logger } from "pino";
-import type { Engine, EngineEvent, EngineModelInfo, GenerationRequest } from "../engine.ts";
+import type { Engine, EngineEvent, EngineModelInfo, GenerationRequest, OutputConstraint, TokenLogprob } from "../engine.ts";
 import { AppError } from "../../errors/app-error.ts";
 import { SequencePool } from "./sequence-pool.ts";
+import { createJsonGrammar } from "./json-grammar.ts";
+import { TokenDescriber, TokenTextDecoder } from "./token-text.ts";
+import { logSumExp, sampleToken, SeededRandom, toLogprob } from "../sampling.ts";
 
 export type GpuChoice = "auto" | "cpu" | "cuda" | "vulkan" | "metal";
 
@@ -34,16 +53,32 @@ export function defaultThreads(modelBytes: number): number {
   return modelBytes < 256 * 1024 * 1024 ? 1 : Math.max(1, availableParallelism());
 }
 
-/** What a token piece ends with when it stops inside a multi-byte character: held back until complete. */
-const REPLACEMENT_CHAR = "\uFFFD";
+/** Sampler settings that leave the distribution untouched (no truncation, no temperature). */
+const RAW_DISTRIBUTION = { temperature: 0, topK: 0, topP: 1, minP: 0 } as const;
+
+interface Loaded {
+  llama: Llama;
+  model: LlamaModel;
+  context: LlamaContext;
+  pool: SequencePool<LlamaContextSequence>;
+  stopTokenIds: Set<Token>;
+  describer: TokenDescriber;
+  info: EngineModelInfo;
+}
+
+/** Everything one generation needs besides the sequence. */
+interface Run {
+  request: GenerationRequest;
+  signal: AbortSignal;
+  promptTokens: Token[];
+  seed: number;
+  tokenBias: TokenBias | undefined;
+  decoder: TokenTextDecoder;
+}
 
 export class LlamaCppEngine implements Engine {
-  private llama: Llama | undefined;
-  private model: LlamaModel | undefined;
-  private context: LlamaContext | undefined;
-  private pool: SequencePool<LlamaContextSequence> | undefined;
-  private stopTokenIds = new Set<Token>();
-  private info: EngineModelInfo | undefined;
+  private loaded: Loaded | undefined;
+  private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
 
   constructor(
     private readonly options: LlamaCppEngineOptions,
@@ -52,112 +87,211 @@ export class LlamaCppEngine implements Engine {
 
   async load(): Promise<void> {
     const { options, logger } = this;
-    const gpu = options.gpu === "cpu" ? false : options.gpu;
-    this.llama = await getLlama({
-      gpu,
-      build: "never",
-      logger: (level, message) => {
-        const text = message.trim();
-        if (!text) return;
-        if (level === "error" || level === "fatal") logger.error({ event: "llama.log" }, text);
-        else if (level === "warn") logger.warn({ event: "llama.log" }, text);
-        else logger.debug({ event: "llama.log" }, text);
-      },
-    });
-    this.model = await this.llama.loadModel({ modelPath: options.modelPath });
+    const llama = await getLlama({ gpu: options.gpu === "cpu" ? false : options.gpu, build: "never", logger: (level, message) => this.logLlama(level, message) });
+    const model = await llama.loadModel({ modelPath: options.modelPath });
     const threads = options.threads ?? defaultThreads(statSync(options.modelPath).size);
-    this.context = await this.model.createContext({ contextSize: options.contextSize, sequences: options.parallel, threads });
-    const sequences = Array.from({ length: options.parallel }, () => this.context!.getSequence());
-    this.pool = new SequencePool(sequences);
-    this.stopTokenIds = new Set(options.extraStopTokens.flatMap((text) => this.singleTokenId(text)));
-    this.info = this.readModelInfo(this.model, this.context.contextSize);
-    logger.info({ event: "engine.loaded", gpu: this.llama.gpu, threads, contextSize: this.info.contextLength, parallel: options.parallel }, "model loaded");
-  }
-
-  isReady(): boolean {
-    return this.pool !== undefined;
-  }
-
-  modelInfo(): EngineModelInfo {
-    if (!this.info) throw new AppError("ENGINE_UNAVAILABLE", "The model is not loaded.");
-    return this.info;
-  }
-
-  countTokens(prompt: string): number {
-    return this.requireModel().tokenize(prompt, true).length;
-  }
-
-  async *generate(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
-    const model = this.requireModel();
-    const pool = this.pool;
-    if (!pool) throw new AppError("ENGINE_UNAVAILABLE", "The model is not loaded.");
-    const sequence = await pool.acquire(signal);
-    try {
-      await sequence.clearHistory();
-      const promptTokens = model.tokenize(request.prompt, true);
-      const generated: Token[] = [];
-      let pending: Token[] = [];
-      const evaluation = sequence.evaluate(promptTokens, {
-        temperature: request.temperature,
-        topP: request.topP,
-        ...(request.seed === undefined ? {} : { seed: request.seed }),
-        repeatPenalty: {
-          punishTokens: () => generated,
-          maxPunishTokens: Math.max(64, Math.min(request.maxTokens, 4096)),
-          penalty: 1,
-          frequencyPenalty: request.frequencyPenalty,
-          presencePenalty: request.presencePenalty,
-        },
-      });
-      for await (const token of evaluation) {
-        if (signal.aborted) return;
-        if (this.stopTokenIds.has(token)) break;
-        generated.push(token);
-        pending.push(token);
-        // Detokenize with the tokens just before as context, so SPM leading spaces come out right.
-        const before = generated.length - pending.length;
-        const lastTokens = before > 0 ? generated.slice(Math.max(0, before - 8), before) : promptTokens.slice(-8);
-        let text = model.detokenize(pending, false, lastTokens);
-        if (text.endsWith(REPLACEMENT_CHAR) && generated.length < request.maxTokens) text = "";
-        else pending = [];
-        yield { type: "token", text, tokenCount: 1 };
-        if (generated.length >= request.maxTokens) {
-          yield { type: "done", finishReason: "length" };
-          return;
-        }
-      }
-      if (!signal.aborted) yield { type: "done", finishReason: "stop" };
-    } finally {
-      pool.release(sequence);
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.context?.dispose();
-    await this.model?.dispose();
-    await this.llama?.dispose();
-    this.pool = undefined;
-  }
-
-  private requireModel(): LlamaModel {
-    if (!this.model || !this.pool) throw new AppError("ENGINE_UNAVAILABLE", "The model is not loaded.");
-    return this.model;
-  }
-
-  private singleTokenId(text: string): Token[] {
-    const tokens = this.model!.tokenize(text, true);
-    return tokens.length === 1 ? tokens : [];
-  }
-
-  private readModelInfo(model: LlamaModel, contextLength: number): EngineModelInfo {
-    const metadata = model.fileInfo.metadata as { general?: { name?: string }; tokenizer?: { chat_template?: string } };
+    const context = await model.createContext({ contextSize: options.contextSize, sequences: options.parallel, threads });
+    const pool = new SequencePool(Array.from({ length: options.parallel }, () => context.getSequence()));
+    const metadata = model.fileInfo.metadata as unknown as { general?: { name?: string }; tokenizer?: { chat_template?: string; ggml?: { model?: string; tokens?: string[] } } };
+    const vocab = metadata.tokenizer?.ggml?.tokens ?? [];
     const special = (token: Token | null): string => (token === null ? "" : model.detokenize([token], true));
-    return {
-      contextLength,
+    const info: EngineModelInfo = {
+      contextLength: context.contextSize,
       ...(metadata.tokenizer?.chat_template ? { chatTemplate: metadata.tokenizer.chat_template } : {}),
       ...(metadata.general?.name ? { fileModelName: metadata.general.name } : {}),
       bosToken: special(model.tokens.bos),
       eosToken: special(model.tokens.eos),
+      vocabSize: vocab.length,
     };
+    const stopTokenIds = new Set(options.extraStopTokens.flatMap((text) => {
+      const tokens = model.tokenize(text, true);
+      return tokens.length === 1 ? tokens : [];
+    }));
+    this.loaded = { llama, model, context, pool, stopTokenIds, describer: new TokenDescriber(vocab, metadata.tokenizer?.ggml?.model ?? "llama"), info };
+    logger.info({ event: "engine.loaded", gpu: llama.gpu, threads, contextSize: info.contextLength, parallel: options.parallel }, "model loaded");
   }
+
+  isReady(): boolean {
+    return this.loaded !== undefined;
+  }
+
+  modelInfo(): EngineModelInfo {
+    return this.require().info;
+  }
+
+  countTokens(prompt: string): number {
+    return this.require().model.tokenize(prompt, true).length;
+  }
+
+  async prepareConstraint(constraint: OutputConstraint): Promise<void> {
+    try {
+      await this.grammarFor(this.require(), constraint);
+    } catch (error) {
+      throw new AppError("INVALID_REQUEST", `The JSON schema cannot be enforced: ${error instanceof Error ? error.message : String(error)}`, {
+        param: "response_format",
+        details: [{ type: "value_error", loc: ["body", "response_format"], msg: "schema not enforceable by constrained decoding" }],
+        cause: error,
+      });
+    }
+  }
+
+  async *generate(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+    const loaded = this.require();
+    const grammar = request.constraint ? await this.grammarFor(loaded, request.constraint) : undefined;
+    const sequence = await loaded.pool.acquire(signal);
+    try {
+      await sequence.clearHistory();
+      const promptTokens = loaded.model.tokenize(request.prompt, true);
+      const run: Run = {
+        request,
+        signal,
+        promptTokens,
+        // node-llama-cpp would default to the current second; a random seed keeps unseeded requests independent.
+        seed: request.seed === undefined ? randomInt(2 ** 31) : Number(BigInt.asUintN(32, BigInt(Math.trunc(request.seed)))),
+        tokenBias: createTokenBias(loaded.model, request.logitBias),
+        decoder: new TokenTextDecoder(loaded.model, promptTokens),
+      };
+      if (request.topLogprobs === undefined) yield* this.generateFast(loaded, sequence, run, grammar);
+      else yield* this.generateWithLogprobs(loaded, sequence, run);
+    } finally {
+      loaded.pool.release(sequence);
+    }
+  }
+
+  async close(): Promise<void> {
+    const loaded = this.loaded;
+    this.loaded = undefined;
+    if (!loaded) return;
+    await loaded.context.dispose();
+    await loaded.model.dispose();
+    await loaded.llama.dispose();
+  }
+
+  private async *generateFast(loaded: Loaded, sequence: LlamaContextSequence, run: Run, grammar: LlamaGrammar | undefined): AsyncGenerator<EngineEvent> {
+    const { request, decoder } = run;
+    const evaluation = sequence.evaluate(run.promptTokens, {
+      temperature: request.temperature,
+      topP: request.topP,
+      topK: 0,
+      minP: 0,
+      seed: run.seed,
+      ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}),
+      repeatPenalty: repeatPenalty(request, decoder),
+      ...(grammar ? { grammarEvaluationState: new LlamaGrammarEvaluationState({ model: loaded.model, grammar }) } : {}),
+    });
+    for await (const token of evaluation) {
+      if (run.signal.aborted) return;
+      if (loaded.stopTokenIds.has(token)) break;
+      const isLast = decoder.tokens.length + 1 >= request.maxTokens;
+      yield { type: "token", text: decoder.push(token, isLast), tokenCount: 1 };
+      if (isLast) {
+        yield { type: "done", finishReason: "length" };
+        return;
+      }
+    }
+    if (!run.signal.aborted) yield { type: "done", finishReason: "stop" };
+  }
+
+  private async *generateWithLogprobs(loaded: Loaded, sequence: LlamaContextSequence, run: Run): AsyncGenerator<EngineEvent> {
+    const { request, decoder } = run;
+    const top = request.topLogprobs ?? 0;
+    const greedy = request.temperature <= 0;
+    const random = new SeededRandom(run.seed);
+    let input: Token[] = run.promptTokens;
+    while (!run.signal.aborted) {
+      const last = input[input.length - 1]!;
+      const results = await sequence.controlledEvaluate([
+        ...input.slice(0, -1),
+        [last, { generateNext: {
+          token: greedy,
+          // Greedy: the native pick plus the top list and the normaliser; sampling needs every logit.
+          logits: greedy ? { filter: { tokens: [], includeTop: Math.max(1, top), includeSelected: true } } : true,
+          totalLogitWeight: true,
+          options: { ...RAW_DISTRIBUTION, ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}), repeatPenalty: repeatPenalty(request, decoder) },
+        } }],
+      ]);
+      const next = results[results.length - 1]?.next;
+      const logits = next?.logits;
+      if (!next || !logits || logits.size === 0) break;
+      const stats = greedy ? { max: logits.values().next().value!, logSum: Math.log(next.totalLogitWeight ?? 1) } : logSumExp([...logits.values()]);
+      const token = greedy ? next.token : (sampleToken([...logits.entries()], request.temperature, request.topP, random) as Token);
+      if (token === null || token === undefined || loaded.model.isEogToken(token) || loaded.stopTokenIds.has(token)) break;
+      const logprob = toLogprob(logits.get(token) ?? -Infinity, stats);
+      const entry: TokenLogprob = {
+        ...loaded.describer.describe(token, logprob),
+        topLogprobs: topEntries(logits, top).map(([t, l]) => loaded.describer.describe(t, toLogprob(l, stats))),
+      };
+      const isLast = decoder.tokens.length + 1 >= request.maxTokens;
+      yield { type: "token", text: decoder.push(token, isLast), tokenCount: 1, logprobs: [entry] };
+      if (isLast) {
+        yield { type: "done", finishReason: "length" };
+        return;
+      }
+      input = [token];
+    }
+    if (!run.signal.aborted) yield { type: "done", finishReason: "stop" };
+  }
+
+  private grammarFor(loaded: Loaded, constraint: OutputConstraint): Promise<LlamaGrammar> {
+    const key = constraint.type === "json" ? "json" : JSON.stringify(constraint.schema);
+    let grammar = this.grammars.get(key);
+    if (!grammar) {
+      grammar = createJsonGrammar(loaded.llama, constraint);
+      if (this.grammars.size > 64) this.grammars.clear();
+      this.grammars.set(key, grammar);
+      grammar.catch(() => this.grammars.delete(key));
+    }
+    return grammar;
+  }
+
+  private require(): Loaded {
+    if (!this.loaded) throw new AppError("ENGINE_UNAVAILABLE", "The model is not loaded.", { retryAfterSeconds: 5 });
+    return this.loaded;
+  }
+
+  private logLlama(level: string, message: string): void {
+    const text = message.trim();
+    if (!text) return;
+    if (level === "error" || level === "fatal") this.logger.error({ event: "llama.log" }, text);
+    else if (level === "warn") this.logger.warn({ event: "llama.log" }, text);
+    else this.logger.debug({ event: "llama.log" }, text);
+  }
+}
+
+/** OpenAI penalties over the generated tokens (not the prompt), as llama.cpp's penalties sampler applies them. */
+function repeatPenalty(request: GenerationRequest, decoder: TokenTextDecoder) {
+  return {
+    punishTokens: () => decoder.tokens as Token[],
+    maxPunishTokens: Math.max(64, Math.min(request.maxTokens, 4096)),
+    penalty: 1,
+    frequencyPenalty: request.frequencyPenalty,
+    presencePenalty: request.presencePenalty,
+  };
+}
+
+/**
+ * OpenAI `logit_bias` as a node-llama-cpp TokenBias: the bias is added to the logit; −100 bans.
+ * TokenBias.set() skips end-of-generation tokens, but OpenAI lets clients bias those too, so
+ * their entries go into the same map directly.
+ */
+function createTokenBias(model: LlamaModel, logitBias: ReadonlyMap<number, number> | undefined): TokenBias | undefined {
+  if (!logitBias || logitBias.size === 0) return undefined;
+  const bias = new TokenBias(model.tokenizer);
+  const entries = (bias as unknown as { _biases: Map<Token, number> })._biases;
+  for (const [id, value] of logitBias) entries.set(id as Token, value <= -100 ? -Infinity : value);
+  return bias;
+}
+
+/** The `count` highest finite logits (the map comes sorted from the addon, but order is not relied on). */
+function topEntries(logits: Map<Token, number>, count: number): [Token, number][] {
+  if (count === 0) return [];
+  const best: [Token, number][] = [];
+  for (const [token, logit] of logits) {
+    if (logit === -Infinity) continue;
+    if (best.length < count) best.push([token, logit]);
+    else if (logit > best[best.length - 1]![1]) best[best.length - 1] = [token, logit];
+    else continue;
+    best.sort((a, b) => b[1] - a[1]);
+  }
+  return best;
 }

@@ -10,7 +10,7 @@ import { toHttpError } from "../../errors/http-mapping.ts";
 import { createCompletionId } from "../../lib/ids.ts";
 import { toChatCommand } from "../../serving/chat-command.ts";
 import type { PreparedChat, Usage } from "../../serving/chat-completions.service.ts";
-import { toCompletionResponse, toContentChunk, toFinalChunk, toRoleChunk, type ResponseMeta } from "../../serving/to-protocol.ts";
+import { toCompletionResponse, toContentChunk, toFinalChunk, toRoleChunk, type CompletedChoice, type ResponseMeta } from "../../serving/to-protocol.ts";
 import type { FinishReason } from "../../engine/engine.ts";
 import { applyExtraParameters, parseExtraParametersMode, type ExtraParametersMode } from "../extra-parameters.ts";
 import type { HttpServerDeps } from "../server.ts";
@@ -38,25 +38,41 @@ export function registerChatCompletionsRoutes(app: FastifyInstance, deps: HttpSe
 
 async function handleChat(deps: HttpServerDeps, request: ChatRequest, reply: FastifyReply): Promise<unknown> {
   const command = toChatCommand(request.body, passedThrough.get(request) ?? {}, deps.model.capabilities);
-  const prepared = deps.chat.prepare(command);
+  const prepared = await deps.chat.prepare(command);
   const meta: ResponseMeta = { id: createCompletionId(), created: Math.floor(Date.now() / 1000), model: deps.model.azureName };
   const controller = new AbortController();
   reply.raw.on("close", () => {
     if (!reply.raw.writableFinished) controller.abort();
   });
-  if (!command.stream) {
-    let content = "";
-    for await (const event of deps.chat.generate(prepared, controller.signal)) {
-      if (event.type === "text") content += event.text;
-      else {
-        logUsage(request, event.usage, event.finishReason);
-        return toCompletionResponse(meta, content, event.finishReason, event.usage);
-      }
-    }
-    request.log.info({ event: "request.aborted" }, "client went away");
-    return reply.hijack();
-  }
+  if (!command.stream) return collectChat(deps, request, reply, prepared, meta, controller);
   return streamChat(deps, request, reply, prepared, meta, controller);
+}
+
+async function collectChat(
+  deps: HttpServerDeps,
+  request: ChatRequest,
+  reply: FastifyReply,
+  prepared: PreparedChat,
+  meta: ResponseMeta,
+  controller: AbortController,
+): Promise<unknown> {
+  const wantLogprobs = prepared.command.topLogprobs !== undefined;
+  const choices: CompletedChoice[] = Array.from({ length: prepared.command.n }, () => ({ content: "", finishReason: "length", logprobs: wantLogprobs ? [] : undefined }));
+  for await (const event of deps.chat.generate(prepared, controller.signal)) {
+    const choice = choices[event.index]!;
+    if (event.type === "text") {
+      choice.content += event.text;
+      if (event.logprobs) choice.logprobs?.push(...event.logprobs);
+      continue;
+    }
+    choice.finishReason = event.finishReason;
+    if (event.usage) {
+      logUsage(request, event.usage, choices.map((c) => c.finishReason));
+      return toCompletionResponse(meta, choices, event.usage);
+    }
+  }
+  request.log.info({ event: "request.aborted" }, "client went away");
+  return reply.hijack();
 }
 
 async function streamChat(
@@ -80,12 +96,14 @@ async function streamChat(
     if (!raw.write(frame)) await new Promise<void>((resolve) => raw.once("drain", resolve).once("close", resolve));
   };
   try {
-    await write(encodeSseData(toRoleChunk(meta)));
+    for (let index = 0; index < prepared.command.n; index++) await write(encodeSseData(toRoleChunk(meta, index)));
+    const finishReasons: FinishReason[] = [];
     for await (const event of deps.chat.generate(prepared, controller.signal)) {
-      if (event.type === "text") await write(encodeSseData(toContentChunk(meta, event.text)));
+      if (event.type === "text") await write(encodeSseData(toContentChunk(meta, event.index, event.text, event.logprobs)));
       else {
-        logUsage(request, event.usage, event.finishReason);
-        await write(encodeSseData(toFinalChunk(meta, event.finishReason, event.usage)));
+        finishReasons[event.index] = event.finishReason;
+        if (event.usage) logUsage(request, event.usage, finishReasons);
+        await write(encodeSseData(toFinalChunk(meta, event.index, event.finishReason, event.usage)));
       }
     }
   } catch (error) {
@@ -100,6 +118,6 @@ async function streamChat(
   }
 }
 
-function logUsage(request: FastifyRequest, usage: Usage, finishReason: FinishReason): void {
-  request.log.info({ event: "chat.usage", promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, finishReason }, "chat usage");
+function logUsage(request: FastifyRequest, usage: Usage, finishReasons: readonly FinishReason[]): void {
+  request.log.info({ event: "chat.usage", promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, finishReasons }, "chat usage");
 }
