@@ -30,7 +30,7 @@ export interface AppOverrides {
 
 export async function createApp(config: ServeConfig, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   const summary = overrides.engine ? {} : await readGgufSummary(config.modelPath);
-  const plan = planServedModel(config.modelPath, summary, config.catalogModelId, config.deploymentName, { jsonPolicy: config.jsonPolicy, maxChoices: config.maxChoices });
+  const plan = planServedModel(config.modelPath, summary, config.catalogModelId, config.deploymentName, { jsonPolicy: config.jsonPolicy, maxChoices: config.maxChoices, toolEmulation: config.toolEmulation });
   const contextSize = config.contextSize ?? Math.min(plan.modelContextLength ?? DEFAULT_CONTEXT_CAP, DEFAULT_CONTEXT_CAP);
   const engine =
     overrides.engine ??

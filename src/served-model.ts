@@ -33,6 +33,8 @@ export interface ServingPolicy {
   jsonPolicy: "constrained" | "azure";
   /** Largest `n` accepted. */
   maxChoices: number;
+  /** Offer tools to models without native tool calling, by constrained JSON. */
+  toolEmulation: boolean;
 }
 
 export function planServedModel(modelPath: string, summary: GgufSummary, catalogId: string | undefined, deploymentName: string | undefined, policy: ServingPolicy): ServedModelPlan {
@@ -52,7 +54,12 @@ export function planServedModel(modelPath: string, summary: GgufSummary, catalog
       azureName: catalog?.azureName ?? summary.name ?? fallbackName,
       chatTemplate,
       supportsSystemRole: catalog ? catalog.supportsSystemRole : templateSupportsSystemRole(chatTemplate),
-      capabilities: { supportsVision: false, supportsTools: false, supportsJsonOutput: policy.jsonPolicy === "constrained", maxChoices: policy.maxChoices },
+      capabilities: {
+        supportsVision: false,
+        toolMode: catalog?.supportsTools && chatTemplate.includes("<|tool|>") ? "native" : policy.toolEmulation ? "emulated" : "none",
+        supportsJsonOutput: policy.jsonPolicy === "constrained",
+        maxChoices: policy.maxChoices,
+      },
     },
   };
 }

@@ -32,6 +32,7 @@ program
   .addOption(new Option("--gpu <kind>", "compute backend").choices(["auto", "cpu", "cuda", "vulkan", "metal"]).default("auto"))
   .addOption(new Option("--json-policy <policy>", "constrained: JSON response formats are guaranteed by grammar; azure: 422 as Azure does for Phi").choices(["constrained", "azure"]).default("constrained"))
   .option("--max-n <n>", "largest n (choices per request)", integer(1), 16)
+  .option("--tool-emulation", "offer tools to models without native tool calling (constrained JSON); default: 422 as Azure", false)
   .option("--body-limit <bytes>", "largest request body accepted", integer(1024), 4 * 1024 * 1024)
   .option("--log-level <level>", "pino log level", "info")
   .action(runServe);

@@ -26,6 +26,8 @@ export interface ServeConfig {
   jsonPolicy: "constrained" | "azure";
   /** Largest `n` (choices per request). Default 16. */
   maxChoices: number;
+  /** Offer `tools` to models without native tool calling, by constrained JSON. Default false (422, as Azure). */
+  toolEmulation: boolean;
   /** Largest request body accepted, in bytes. Default 4 MiB. */
   bodyLimitBytes: number;
   logLevel: string;

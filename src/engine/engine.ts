@@ -23,6 +23,13 @@ export interface GenerationRequest {
   topLogprobs?: number;
   /** Constrained decoding: the output must match this. */
   constraint?: OutputConstraint;
+  /**
+   * Free generation until the model emits `token` (e.g. Phi-4-mini's `<|tool_call|>`), then the
+   * rest must match `constraint`. The engine reports the switch with a `constrained` event.
+   */
+  constrainAfter?: { token: string; constraint: OutputConstraint };
+  /** Token texts that must never be generated (e.g. `<|tool_call|>` when tool_choice is "none"). */
+  suppressTokens?: readonly string[];
 }
 
 /** What constrained decoding enforces. `json_schema` schemas must use the supported subset (docs/DECODING.md). */
@@ -45,7 +52,9 @@ export interface TokenLogprob extends TokenAlternative {
 export type EngineEvent =
   /** Text of one or more generated tokens (may be "" when a token completes no character yet). */
   | { type: "token"; text: string; tokenCount: number; logprobs?: TokenLogprob[] }
-  /** The end: the engine stopped on its own (EOG token) or hit maxTokens. */
+  /** The `constrainAfter` token was generated: what follows obeys its constraint. */
+  | { type: "constrained"; tokenCount: number }
+  /** The end: the engine stopped on its own (EOG token, or the constrained JSON closed) or hit maxTokens. */
   | { type: "done"; finishReason: FinishReason };
 
 /** Static facts about the loaded model. */

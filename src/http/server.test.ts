@@ -27,6 +27,7 @@ const config: ServeConfig = {
   bodyLimitBytes: 2048,
   jsonPolicy: "azure",
   maxChoices: 4,
+  toolEmulation: false,
   logLevel: "silent",
 };
 

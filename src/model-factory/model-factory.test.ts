@@ -2,7 +2,7 @@
  * Tests for the test-model factory: encoders, GGUF round trip, the Phi-3 vocabulary against
  * llama.cpp's reference file, and a real load in node-llama-cpp.
  */
-import { T5_PHI35_MINI } from "../catalog/chat-templates.ts";
+import { T5_PHI35_MINI, T7B_PHI4, T8_PHI4_MINI } from "../catalog/chat-templates.ts";
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -11,17 +11,21 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { getEncoding } from "js-tiktoken";
 import llamaTokenizer from "llama-tokenizer-js";
 import { getLlama, type LlamaLogLevel, type Token } from "node-llama-cpp";
+import { byteToUnicode } from "./bpe-vocab.ts";
 import { GgmlType, decodeTensorData, encodeTensorData, f16ToF32, f32ToF16, ggmlByteSize } from "./ggml-quants.ts";
 import { metadataValue, readGgufInfo, readTensorValues, type GgufFileInfo } from "./gguf-reader.ts";
 import { gguf, writeGguf, type GgufValue } from "./gguf-writer.ts";
 import { PHI3_TOKEN_IDS, PHI3_VOCAB_SIZE, TokenType, phi3Vocab } from "./phi3-vocab.ts";
+import { PHI4_MINI_TOKEN_IDS, PHI4_MINI_VOCAB_SIZE, PHI4_TOKEN_IDS, PHI4_VOCAB_SIZE } from "./phi4-vocab.ts";
 import { SeededRandom } from "./prng.ts";
 import {
   TEST_MODEL_DEFAULTS,
   ensureTestModel,
   resolveTestModelOptions,
+  testModelDefaults,
   testModelFileName,
   writeTestModel,
 } from "./test-models.ts";
@@ -251,6 +255,18 @@ test("options are validated and cache names follow the options", () => {
   assert.equal(base, testModelFileName(resolveTestModelOptions({ seed: undefined })));
   assert.notEqual(base, testModelFileName(resolveTestModelOptions({ seed: 43 })));
   assert.notEqual(base, testModelFileName(resolveTestModelOptions({ chatTemplate: "x" })));
+  // Per-family defaults and rules.
+  assert.deepEqual(resolveTestModelOptions({ family: "phimoe" }), testModelDefaults("phimoe"));
+  assert.deepEqual([testModelDefaults("phimoe").experts, testModelDefaults("phimoe").expertsUsed], [4, 2]);
+  assert.equal(resolveTestModelOptions({ family: "phi4" }).headsKv, 2, "GQA by default, like phi-4");
+  assert.equal(resolveTestModelOptions({ family: "phi4", heads: 8 }).headsKv, 8, "headsKv follows an explicit heads");
+  assert.equal(resolveTestModelOptions({ family: "phi4-mini" }).chatTemplate, T8_PHI4_MINI);
+  assert.throws(() => resolveTestModelOptions({ family: "phi3", experts: 4 }), /phimoe only/);
+  assert.throws(() => resolveTestModelOptions({ family: "phimoe", experts: 2, expertsUsed: 3 }), /experts >= expertsUsed/);
+  assert.throws(() => resolveTestModelOptions({ family: "phi4", name: "Phi-3 lookalike" }), /must not contain/);
+  assert.throws(() => resolveTestModelOptions({ family: "phi4-mini", embd: 96, heads: 8 }), /multiple of 8/);
+  assert.throws(() => resolveTestModelOptions({ family: "phi5" as "phi3" }), /unsupported family/);
+  assert.notEqual(base, testModelFileName(resolveTestModelOptions({ family: "phi4" })));
 });
 
 test("ensureTestModel caches by options", async () => {
@@ -259,6 +275,11 @@ test("ensureTestModel caches by options", async () => {
   assert.equal(await ensureTestModel({}), first);
   assert.equal((await stat(first)).mtimeMs, mtimeMs, "not regenerated");
   assert.match(first, /\.cache\/test-models\/phi3-2L-64e-q4_0-[0-9a-f]{16}\.gguf$/);
+  const mini = await ensureTestModel({ family: "phi4-mini" });
+  const miniStat = await stat(mini);
+  assert.match(mini, /\.cache\/test-models\/phi4-mini-2L-64e-q4_0-[0-9a-f]{16}\.gguf$/);
+  assert.equal(await ensureTestModel({ family: "phi4-mini", seed: 42 }), mini);
+  assert.equal((await stat(mini)).mtimeMs, miniStat.mtimeMs, "not regenerated");
 });
 
 test("node-llama-cpp loads the tiny model: exact tokenization, deterministic greedy output", async () => {
@@ -306,3 +327,212 @@ async function greedy(model: LoadedModel, prompt: Token[], count: number): Promi
     await context.dispose();
   }
 }
+
+/** node-llama-cpp brands token ids. */
+const tok = (id: number) => id as Token;
+
+/** Loads a model single-threaded on CPU, runs `fn`, disposes everything; returns llama.cpp's warnings. */
+async function withLoadedModel(file: string, fn: (model: LoadedModel) => Promise<void>): Promise<string[]> {
+  const warnings: string[] = [];
+  const logger = (level: LlamaLogLevel, message: string) => {
+    if (level === "warn" || level === "error" || level === "fatal") warnings.push(message.trim());
+  };
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: "warn" as LlamaLogLevel, logger });
+  try {
+    const model = await llama.loadModel({ modelPath: file });
+    try {
+      await fn(model);
+    } finally {
+      await model.dispose();
+    }
+  } finally {
+    await llama.dispose();
+  }
+  return warnings;
+}
+
+/** Greedy output twice from fresh contexts: equal, full length, and not one token repeated. */
+async function assertDeterministicGreedy(model: LoadedModel, prompt: Token[]): Promise<Token[]> {
+  const first = await greedy(model, prompt, 8);
+  const second = await greedy(model, prompt, 8);
+  assert.equal(first.length, 8);
+  assert.deepEqual(second, first, "temperature 0 is deterministic");
+  assert.ok(new Set(first).size > 4, `varied output, got ${first.join(",")}`);
+  return first;
+}
+
+/** Texts whose cl100k/o200k encodings llama.cpp v0.5.0 reproduces exactly (see the BPE load tests). */
+const BPE_SAMPLE_TEXTS = [
+  "Hello world",
+  "  indented\n\tcode",
+  "naïve café 日本語",
+  "I've been 'told he's there, 'RE you sure? 3333333 3.3 🚀 😶\u200d🌫️ ------=======",
+  "HTTPServer parsesJSONData CamelCase ÉCOLE Straße\r\n\r\n  trailing   ",
+  "function f(x) {\n    return x * 2; // double\n}\n",
+];
+
+async function header(family: "phi4" | "phi4-mini" | "phimoe"): Promise<{ file: string; info: GgufFileInfo; shapes: Record<string, [number[], number]> }> {
+  const file = await ensureTestModel({ family });
+  const info = await readGgufInfo(file);
+  const shapes = Object.fromEntries(info.tensors.map((t) => [t.name, [t.dims, t.type] as [number[], number]]));
+  return { file, info, shapes };
+}
+
+test("tiny phi4 model: cl100k BPE metadata and phi3 tensors", async (t) => {
+  const started = performance.now();
+  const { file, info, shapes } = await header("phi4");
+  t.diagnostic(`phi4: ${(await stat(file)).size} bytes, ensured in ${Math.round(performance.now() - started)} ms`);
+  expectMeta(info, {
+    "general.architecture": "phi3", "general.name": "Phi 4 (phiserve test model)", "phi3.rope.freq_base": 250000,
+    "phi3.rope.dimension_count": 16, "phi3.attention.head_count_kv": 2, "phi3.attention.sliding_window": 0,
+    "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "dbrx", "tokenizer.ggml.bos_token_id": PHI4_TOKEN_IDS.endOfText,
+    "tokenizer.ggml.eos_token_id": PHI4_TOKEN_IDS.imEnd, "tokenizer.ggml.padding_token_id": PHI4_TOKEN_IDS.pad,
+    "tokenizer.ggml.add_bos_token": false, "tokenizer.ggml.add_eos_token": false, "tokenizer.chat_template": T7B_PHI4,
+  });
+  assert.equal(metadataValue(info, "tokenizer.ggml.scores"), undefined, "BPE vocabularies carry no scores");
+  assert.equal((metadataValue(info, "tokenizer.ggml.tokens") as string[]).length, PHI4_VOCAB_SIZE);
+  assert.deepEqual((metadataValue(info, "tokenizer.ggml.merges") as string[]).slice(0, 4), ["Ġ Ġ", "ĠĠ ĠĠ", "i n", "Ġ t"]);
+  assert.deepEqual(shapes["token_embd.weight"], [[64, PHI4_VOCAB_SIZE], GgmlType.Q4_0]);
+  assert.deepEqual(shapes["output.weight"], [[64, PHI4_VOCAB_SIZE], GgmlType.Q4_0]);
+  assert.deepEqual(shapes["blk.1.attn_qkv.weight"], [[64, 64 + 2 * 32], GgmlType.Q4_0]);
+  const output = await readTensorValues(file, info, "output.weight");
+  const rowRms = (id: number) => Math.sqrt(output.subarray(id * 64, (id + 1) * 64).reduce((s, v) => s + v * v, 0) / 64);
+  assert.equal(rowRms(PHI4_TOKEN_IDS.imEnd), 0, "control rows are zero");
+  const leadByte = (metadataValue(info, "tokenizer.ggml.tokens") as string[]).indexOf(byteToUnicode()[0xe6]!);
+  assert.ok(leadByte >= 0);
+  assert.equal(rowRms(leadByte), 0, "a lone UTF-8 lead byte is never emitted");
+  assert.ok(rowRms(9906) > 0.08, "normal rows are random");
+});
+
+test("tiny phi4-mini model: o200k BPE metadata, partial rotary, tied embeddings that can emit tool calls", async (t) => {
+  const started = performance.now();
+  const { file, info, shapes } = await header("phi4-mini");
+  t.diagnostic(`phi4-mini: ${(await stat(file)).size} bytes, ensured in ${Math.round(performance.now() - started)} ms`);
+  const eot = PHI4_MINI_TOKEN_IDS.endOfText;
+  expectMeta(info, {
+    "general.architecture": "phi3", "general.name": "Phi 4 mini instruct (phiserve test model)", "phi3.rope.freq_base": 10000,
+    "phi3.rope.dimension_count": 12, "phi3.attention.head_count_kv": 2, "tokenizer.ggml.model": "gpt2",
+    "tokenizer.ggml.pre": "gpt-4o", "tokenizer.ggml.bos_token_id": eot, "tokenizer.ggml.eos_token_id": eot,
+    "tokenizer.ggml.unknown_token_id": eot, "tokenizer.ggml.padding_token_id": eot, "tokenizer.ggml.add_bos_token": false,
+    "tokenizer.chat_template": T8_PHI4_MINI,
+  });
+  assert.equal((metadataValue(info, "tokenizer.ggml.tokens") as string[]).length, PHI4_MINI_VOCAB_SIZE);
+  const merges = metadataValue(info, "tokenizer.ggml.merges") as string[];
+  assert.equal(merges.length, 199742);
+  assert.deepEqual(merges.slice(0, 4), ["Ġ Ġ", "ĠĠ ĠĠ", "i n", "e r"]);
+  assert.equal(shapes["output.weight"], undefined, "tied: llama.cpp falls back to token_embd");
+  assert.deepEqual(shapes["token_embd.weight"], [[64, PHI4_MINI_VOCAB_SIZE], GgmlType.Q4_0]);
+  // Reserved dims 0–3: out of the logits (norm 0); the rest a random ±1 norm.
+  const norm = await readTensorValues(file, info, "output_norm.weight");
+  assert.deepEqual([...norm.subarray(0, 4)], [0, 0, 0, 0]);
+  assert.ok(norm.subarray(4).every((v) => v === 1 || v === -1));
+  const embd = await readTensorValues(file, info, "token_embd.weight");
+  const nonZero = (id: number, from: number, to: number) => embd.subarray(id * 64 + from, id * 64 + to).some((v) => v !== 0);
+  for (const id of [PHI4_MINI_TOKEN_IDS.end, PHI4_MINI_TOKEN_IDS.assistant, eot, 200030]) {
+    assert.ok(nonZero(id, 0, 4) && !nonZero(id, 4, 64), `token ${id}: input embedding only in the reserved dims, logit 0`);
+  }
+  for (const id of [PHI4_MINI_TOKEN_IDS.toolCall, PHI4_MINI_TOKEN_IDS.toolCallEnd, 13225]) {
+    assert.ok(nonZero(id, 4, 64), `token ${id} can be emitted`);
+  }
+});
+
+test("tiny phimoe model: phimoe metadata and MoE tensors", async (t) => {
+  const started = performance.now();
+  const { file, info, shapes } = await header("phimoe");
+  t.diagnostic(`phimoe: ${(await stat(file)).size} bytes, ensured in ${Math.round(performance.now() - started)} ms`);
+  expectMeta(info, {
+    "general.architecture": "phimoe", "general.name": "Phi-3.5-MoE-instruct (phiserve test model)",
+    "phimoe.expert_count": 4, "phimoe.expert_used_count": 2, "phimoe.block_count": 2, "phimoe.embedding_length": 64,
+    "phimoe.feed_forward_length": 128, "phimoe.attention.head_count": 4, "phimoe.attention.head_count_kv": 2,
+    "phimoe.rope.dimension_count": 16, "tokenizer.ggml.model": "llama", "tokenizer.chat_template": T5_PHI35_MINI,
+  });
+  assert.equal(info.tensors.length, 5 + 16 * 2);
+  const q4 = GgmlType.Q4_0;
+  const f32 = GgmlType.F32;
+  assert.deepEqual(shapes["output_norm.bias"], [[64], f32]);
+  assert.deepEqual(shapes["output.weight"], [[64, PHI3_VOCAB_SIZE], q4]);
+  assert.deepEqual(shapes["output.bias"], [[PHI3_VOCAB_SIZE], f32]);
+  assert.deepEqual(shapes["blk.1.attn_norm.bias"], [[64], f32]);
+  assert.deepEqual(shapes["blk.1.attn_q.weight"], [[64, 64], q4]);
+  assert.deepEqual(shapes["blk.1.attn_k.weight"], [[64, 32], q4]);
+  assert.deepEqual(shapes["blk.1.attn_v.bias"], [[32], f32]);
+  assert.deepEqual(shapes["blk.1.attn_output.bias"], [[64], f32]);
+  assert.deepEqual(shapes["blk.1.ffn_norm.bias"], [[64], f32]);
+  assert.deepEqual(shapes["blk.1.ffn_gate_inp.weight"], [[64, 4], f32]);
+  assert.deepEqual(shapes["blk.1.ffn_gate_exps.weight"], [[64, 128, 4], q4]);
+  assert.deepEqual(shapes["blk.1.ffn_up_exps.weight"], [[64, 128, 4], q4]);
+  assert.deepEqual(shapes["blk.1.ffn_down_exps.weight"], [[128, 64, 4], q4]);
+  assert.equal(shapes["blk.0.attn_qkv.weight"], undefined);
+});
+
+test("node-llama-cpp loads the phi4 model: cl100k tokenization, ChatML specials, deterministic greedy output", async (t) => {
+  const file = await ensureTestModel({ family: "phi4" });
+  const started = performance.now();
+  const warnings = await withLoadedModel(file, async (model) => {
+    t.diagnostic(`phi4 load ${Math.round(performance.now() - started)} ms`);
+    const ids = PHI4_TOKEN_IDS;
+    const enc = getEncoding("cl100k_base", { "<|im_start|>": ids.imStart, "<|im_end|>": ids.imEnd, "<|im_sep|>": ids.imSep });
+    assert.deepEqual(model.tokenize("Hello world"), [9906, 1917]);
+    for (const text of BPE_SAMPLE_TEXTS) assert.deepEqual(model.tokenize(text), enc.encode(text), JSON.stringify(text));
+    const chat = "<|im_start|>user<|im_sep|>Tell me a story.<|im_end|><|im_start|>assistant<|im_sep|>";
+    const prompt = model.tokenize(chat, true);
+    assert.deepEqual(prompt, enc.encode(chat, "all"));
+    assert.deepEqual([prompt[0], prompt[2], prompt.at(-4)], [ids.imStart, ids.imSep, ids.imEnd]);
+    assert.deepEqual(model.tokenize("<|im_start|>", true), [ids.imStart]);
+    assert.deepEqual(model.tokenize("<|im_end|>", true), [ids.imEnd]);
+    assert.ok(model.tokenize("<|im_end|>", false).length > 1, "specials are not parsed in plain text");
+    assert.deepEqual([model.tokens.bos, model.tokens.eos], [ids.endOfText, ids.imEnd]);
+    assert.ok(model.isEogToken(tok(ids.imEnd)) && model.isEogToken(tok(ids.endOfText)));
+    await assertDeterministicGreedy(model, prompt);
+  });
+  assert.deepEqual(warnings, []);
+});
+
+test("node-llama-cpp loads the phi4-mini model: o200k tokenization, Phi specials and tool-call tokens, deterministic greedy output", async (t) => {
+  const file = await ensureTestModel({ family: "phi4-mini" });
+  const started = performance.now();
+  const warnings = await withLoadedModel(file, async (model) => {
+    t.diagnostic(`phi4-mini load ${Math.round(performance.now() - started)} ms`);
+    const ids = PHI4_MINI_TOKEN_IDS;
+    const specials = {
+      "<|assistant|>": ids.assistant, "<|end|>": ids.end, "<|user|>": ids.user, "<|system|>": ids.system,
+      "<|tool|>": ids.tool, "<|/tool|>": ids.toolEnd, "<|tool_call|>": ids.toolCall, "<|/tool_call|>": ids.toolCallEnd,
+    };
+    const enc = getEncoding("o200k_base", specials);
+    assert.deepEqual(model.tokenize("Hello world"), [13225, 2375]);
+    for (const text of BPE_SAMPLE_TEXTS) assert.deepEqual(model.tokenize(text), enc.encode(text), JSON.stringify(text));
+    for (const [text, id] of Object.entries(specials)) assert.deepEqual(model.tokenize(text, true), [id], text);
+    const system = '<|system|>You are helpful.<|tool|>[{"name": "get_weather"}]<|/tool|><|end|>';
+    const chat = `${system}<|user|>Tell me a story.<|end|><|assistant|>`;
+    const prompt = model.tokenize(chat, true);
+    assert.deepEqual(prompt, enc.encode(chat, "all"));
+    const call = '<|tool_call|>[{"name": "get_weather", "arguments": {}}]<|/tool_call|>';
+    const callTokens = model.tokenize(call, true);
+    assert.deepEqual([callTokens[0], callTokens.at(-1)], [ids.toolCall, ids.toolCallEnd]);
+    // CONTROL (tool_call) tokens need special parsing; USER_DEFINED (<|tool|>) are always whole.
+    assert.ok(model.tokenize("<|tool_call|>", false).length > 1);
+    assert.deepEqual(model.tokenize("<|tool|>", false), [ids.tool]);
+    assert.equal(model.detokenize([tok(ids.toolCall)], true), "<|tool_call|>");
+    assert.ok(model.getTokenAttributes(tok(ids.toolCall)).control && model.getTokenAttributes(tok(ids.tool)).userDefined);
+    assert.deepEqual([model.tokens.bos, model.tokens.eos], [ids.endOfText, ids.endOfText]);
+    assert.ok(model.isEogToken(tok(ids.end)) && model.isEogToken(tok(ids.endOfText)), "<|end|> is EOG by name");
+    assert.ok(!model.isEogToken(tok(ids.toolCall)) && !model.isEogToken(tok(ids.assistant)));
+    await assertDeterministicGreedy(model, prompt);
+  });
+  assert.deepEqual(warnings, []);
+});
+
+test("node-llama-cpp loads the phimoe model: Phi-3 tokenization, MoE generation is deterministic", async (t) => {
+  const file = await ensureTestModel({ family: "phimoe" });
+  const started = performance.now();
+  const warnings = await withLoadedModel(file, async (model) => {
+    t.diagnostic(`phimoe load ${Math.round(performance.now() - started)} ms`);
+    assert.deepEqual(model.tokenize("Hello world"), [15043, 3186]);
+    // The name contains "phi-3", so llama.cpp right-strips after specials, as for phi3.
+    assert.deepEqual(model.tokenize("<|user|>\nHello<|end|>\n<|assistant|>\n", true), [32010, 15043, 32007, 32001]);
+    assert.deepEqual([model.tokens.bos, model.tokens.eos], [1, 32000]);
+    await assertDeterministicGreedy(model, model.tokenize("<|user|>\nTell me a story.<|end|>\n<|assistant|>\n", true));
+  });
+  // Known, harmless: real Phi-3 GGUFs give the same warning (</s> is USER_DEFINED by design).
+  assert.deepEqual(warnings.filter((w) => !/control-looking token: +2 '<\/s>'/.test(w)), []);
+});

@@ -132,6 +132,12 @@ export interface WireUsage {
   total_tokens: number;
 }
 
+export interface WireToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
+
 export interface WireTokenLogprob {
   token: string;
   logprob: number;
@@ -151,7 +157,7 @@ export interface ChatCompletionResponse {
   model: string;
   choices: {
     index: number;
-    message: { role: "assistant"; content: string | null; tool_calls: null };
+    message: { role: "assistant"; content: string | null; tool_calls: WireToolCall[] | null };
     finish_reason: WireFinishReason | null;
     logprobs: WireLogprobs | null;
   }[];
@@ -165,7 +171,7 @@ export interface ChatCompletionChunk {
   model: string;
   choices: {
     index: number;
-    delta: { role?: "assistant"; content?: string };
+    delta: { role?: "assistant"; content?: string; tool_calls?: (WireToolCall & { index: number })[] };
     finish_reason: WireFinishReason | null;
     logprobs: WireLogprobs | null;
   }[];

@@ -7,10 +7,15 @@ import { AppError } from "../errors/app-error.ts";
 import type { OutputConstraint } from "../engine/engine.ts";
 import { toDecodingOptions } from "./decoding-options.ts";
 import { toGrammarSchema } from "./json-schema-subset.ts";
+import { parseTools, type ToolChoice, type ToolSpec } from "./tools.ts";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
   content: string;
+  /** Calls an assistant turn made (fed back in a tool round trip). */
+  toolCalls?: { id: string; function: { name: string; arguments: string } }[];
+  /** For `tool` messages: the call answered. */
+  toolCallId?: string;
 }
 
 export interface ChatCommand {
@@ -32,12 +37,15 @@ export interface ChatCommand {
   logitBias: Map<number, number>;
   /** Constrained decoding for `response_format` json_object / json_schema. */
   constraint: OutputConstraint | undefined;
+  /** `tools` and `tool_choice`, validated. */
+  tools: { tools: ToolSpec[]; choice: ToolChoice } | undefined;
 }
 
 /** What the served model can do, as far as request mapping is concerned. */
 export interface ModelCapabilities {
   supportsVision: boolean;
-  supportsTools: boolean;
+  /** `native`: the model's own tool format (Phi-4-mini); `emulated`: constrained JSON (deployment opt-in); `none`: 422. */
+  toolMode: "native" | "emulated" | "none";
   /** False reproduces Azure's 422 for `response_format` json_object/json_schema on Phi. */
   supportsJsonOutput: boolean;
   /** Largest `n` accepted. */
@@ -55,8 +63,12 @@ export function toChatCommand(
   rejectUnsupported(body, capabilities);
   const decoding = toDecodingOptions(extraParameters, capabilities.maxChoices);
   const constraint = toConstraint(body);
-  if (constraint && decoding.topLogprobs !== undefined) {
-    throw notSupported(["body", "logprobs"], true, "logprobs cannot be combined with a JSON response_format: constrained decoding samples natively.");
+  const tools = parseTools(body.tools, body.tool_choice);
+  if ((constraint || (tools && tools.choice !== "none")) && decoding.topLogprobs !== undefined) {
+    throw notSupported(["body", "logprobs"], true, "logprobs cannot be combined with a JSON response_format or tools: constrained decoding samples natively.");
+  }
+  if (constraint && tools && tools.choice !== "none") {
+    throw notSupported(["body", "response_format"], body.response_format?.type, "A JSON response_format cannot be combined with tools.");
   }
   const stop = body.stop === undefined || body.stop === null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
   return {
@@ -73,6 +85,7 @@ export function toChatCommand(
     topLogprobs: decoding.topLogprobs,
     logitBias: decoding.logitBias,
     constraint,
+    tools,
   };
 }
 
@@ -89,7 +102,7 @@ function rejectUnsupported(body: ChatCompletionsRequest, capabilities: ModelCapa
   if ((format === "json_object" || format === "json_schema") && !capabilities.supportsJsonOutput) {
     throw notSupported(["body", "response_format"], format, "This deployment doesn't support JSON output formatting (response_format); its JSON policy is 'azure'.");
   }
-  if (body.tools !== undefined && !capabilities.supportsTools) {
+  if (body.tools !== undefined && capabilities.toolMode === "none") {
     throw notSupported(["body", "tools"], "tools", "This model doesn't support tools (function calling).");
   }
   body.messages.forEach((m, i) => {
@@ -111,10 +124,14 @@ function notSupported(loc: (string | number)[], input: unknown, message: string)
 
 function toChatMessage(message: WireMessage, index: number): ChatMessage {
   const role = message.role === "developer" ? "system" : message.role;
+  const extras = {
+    ...(message.tool_calls?.length ? { toolCalls: message.tool_calls } : {}),
+    ...(message.tool_call_id ? { toolCallId: message.tool_call_id } : {}),
+  };
   const content = message.content;
-  if (typeof content === "string") return { role, content };
+  if (typeof content === "string") return { role, content, ...extras };
   if (content === null || content === undefined) {
-    if (role === "assistant" || role === "tool") return { role, content: "" };
+    if (role === "assistant" || role === "tool") return { role, content: "", ...extras };
     throw new AppError("INVALID_REQUEST", "Field required", {
       param: "messages",
       details: [{ type: "missing", loc: ["body", "messages", index, "content"], msg: "Field required" }],
@@ -122,5 +139,5 @@ function toChatMessage(message: WireMessage, index: number): ChatMessage {
   }
   // Text parts are joined; image parts were rejected above unless the model reads images.
   const text = content.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("\n");
-  return { role, content: text };
+  return { role, content: text, ...extras };
 }

@@ -2,13 +2,15 @@
  * The chat-completions use case: render the prompt with the model's template, check it fits the
  * context window, run the engine, apply stop strings, and count usage exactly. No HTTP here.
  */
-import type { Engine, FinishReason, GenerationRequest, TokenLogprob } from "../engine/engine.ts";
+import type { Engine, GenerationRequest, TokenLogprob } from "../engine/engine.ts";
 import { mergeAsync } from "../lib/merge-async.ts";
 import { checkLogitBiasIds } from "./decoding-options.ts";
 import { AppError } from "../errors/app-error.ts";
-import { foldSystemIntoUser, renderChatTemplate } from "../catalog/chat-templates.ts";
+import { renderChatTemplate } from "../catalog/chat-templates.ts";
 import type { ChatCommand, ModelCapabilities } from "./chat-command.ts";
-import { StopSequenceMatcher } from "./stop-sequences.ts";
+import { ChoiceOutput, type ChoiceEvent, type ChoiceFinishReason } from "./choice-output.ts";
+import { planPrompt, type PromptPlan } from "./prompt-plan.ts";
+import type { ToolCall } from "./tools.ts";
 
 /** The model a deployment serves, resolved at start-up. */
 export interface ServedModel {
@@ -32,7 +34,8 @@ export interface Usage {
  */
 export type GenerationEvent =
   | { type: "text"; index: number; text: string; logprobs?: TokenLogprob[] }
-  | { type: "end"; index: number; finishReason: FinishReason; usage?: Usage };
+  | { type: "tool_calls"; index: number; calls: ToolCall[] }
+  | { type: "end"; index: number; finishReason: ChoiceFinishReason; usage?: Usage };
 
 /** A request that passed every check that can be made before the first byte is sent. */
 export interface PreparedChat {
@@ -40,6 +43,7 @@ export interface PreparedChat {
   promptTokens: number;
   maxTokens: number;
   command: ChatCommand;
+  plan: PromptPlan;
 }
 
 export interface ChatCompletionsServiceDeps {
@@ -62,8 +66,8 @@ export class ChatCompletionsService {
       });
     }
     const info = engine.modelInfo();
-    const messages = model.supportsSystemRole ? command.messages : foldSystemIntoUser(command.messages);
-    const prompt = renderChatTemplate(model.chatTemplate, messages, { bosToken: info.bosToken, eosToken: info.eosToken });
+    const plan = planPrompt(command, model);
+    const prompt = renderChatTemplate(model.chatTemplate, plan.messages, { bosToken: info.bosToken, eosToken: info.eosToken }) + plan.promptSuffix;
     checkLogitBiasIds(command.logitBias, info.vocabSize);
     const promptTokens = engine.countTokens(prompt);
     const requested = command.maxTokens ?? 0;
@@ -77,8 +81,8 @@ export class ChatCompletionsService {
       );
     }
     const maxTokens = command.maxTokens ?? info.contextLength - promptTokens;
-    if (command.constraint) await engine.prepareConstraint(command.constraint);
-    return { prompt, promptTokens, maxTokens, command };
+    for (const constraint of [plan.constraint, plan.constrainAfter?.constraint]) if (constraint) await engine.prepareConstraint(constraint);
+    return { prompt, promptTokens, maxTokens, command, plan };
   }
 
   /** Runs a prepared request: `n` choices in parallel sequences. Aborting `signal` ends the iteration early (no final `end`). */
@@ -88,7 +92,7 @@ export class ChatCompletionsService {
     let completionTokens = 0;
     let open = command.n;
     for await (const event of mergeAsync(choices)) {
-      if (event.type === "text") {
+      if (event.type !== "end") {
         yield event;
         continue;
       }
@@ -100,32 +104,23 @@ export class ChatCompletionsService {
     }
   }
 
-  private async *generateChoice(prepared: PreparedChat, index: number, signal: AbortSignal): AsyncGenerator<ChoiceEvent> {
-    const { command, maxTokens } = prepared;
-    let completionTokens = 0;
-    let finishReason: FinishReason = "length";
-    const stops = new StopSequenceMatcher(command.stop, command.constraint !== undefined);
-    const logprobs = new LogprobQueue();
-    if (maxTokens > 0) {
+  private async *generateChoice(prepared: PreparedChat, index: number, signal: AbortSignal): AsyncGenerator<ChoiceEvent & { index: number }> {
+    const { command, plan } = prepared;
+    const output = new ChoiceOutput(plan.reading, command.stop, plan.constraint !== undefined, command.topLogprobs !== undefined);
+    let engineReason: "stop" | "length" = "length";
+    if (prepared.maxTokens > 0) {
       for await (const event of this.deps.engine.generate(this.toEngineRequest(prepared, index), signal)) {
         if (event.type === "done") {
-          finishReason = event.finishReason;
+          engineReason = event.finishReason;
           break;
         }
-        completionTokens += event.tokenCount;
-        logprobs.add(event.text.length, event.logprobs);
-        const { emit, stopped } = stops.push(event.text);
-        if (emit) yield { type: "text", index, text: emit, ...logprobs.release(emit.length, command.topLogprobs !== undefined) };
-        if (stopped) {
-          finishReason = "stop";
-          break;
-        }
+        const { events, stopped } = output.accept(event);
+        for (const e of events) yield { ...e, index };
+        if (stopped) break;
       }
       if (signal.aborted) return;
     }
-    const rest = stops.flush();
-    if (rest) yield { type: "text", index, text: rest, ...logprobs.release(rest.length, command.topLogprobs !== undefined) };
-    yield { type: "end", index, finishReason, completionTokens };
+    for (const e of output.finish(engineReason)) yield { ...e, index };
   }
 
   private toEngineRequest(prepared: PreparedChat, index: number): GenerationRequest {
@@ -141,37 +136,9 @@ export class ChatCompletionsService {
       ...(command.seed === undefined ? {} : { seed: command.seed + index }),
       ...(command.logitBias.size > 0 ? { logitBias: command.logitBias } : {}),
       ...(command.topLogprobs === undefined ? {} : { topLogprobs: command.topLogprobs }),
-      ...(command.constraint ? { constraint: command.constraint } : {}),
+      ...(prepared.plan.constraint ? { constraint: prepared.plan.constraint } : {}),
+      ...(prepared.plan.constrainAfter ? { constrainAfter: prepared.plan.constrainAfter } : {}),
+      ...(prepared.plan.suppressTokens.length > 0 ? { suppressTokens: prepared.plan.suppressTokens } : {}),
     };
-  }
-}
-
-type ChoiceEvent =
-  | { type: "text"; index: number; text: string; logprobs?: TokenLogprob[] }
-  | { type: "end"; index: number; finishReason: FinishReason; completionTokens: number };
-
-/**
- * Keeps logprob entries in step with the text actually delivered: entries of text held back for
- * a possible stop string wait, and entries of text cut by a stop string are never sent.
- */
-class LogprobQueue {
-  private readonly queue: { length: number; entries: TokenLogprob[] }[] = [];
-  private emittedText = 0;
-  private releasedText = 0;
-
-  add(textLength: number, entries: TokenLogprob[] | undefined): void {
-    this.queue.push({ length: textLength, entries: entries ?? [] });
-  }
-
-  /** Entries whose text lies within everything delivered so far, after `emitted` more characters. */
-  release(emitted: number, enabled: boolean): { logprobs?: TokenLogprob[] } {
-    this.emittedText += emitted;
-    const out: TokenLogprob[] = [];
-    while (this.queue.length > 0 && this.releasedText + this.queue[0]!.length <= this.emittedText) {
-      const item = this.queue.shift()!;
-      this.releasedText += item.length;
-      out.push(...item.entries);
-    }
-    return enabled ? { logprobs: out } : {};
   }
 }

@@ -1,7 +1,9 @@
 /** Maps service results to the wire shapes of spec §3 (one mapper for JSON, one for stream chunks). */
-import type { ChatCompletionChunk, ChatCompletionResponse, WireLogprobs, WireUsage } from "../protocol/chat-completions.schema.ts";
-import type { FinishReason, TokenLogprob } from "../engine/engine.ts";
+import type { ChatCompletionChunk, ChatCompletionResponse, WireLogprobs, WireToolCall, WireUsage } from "../protocol/chat-completions.schema.ts";
+import type { TokenLogprob } from "../engine/engine.ts";
 import type { Usage } from "./chat-completions.service.ts";
+import type { ChoiceFinishReason } from "./choice-output.ts";
+import type { ToolCall } from "./tools.ts";
 
 export interface ResponseMeta {
   id: string;
@@ -13,7 +15,8 @@ export interface ResponseMeta {
 /** One finished choice of a non-streamed response. */
 export interface CompletedChoice {
   content: string;
-  finishReason: FinishReason;
+  finishReason: ChoiceFinishReason;
+  toolCalls: ToolCall[] | undefined;
   /** Present when logprobs were requested. */
   logprobs: TokenLogprob[] | undefined;
 }
@@ -24,6 +27,10 @@ export function toWireUsage(usage: Usage): WireUsage {
     completion_tokens: usage.completionTokens,
     total_tokens: usage.promptTokens + usage.completionTokens,
   };
+}
+
+export function toWireToolCall(call: ToolCall): WireToolCall {
+  return { id: call.id, type: "function", function: { name: call.name, arguments: call.arguments } };
 }
 
 export function toWireLogprobs(entries: readonly TokenLogprob[] | undefined): WireLogprobs | null {
@@ -46,7 +53,12 @@ export function toCompletionResponse(meta: ResponseMeta, choices: readonly Compl
     model: meta.model,
     choices: choices.map((c, index) => ({
       index,
-      message: { role: "assistant", content: c.content, tool_calls: null },
+      message: {
+        role: "assistant",
+        // With tool calls and no text, content is null (OpenAI); otherwise the text.
+        content: c.toolCalls && c.content === "" ? null : c.content,
+        tool_calls: c.toolCalls ? c.toolCalls.map(toWireToolCall) : null,
+      },
       finish_reason: c.finishReason,
       logprobs: toWireLogprobs(c.logprobs),
     })),
@@ -63,11 +75,16 @@ export function toContentChunk(meta: ResponseMeta, index: number, text: string, 
   return chunk(meta, index, { content: text }, null, toWireLogprobs(logprobs));
 }
 
+/** A choice's tool calls, as one delta (each call whole: its arguments are known when the JSON closes). */
+export function toToolCallsChunk(meta: ResponseMeta, index: number, calls: readonly ToolCall[]): ChatCompletionChunk {
+  return chunk(meta, index, { tool_calls: calls.map((c, i) => ({ index: i, ...toWireToolCall(c) })) }, null, null);
+}
+
 /**
  * A choice's last chunk: its `finish_reason`, with non-empty choices (the Python client skips
  * empty ones). The request's last chunk also carries `usage`.
  */
-export function toFinalChunk(meta: ResponseMeta, index: number, finishReason: FinishReason, usage: Usage | undefined): ChatCompletionChunk {
+export function toFinalChunk(meta: ResponseMeta, index: number, finishReason: ChoiceFinishReason, usage: Usage | undefined): ChatCompletionChunk {
   const last = chunk(meta, index, { content: "" }, finishReason, null);
   return usage ? { ...last, usage: toWireUsage(usage) } : last;
 }
@@ -76,7 +93,7 @@ function chunk(
   meta: ResponseMeta,
   index: number,
   delta: ChatCompletionChunk["choices"][number]["delta"],
-  finishReason: FinishReason | null,
+  finishReason: ChoiceFinishReason | null,
   logprobs: WireLogprobs | null,
 ): ChatCompletionChunk {
   return {

@@ -20,6 +20,7 @@ interface ServeFlags {
   bodyLimit: number;
   jsonPolicy: "constrained" | "azure";
   maxN: number;
+  toolEmulation: boolean;
   logLevel: string;
 }
 
@@ -43,6 +44,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       bodyLimitBytes: flags.bodyLimit,
       jsonPolicy: flags.jsonPolicy,
       maxChoices: flags.maxN,
+      toolEmulation: flags.toolEmulation,
       logLevel: flags.logLevel,
     });
     const app = await createApp(config, logger);

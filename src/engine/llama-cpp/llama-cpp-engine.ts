@@ -148,7 +148,7 @@ export class LlamaCppEngine implements Engine {
         promptTokens,
         // node-llama-cpp would default to the current second; a random seed keeps unseeded requests independent.
         seed: request.seed === undefined ? randomInt(2 ** 31) : Number(BigInt.asUintN(32, BigInt(Math.trunc(request.seed)))),
-        tokenBias: createTokenBias(loaded.model, request.logitBias),
+        tokenBias: createTokenBias(loaded.model, withSuppressed(loaded.model, request)),
         decoder: new TokenTextDecoder(loaded.model, promptTokens),
       };
       if (request.topLogprobs === undefined) yield* this.generateFast(loaded, sequence, run, grammar);
@@ -167,27 +167,55 @@ export class LlamaCppEngine implements Engine {
     await loaded.llama.dispose();
   }
 
+  /**
+   * Native sampling. Runs in up to two phases: free (or constrained) generation, then, when the
+   * `constrainAfter` token appears, a constrained continuation on the same sequence.
+   */
   private async *generateFast(loaded: Loaded, sequence: LlamaContextSequence, run: Run, grammar: LlamaGrammar | undefined): AsyncGenerator<EngineEvent> {
     const { request, decoder } = run;
-    const evaluation = sequence.evaluate(run.promptTokens, {
-      temperature: request.temperature,
-      topP: request.topP,
-      topK: 0,
-      minP: 0,
-      seed: run.seed,
-      ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}),
-      repeatPenalty: repeatPenalty(request, decoder),
-      ...(grammar ? { grammarEvaluationState: new LlamaGrammarEvaluationState({ model: loaded.model, grammar }) } : {}),
-    });
-    for await (const token of evaluation) {
-      if (run.signal.aborted) return;
-      if (loaded.stopTokenIds.has(token)) break;
-      const isLast = decoder.tokens.length + 1 >= request.maxTokens;
-      yield { type: "token", text: decoder.push(token, isLast), tokenCount: 1 };
-      if (isLast) {
+    const trigger = request.constrainAfter ? singleToken(loaded.model, request.constrainAfter.token) : undefined;
+    let input: Token[] = run.promptTokens;
+    let active = grammar;
+    let json = grammar ? new JsonCloseDetector() : undefined;
+    for (;;) {
+      let switchTo: Token | undefined;
+      const evaluation = sequence.evaluate(input, {
+        temperature: request.temperature,
+        topP: request.topP,
+        topK: 0,
+        minP: 0,
+        seed: run.seed,
+        ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}),
+        repeatPenalty: repeatPenalty(request, decoder),
+        ...(active ? { grammarEvaluationState: new LlamaGrammarEvaluationState({ model: loaded.model, grammar: active }) } : {}),
+      });
+      for await (const token of evaluation) {
+        if (run.signal.aborted) return;
+        if (loaded.stopTokenIds.has(token)) break;
+        if (!active && trigger !== undefined && token === trigger) {
+          switchTo = token;
+          break;
+        }
+        const isLast = decoder.tokens.length + 1 >= request.maxTokens;
+        const text = decoder.push(token, isLast);
+        yield { type: "token", text, tokenCount: 1 };
+        if (json?.push(text)) break; // the constrained JSON closed: done, whatever padding the grammar allows
+        if (isLast) {
+          yield { type: "done", finishReason: "length" };
+          return;
+        }
+      }
+      if (switchTo === undefined || !request.constrainAfter) break;
+      // The trigger token counts as generated; it is evaluated as the first input of the constrained phase.
+      decoder.skip(switchTo);
+      yield { type: "constrained", tokenCount: 1 };
+      if (decoder.tokens.length >= request.maxTokens) {
         yield { type: "done", finishReason: "length" };
         return;
       }
+      active = await this.grammarFor(loaded, request.constrainAfter.constraint);
+      json = new JsonCloseDetector();
+      input = [switchTo];
     }
     if (!run.signal.aborted) yield { type: "done", finishReason: "stop" };
   }
@@ -258,6 +286,33 @@ export class LlamaCppEngine implements Engine {
   }
 }
 
+/** The id of a token text that is exactly one token, else undefined. */
+function singleToken(model: LlamaModel, text: string): Token | undefined {
+  const tokens = model.tokenize(text, true);
+  return tokens.length === 1 ? tokens[0] : undefined;
+}
+
+/**
+ * Ends constrained JSON generation as soon as the top-level object or array closes, instead of
+ * waiting for the model to choose an end token (the grammar allows padding after it).
+ */
+class JsonCloseDetector {
+  private text = "";
+
+  /** Adds generated text; true once it is a complete JSON object or array. */
+  push(piece: string): boolean {
+    this.text += piece;
+    const trimmed = this.text.trimEnd();
+    if (!trimmed.endsWith("}") && !trimmed.endsWith("]")) return false;
+    try {
+      JSON.parse(trimmed);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
 /** OpenAI penalties over the generated tokens (not the prompt), as llama.cpp's penalties sampler applies them. */
 function repeatPenalty(request: GenerationRequest, decoder: TokenTextDecoder) {
   return {
@@ -279,6 +334,17 @@ function createTokenBias(model: LlamaModel, logitBias: ReadonlyMap<number, numbe
   const bias = new TokenBias(model.tokenizer);
   const entries = (bias as unknown as { _biases: Map<Token, number> })._biases;
   for (const [id, value] of logitBias) entries.set(id as Token, value <= -100 ? -Infinity : value);
+  return bias;
+}
+
+/** `logit_bias` plus a ban on every suppressed token. */
+function withSuppressed(model: LlamaModel, request: GenerationRequest): ReadonlyMap<number, number> | undefined {
+  if (!request.suppressTokens?.length) return request.logitBias;
+  const bias = new Map(request.logitBias);
+  for (const text of request.suppressTokens) {
+    const token = singleToken(model, text);
+    if (token !== undefined) bias.set(token, -100);
+  }
   return bias;
 }
 

@@ -23,6 +23,11 @@ export class TokenTextDecoder {
     return this.generated;
   }
 
+  /** Counts a generated token whose text is not part of the output (a control token such as `<|tool_call|>`). */
+  skip(token: Token): void {
+    this.generated.push(token);
+  }
+
   /** Adds a token; returns the text that became complete ("" while a character is unfinished). */
   push(token: Token, isLast: boolean): string {
     this.generated.push(token);

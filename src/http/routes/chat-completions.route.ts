@@ -10,8 +10,8 @@ import { toHttpError } from "../../errors/http-mapping.ts";
 import { createCompletionId } from "../../lib/ids.ts";
 import { toChatCommand } from "../../serving/chat-command.ts";
 import type { PreparedChat, Usage } from "../../serving/chat-completions.service.ts";
-import { toCompletionResponse, toContentChunk, toFinalChunk, toRoleChunk, type CompletedChoice, type ResponseMeta } from "../../serving/to-protocol.ts";
-import type { FinishReason } from "../../engine/engine.ts";
+import { toCompletionResponse, toContentChunk, toFinalChunk, toRoleChunk, toToolCallsChunk, type CompletedChoice, type ResponseMeta } from "../../serving/to-protocol.ts";
+import type { ChoiceFinishReason } from "../../serving/choice-output.ts";
 import { applyExtraParameters, parseExtraParametersMode, type ExtraParametersMode } from "../extra-parameters.ts";
 import type { HttpServerDeps } from "../server.ts";
 import { ROUTE_PREFIXES } from "../server.ts";
@@ -57,12 +57,16 @@ async function collectChat(
   controller: AbortController,
 ): Promise<unknown> {
   const wantLogprobs = prepared.command.topLogprobs !== undefined;
-  const choices: CompletedChoice[] = Array.from({ length: prepared.command.n }, () => ({ content: "", finishReason: "length", logprobs: wantLogprobs ? [] : undefined }));
+  const choices: CompletedChoice[] = Array.from({ length: prepared.command.n }, () => ({ content: "", finishReason: "length", toolCalls: undefined, logprobs: wantLogprobs ? [] : undefined }));
   for await (const event of deps.chat.generate(prepared, controller.signal)) {
     const choice = choices[event.index]!;
     if (event.type === "text") {
       choice.content += event.text;
       if (event.logprobs) choice.logprobs?.push(...event.logprobs);
+      continue;
+    }
+    if (event.type === "tool_calls") {
+      choice.toolCalls = event.calls;
       continue;
     }
     choice.finishReason = event.finishReason;
@@ -97,9 +101,10 @@ async function streamChat(
   };
   try {
     for (let index = 0; index < prepared.command.n; index++) await write(encodeSseData(toRoleChunk(meta, index)));
-    const finishReasons: FinishReason[] = [];
+    const finishReasons: ChoiceFinishReason[] = [];
     for await (const event of deps.chat.generate(prepared, controller.signal)) {
       if (event.type === "text") await write(encodeSseData(toContentChunk(meta, event.index, event.text, event.logprobs)));
+      else if (event.type === "tool_calls") await write(encodeSseData(toToolCallsChunk(meta, event.index, event.calls)));
       else {
         finishReasons[event.index] = event.finishReason;
         if (event.usage) logUsage(request, event.usage, finishReasons);
@@ -118,6 +123,6 @@ async function streamChat(
   }
 }
 
-function logUsage(request: FastifyRequest, usage: Usage, finishReasons: readonly FinishReason[]): void {
+function logUsage(request: FastifyRequest, usage: Usage, finishReasons: readonly ChoiceFinishReason[]): void {
   request.log.info({ event: "chat.usage", promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, finishReasons }, "chat usage");
 }

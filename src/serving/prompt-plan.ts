@@ -1,0 +1,69 @@
+/**
+ * From a command to what the engine sees: template messages (system role policy applied, tools
+ * rendered the way the model expects), a prompt suffix, and the decoding constraints. Also says
+ * how the output must be read back (plain text, native tool calls, or emulated JSON).
+ */
+import type { OutputConstraint } from "../engine/engine.ts";
+import { foldSystemIntoUser, type TemplateMessage } from "../catalog/chat-templates.ts";
+import type { ChatCommand, ChatMessage } from "./chat-command.ts";
+import type { ServedModel } from "./chat-completions.service.ts";
+import { callsSchema, emulatedConstraint, emulatedInstructions, renderAssistantCalls, renderToolList, safeJson, TOOL_CALL_OPEN } from "./tools.ts";
+
+/** How generated text is interpreted. */
+export type OutputReading =
+  | "text"
+  /** Text until `<|tool_call|>`, then a JSON array of calls. */
+  | "native-auto"
+  /** The prompt opened the call: everything generated is the JSON array of calls. */
+  | "native-forced"
+  /** `{"tool_calls":[…]}` or `{"content":"…"}`. */
+  | "emulated";
+
+export interface PromptPlan {
+  messages: TemplateMessage[];
+  /** Appended after the rendered template (e.g. `<|tool_call|>` to force a call). */
+  promptSuffix: string;
+  constraint: OutputConstraint | undefined;
+  constrainAfter: { token: string; constraint: OutputConstraint } | undefined;
+  suppressTokens: string[];
+  reading: OutputReading;
+}
+
+/** Phi-4-mini's model card example of a tool-bearing system turn. */
+const DEFAULT_TOOL_SYSTEM = "You are a helpful assistant with some tools.";
+
+export function planPrompt(command: ChatCommand, model: ServedModel): PromptPlan {
+  const plain = (messages: TemplateMessage[]): TemplateMessage[] => (model.supportsSystemRole ? messages : foldSystemIntoUser(messages));
+  const base = { promptSuffix: "", constraint: command.constraint, constrainAfter: undefined, suppressTokens: [], reading: "text" as OutputReading };
+  const tools = command.tools;
+  if (model.capabilities.toolMode === "native") {
+    const history = command.messages.map(nativeHistory);
+    if (!tools) return { ...base, messages: plain(history) };
+    const system = history.filter((m) => m.role === "system").map((m) => m.content).filter(Boolean).join("\n");
+    // The template's only tool slot is the system turn, so with tools it is kept (not folded).
+    const messages = [{ role: "system" as const, content: system || DEFAULT_TOOL_SYSTEM, tools: renderToolList(tools.tools) }, ...history.filter((m) => m.role !== "system")];
+    const calls: OutputConstraint = { type: "json_schema", schema: callsSchema(tools.tools, tools.choice) };
+    if (tools.choice === "none") return { ...base, messages, suppressTokens: [TOOL_CALL_OPEN] };
+    if (tools.choice === "auto") return { ...base, messages, constrainAfter: { token: TOOL_CALL_OPEN, constraint: calls }, reading: "native-auto" };
+    return { ...base, messages, promptSuffix: TOOL_CALL_OPEN, constraint: calls, reading: "native-forced" };
+  }
+  const history = command.messages.map(emulatedHistory);
+  if (!tools || tools.choice === "none") return { ...base, messages: plain(history) };
+  const instructions: TemplateMessage = { role: "system", content: emulatedInstructions(tools.tools, tools.choice) };
+  return { ...base, messages: plain([instructions, ...history]), constraint: emulatedConstraint(tools.tools, tools.choice), reading: "emulated" };
+}
+
+function nativeHistory(message: ChatMessage): TemplateMessage {
+  if (message.role === "assistant" && message.toolCalls) return { role: "assistant", content: renderAssistantCalls(message.content, message.toolCalls) };
+  return { role: message.role, content: message.content };
+}
+
+/** Without native tools the templates know no `tool` role: calls and results become plain turns. */
+function emulatedHistory(message: ChatMessage): TemplateMessage {
+  if (message.role === "assistant" && message.toolCalls) {
+    const calls = message.toolCalls.map((c) => ({ name: c.function.name, arguments: safeJson(c.function.arguments) }));
+    return { role: "assistant", content: JSON.stringify({ tool_calls: calls }) };
+  }
+  if (message.role === "tool") return { role: "user", content: `Tool result${message.toolCallId ? ` (${message.toolCallId})` : ""}: ${message.content}` };
+  return { role: message.role, content: message.content };
+}
