@@ -283,31 +283,19 @@ test("ensureTestModel caches by options", async () => {
 });
 
 test("node-llama-cpp loads the tiny model: exact tokenization, deterministic greedy output", async () => {
-  const warnings: string[] = [];
-  const logger = (level: LlamaLogLevel, message: string) => {
-    if (level === "warn" || level === "error" || level === "fatal") warnings.push(message.trim());
-  };
-  const llama = await getLlama({ gpu: false, build: "never", logLevel: "warn" as LlamaLogLevel, logger });
-  const model = await llama.loadModel({ modelPath: await ensureTestModel() });
-  try {
+  const warnings = await withLoadedModel(await ensureTestModel(), async (model) => {
     // general.name contains "phi-3", so llama.cpp right-strips after specials: the "\n"s vanish.
     assert.deepEqual(model.tokenize("<|user|>\nHello<|end|>\n<|assistant|>\n", true), [32010, 15043, 32007, 32001]);
     assert.deepEqual(llamaTokenizer.encode("Hello world", false, true), [15043, 3186]);
     assert.deepEqual(model.tokenize("Hello world"), [15043, 3186]);
     assert.equal(model.tokenize("<|user|>", false).length > 1, true, "specials are not parsed in plain text");
     assert.deepEqual([model.tokens.bos, model.tokens.eos, model.tokens.eot], [1, 32000, 32007]);
-    const prompt = model.tokenize("<|user|>\nTell me a story.<|end|>\n<|assistant|>\n", true);
-    const first = await greedy(model, prompt, 8);
-    const second = await greedy(model, prompt, 8);
-    assert.equal(first.length, 8);
-    assert.deepEqual(second, first, "temperature 0 is deterministic");
-    assert.ok(new Set(first).size > 4, `varied output, got ${first.join(",")}`);
-    // Known, harmless: real Phi-3 GGUFs give the same warning (</s> is USER_DEFINED by design).
-    assert.deepEqual(warnings.filter((w) => !/control-looking token: +2 '<\/s>'/.test(w)), []);
-  } finally {
-    await model.dispose();
-    await llama.dispose();
-  }
+    await assertDeterministicGreedy(model, model.tokenize("<|user|>\nTell me a story.<|end|>\n<|assistant|>\n", true));
+  });
+  // Known, harmless: real Phi-3 GGUFs give the same warning (</s> is USER_DEFINED by design).
+  // Seeing it also proves the logger captures llama.cpp's warnings, so "no others" means something.
+  assert.equal(warnings.filter((w) => /control-looking token: +2 '<\/s>'/.test(w)).length, 1);
+  assert.deepEqual(warnings.filter((w) => !/control-looking token: +2 '<\/s>'/.test(w)), []);
 });
 
 type LoadedModel = Awaited<ReturnType<Awaited<ReturnType<typeof getLlama>>["loadModel"]>>;
@@ -331,24 +319,35 @@ async function greedy(model: LoadedModel, prompt: Token[], count: number): Promi
 /** node-llama-cpp brands token ids. */
 const tok = (id: number) => id as Token;
 
-/** Loads a model single-threaded on CPU, runs `fn`, disposes everything; returns llama.cpp's warnings. */
-async function withLoadedModel(file: string, fn: (model: LoadedModel) => Promise<void>): Promise<string[]> {
-  const warnings: string[] = [];
+/**
+ * One CPU llama for every load test in this file (getLlama costs ~1 s, and after a dispose a
+ * second instance's early log lines can bypass its logger), disposed after the tests.
+ */
+let sharedLlama: ReturnType<typeof getLlama> | undefined;
+const llamaWarnings: string[] = [];
+after(async () => {
+  if (sharedLlama) await (await sharedLlama).dispose();
+});
+
+function cpuLlama(): ReturnType<typeof getLlama> {
   const logger = (level: LlamaLogLevel, message: string) => {
-    if (level === "warn" || level === "error" || level === "fatal") warnings.push(message.trim());
+    if (level === "warn" || level === "error" || level === "fatal") llamaWarnings.push(message.trim());
   };
-  const llama = await getLlama({ gpu: false, build: "never", logLevel: "warn" as LlamaLogLevel, logger });
+  sharedLlama ??= getLlama({ gpu: false, build: "never", logLevel: "warn" as LlamaLogLevel, logger });
+  return sharedLlama;
+}
+
+/** Loads a model (on the shared CPU llama), runs `fn`, disposes the model; returns llama.cpp's warnings meanwhile. */
+async function withLoadedModel(file: string, fn: (model: LoadedModel) => Promise<void>): Promise<string[]> {
+  const llama = await cpuLlama();
+  llamaWarnings.length = 0;
+  const model = await llama.loadModel({ modelPath: file });
   try {
-    const model = await llama.loadModel({ modelPath: file });
-    try {
-      await fn(model);
-    } finally {
-      await model.dispose();
-    }
+    await fn(model);
   } finally {
-    await llama.dispose();
+    await model.dispose();
   }
-  return warnings;
+  return [...llamaWarnings];
 }
 
 /** Greedy output twice from fresh contexts: equal, full length, and not one token repeated. */
@@ -534,5 +533,7 @@ test("node-llama-cpp loads the phimoe model: Phi-3 tokenization, MoE generation 
     await assertDeterministicGreedy(model, model.tokenize("<|user|>\nTell me a story.<|end|>\n<|assistant|>\n", true));
   });
   // Known, harmless: real Phi-3 GGUFs give the same warning (</s> is USER_DEFINED by design).
+  // Seeing it also proves the logger captures llama.cpp's warnings, so "no others" means something.
+  assert.equal(warnings.filter((w) => /control-looking token: +2 '<\/s>'/.test(w)).length, 1);
   assert.deepEqual(warnings.filter((w) => !/control-looking token: +2 '<\/s>'/.test(w)), []);
 });
