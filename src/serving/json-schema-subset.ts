@@ -32,6 +32,9 @@ function normalise(node: unknown, loc: (string | number)[]): unknown {
     if (!STRUCTURAL.has(key)) throw unsupported(at, key, `the JSON schema keyword '${key}' is not supported by constrained decoding`);
     out[key === "anyOf" ? "oneOf" : key] = normaliseKeyword(key, value, at);
   }
+  // Objects with declared properties emit only those unless extra ones are explicitly allowed:
+  // still valid against the schema, and it keeps generation from wandering into invented keys.
+  if (out.type === "object" && out.properties !== undefined && out.additionalProperties === undefined) out.additionalProperties = false;
   return out;
 }
 

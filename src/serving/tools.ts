@@ -31,6 +31,8 @@ export interface ToolCall {
 export const TOOL_CALL_OPEN = "<|tool_call|>";
 export const TOOL_CALL_CLOSE = "<|/tool_call|>";
 const NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+/** Calls per turn at most (parallel tool calls). */
+const MAX_CALLS = 4;
 
 export function parseTools(tools: unknown[] | undefined, toolChoice: unknown): { tools: ToolSpec[]; choice: ToolChoice } | undefined {
   if (tools === undefined) {
@@ -79,7 +81,7 @@ export function renderToolList(tools: readonly ToolSpec[]): string {
 export function callsSchema(tools: readonly ToolSpec[], choice: ToolChoice): Record<string, unknown> {
   const allowed = typeof choice === "object" ? tools.filter((t) => t.name === choice.name) : tools;
   const call = (t: ToolSpec) => ({ type: "object", properties: { name: { const: t.name }, arguments: t.parameters }, required: ["name", "arguments"], additionalProperties: false });
-  return { type: "array", items: allowed.length === 1 ? call(allowed[0]!) : { oneOf: allowed.map(call) }, minItems: 1, maxItems: 8 };
+  return { type: "array", items: allowed.length === 1 ? call(allowed[0]!) : { oneOf: allowed.map(call) }, minItems: 1, maxItems: MAX_CALLS };
 }
 
 /** Emulated mode: the whole answer is either calls or plain content. */
