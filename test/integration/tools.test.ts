@@ -102,17 +102,16 @@ for (const [label, server] of [["emulated (Phi-3.5-mini)", () => emulated], ["na
 
 test("native: tool_choice auto lets the model answer or call; calls are always schema-valid", async () => {
   const openai = client(native);
-  let calls = 0;
+  // Random weights decide which way each seed goes; whichever it is must be well-formed.
   for (let seed = 0; seed < 6; seed++) {
     const res = await openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Weather?" }], tools: TOOLS, temperature: 1, seed, max_tokens: 200 });
     const choice = res.choices[0]!;
-    if (choice.finish_reason === "tool_calls") {
-      calls += 1;
-      checkCalls(choice.message.tool_calls);
-    } else assert.equal(choice.message.tool_calls ?? null, null);
+    if (choice.finish_reason === "tool_calls") checkCalls(choice.message.tool_calls);
+    else {
+      assert.equal(choice.message.tool_calls ?? null, null);
+      assert.equal(typeof choice.message.content, "string");
+    }
   }
-  // Random weights decide which way each seed goes; both ways were checked above.
-  assert.ok(calls <= 6);
 });
 
 test("tools on a model without native support and without emulation → 422, as Azure", async () => {
