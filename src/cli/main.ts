@@ -40,7 +40,7 @@ program
 program
   .command("test-model")
   .description("write a seeded random-weight Phi model with the real Phi-3 vocabulary (for tests and benchmarks)")
-  .addOption(new Option("--family <family>", "model family").choices(["phi3"]).default("phi3"))
+  .addOption(new Option("--family <family>", "model family").choices(["phi3", "phi4", "phi4-mini", "phimoe"]).default("phi3"))
   .requiredOption("--out <file>", "output GGUF path")
   .addOption(new Option("--shape <shape>", "start from a preset: tiny (default, a few MB) or phi3-mini (3072 x 32 layers, q4_0, ~2.2 GB, for benchmarks)").choices(["tiny", "phi3-mini"]).default("tiny"))
   .option("--layers <n>", "transformer blocks", integer(1))
