@@ -15,8 +15,14 @@ export interface ServeConfig {
   catalogModelId: string | undefined;
   /** Deployment name (`/v1/models` id); default: the catalog id or file name. */
   deploymentName: string | undefined;
-  /** Sequences generating at once. Default 2. */
-  parallel: number;
+  /** Sequences generating at once; undefined = chosen from the model's KV size and the machine's memory. */
+  parallel: number | undefined;
+  /** Requests allowed to wait for a sequence; undefined = max(16, 8 × parallel). */
+  maxQueue: number | undefined;
+  /** Deadline of a chat request from arrival, ms; 0 = none. Default 300 000. */
+  requestTimeoutMs: number;
+  /** After SIGTERM, how long in-flight requests may finish, ms. Default 30 000. */
+  drainTimeoutMs: number;
   /** Context window per sequence in tokens; default min(model context, 4096). */
   contextSize: number | undefined;
   /** CPU threads; default chosen from the model size. */
@@ -33,7 +39,6 @@ export interface ServeConfig {
   logLevel: string;
 }
 
-export const DEFAULT_PARALLEL = 2;
 export const DEFAULT_CONTEXT_CAP = 4096;
 export const DEFAULT_MAX_CHOICES = 16;
 export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;

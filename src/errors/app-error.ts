@@ -13,6 +13,8 @@ export type AppErrorCode =
   | "MODEL_NOT_FOUND"
   | "PAYLOAD_TOO_LARGE"
   | "ENGINE_UNAVAILABLE"
+  | "OVERLOADED"
+  | "GENERATION_TIMEOUT"
   | "INTERNAL";
 
 /** Every code, in catalog order; docs/ERRORS.md is kept in sync with this list by a test. */
@@ -26,6 +28,8 @@ export const APP_ERROR_CODES: readonly AppErrorCode[] = [
   "MODEL_NOT_FOUND",
   "PAYLOAD_TOO_LARGE",
   "ENGINE_UNAVAILABLE",
+  "OVERLOADED",
+  "GENERATION_TIMEOUT",
   "INTERNAL",
 ];
 

@@ -19,6 +19,8 @@ const HTTP_SHAPES: Record<AppErrorCode, HttpShape> = {
   MODEL_NOT_FOUND: { status: 404, wireCode: "model_not_found", type: "invalid_request_error" },
   PAYLOAD_TOO_LARGE: { status: 413, wireCode: "payload_too_large", type: "invalid_request_error" },
   ENGINE_UNAVAILABLE: { status: 503, wireCode: "engine_unavailable", type: "unavailable_error" },
+  OVERLOADED: { status: 503, wireCode: "overloaded", type: "unavailable_error" },
+  GENERATION_TIMEOUT: { status: 504, wireCode: "timeout", type: "timeout_error" },
   INTERNAL: { status: 500, wireCode: "internal_error", type: "server_error" },
 };
 

@@ -7,7 +7,8 @@ import type { Logger } from "pino";
 import { AppError } from "../errors/app-error.ts";
 import { toHttpError } from "../errors/http-mapping.ts";
 import { createRequestId } from "../lib/ids.ts";
-import type { Authenticator } from "../auth/api-key-authenticator.ts";
+import type { Authenticator, Principal } from "../auth/api-key-authenticator.ts";
+import type { AdmissionScheduler } from "../scheduler/admission-scheduler.ts";
 import { unauthenticated } from "../auth/api-key-authenticator.ts";
 import type { ChatCompletionsService, ServedModel } from "../serving/chat-completions.service.ts";
 import { toValidationDetails, type AjvErrorLike } from "./validation-errors.ts";
@@ -19,12 +20,25 @@ export interface HttpServerDeps {
   authenticator: Authenticator;
   chat: ChatCompletionsService;
   model: ServedModel;
-  isReady: () => boolean;
+  scheduler: AdmissionScheduler;
+  /** "loading" | "ready" | "draining": what /health reports (503 unless ready). */
+  state: () => "loading" | "ready" | "draining";
+  /** Aborts every generation still running when the drain timeout passes. */
+  shutdownSignal: AbortSignal;
 }
 
 export interface HttpServerOptions {
   /** Largest accepted request body; larger → 413. */
   bodyLimitBytes: number;
+  /** Deadline of a chat request, from arrival; 0 = none. */
+  requestTimeoutMs: number;
+}
+
+const principals = new WeakMap<FastifyRequest, Principal>();
+
+/** Who sent the request (the fairness tenant); anonymous when authentication is off. */
+export function principalOf(request: FastifyRequest): Principal {
+  return principals.get(request) ?? { keyId: "anonymous" };
 }
 
 /** Path prefixes every API route is served under. */
@@ -53,6 +67,7 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
       authorization: headerValue(request.headers.authorization),
     });
     if (!principal) throw unauthenticated();
+    principals.set(request, principal);
   });
 
   app.addHook("onResponse", async (request, reply) => {
@@ -66,12 +81,12 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
 
   for (const prefix of ROUTE_PREFIXES) {
     app.get(`${prefix}/health`, async (_request, reply) => {
-      const ready = deps.isReady();
-      return reply.status(ready ? 200 : 503).send({ status: ready ? "ok" : "loading" });
+      const state = deps.state();
+      return reply.status(state === "ready" ? 200 : 503).send({ status: state === "ready" ? "ok" : state });
     });
   }
   registerInfoRoutes(app, deps);
-  registerChatCompletionsRoutes(app, deps);
+  registerChatCompletionsRoutes(app, deps, { requestTimeoutMs: options.requestTimeoutMs });
   return app;
 }
 

@@ -13,7 +13,10 @@ interface ServeFlags {
   apiKey: string[];
   auth: boolean;
   deployment?: string;
-  parallel: number;
+  parallel?: number;
+  maxQueue?: number;
+  requestTimeout: number;
+  drainTimeout: number;
   context?: number;
   threads?: number;
   gpu: GpuChoice;
@@ -38,6 +41,9 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       catalogModelId: flags.modelName ?? resolved.catalogModelId,
       deploymentName: flags.deployment,
       parallel: flags.parallel,
+      maxQueue: flags.maxQueue,
+      requestTimeoutMs: flags.requestTimeout * 1000,
+      drainTimeoutMs: flags.drainTimeout * 1000,
       contextSize: flags.context,
       threads: flags.threads,
       gpu: flags.gpu,
@@ -53,7 +59,11 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       if (closing) return;
       closing = true;
       logger.info({ event: "server.stopping", signal }, "stopping");
-      app.close().then(() => process.exit(0), (e: unknown) => exitWithCliError(e));
+      // Stop admitting, let in-flight requests finish (up to --drain-timeout), then exit 0.
+      app
+        .drain(config.drainTimeoutMs)
+        .then(() => app.close())
+        .then(() => process.exit(0), (e: unknown) => exitWithCliError(e));
     };
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));

@@ -6,6 +6,18 @@ export interface GgufSummary {
   name?: string;
   chatTemplate?: string;
   contextLength?: number;
+  /** f16 KV-cache bytes one token of context takes (2 · layers · kv heads · head size · 2 bytes). */
+  kvBytesPerToken?: number;
+}
+
+/**
+ * Sequences to run at once when `--parallel` is not given: as many KV caches of `contextSize`
+ * as fit in a quarter of the machine's memory, between 1 and 8 (on 2 cores, aggregate decode
+ * stops improving past a handful of sequences: shared/spec/engine-notes.md).
+ */
+export function defaultParallel(kvBytesPerToken: number | undefined, contextSize: number, memoryBytes: number): number {
+  if (!kvBytesPerToken) return 2;
+  return Math.min(8, Math.max(1, Math.floor((0.25 * memoryBytes) / (kvBytesPerToken * contextSize))));
 }
 
 export async function readGgufSummary(modelPath: string): Promise<GgufSummary> {
@@ -14,11 +26,20 @@ export async function readGgufSummary(modelPath: string): Promise<GgufSummary> {
   const architecture = metadata.general?.architecture;
   const name = metadata.general?.name;
   const template = metadata.tokenizer?.chat_template;
-  const context = typeof architecture === "string" ? metadata[architecture]?.context_length : undefined;
+  const arch = typeof architecture === "string" ? (metadata[architecture] as Record<string, unknown> | undefined) : undefined;
+  const context = arch?.context_length;
+  const attention = arch?.attention as Record<string, unknown> | undefined;
+  const [layers, embd, heads] = [arch?.block_count, arch?.embedding_length, attention?.head_count];
+  const kvHeads = attention?.head_count_kv ?? heads;
+  const kvBytesPerToken =
+    typeof layers === "number" && typeof embd === "number" && typeof heads === "number" && typeof kvHeads === "number"
+      ? 2 * layers * kvHeads * (embd / heads) * 2
+      : undefined;
   return {
     ...(typeof architecture === "string" ? { architecture } : {}),
     ...(typeof name === "string" ? { name } : {}),
     ...(typeof template === "string" ? { chatTemplate: template } : {}),
     ...(typeof context === "number" ? { contextLength: context } : {}),
+    ...(kvBytesPerToken ? { kvBytesPerToken } : {}),
   };
 }

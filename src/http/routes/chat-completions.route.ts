@@ -14,13 +14,18 @@ import { toCompletionResponse, toContentChunk, toFinalChunk, toRoleChunk, toTool
 import type { ChoiceFinishReason } from "../../serving/choice-output.ts";
 import { applyExtraParameters, parseExtraParametersMode, type ExtraParametersMode } from "../extra-parameters.ts";
 import type { HttpServerDeps } from "../server.ts";
-import { ROUTE_PREFIXES } from "../server.ts";
+import { principalOf, ROUTE_PREFIXES } from "../server.ts";
+import { AppError } from "../../errors/app-error.ts";
 
 type ChatRequest = FastifyRequest<{ Body: ChatCompletionsRequest }>;
 
 const passedThrough = new WeakMap<FastifyRequest, Record<string, unknown>>();
 
-export function registerChatCompletionsRoutes(app: FastifyInstance, deps: HttpServerDeps): void {
+interface ChatRouteOptions {
+  requestTimeoutMs: number;
+}
+
+export function registerChatCompletionsRoutes(app: FastifyInstance, deps: HttpServerDeps, options: ChatRouteOptions): void {
   const paths: [string, ExtraParametersMode][] = ROUTE_PREFIXES.map((p) => [`${p}/chat/completions`, "error"]);
   // The OpenAI route: logprobs, n, logit_bias… are OpenAI's own parameters, so they pass by default.
   paths.push(["/v1/chat/completions", "pass-through"]);
@@ -31,21 +36,71 @@ export function registerChatCompletionsRoutes(app: FastifyInstance, deps: HttpSe
         const mode = parseExtraParametersMode(request.headers["extra-parameters"], defaultMode);
         passedThrough.set(request, applyExtraParameters(request.body, mode));
       },
-      handler: async (request, reply) => handleChat(deps, request, reply),
+      handler: async (request, reply) => handleChat(deps, options, request, reply),
     });
   }
 }
 
-async function handleChat(deps: HttpServerDeps, request: ChatRequest, reply: FastifyReply): Promise<unknown> {
+/**
+ * Ends a generation early for any of: the client went away, the request deadline passed, or the
+ * server's drain timeout ran out. `timedOut` tells the deadline apart (504 / error frame).
+ */
+class RunControl {
+  readonly controller = new AbortController();
+  timedOut = false;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly onShutdown = () => this.controller.abort(new Error("server shutting down"));
+
+  constructor(reply: FastifyReply, deadlineAt: number | undefined, private readonly shutdown: AbortSignal) {
+    reply.raw.on("close", () => {
+      if (!reply.raw.writableFinished) this.controller.abort(new Error("client closed the connection"));
+    });
+    if (deadlineAt !== undefined) {
+      this.timer = setTimeout(() => {
+        this.timedOut = true;
+        this.controller.abort(timeoutError());
+      }, Math.max(0, deadlineAt - performance.now()));
+    }
+    shutdown.addEventListener("abort", this.onShutdown, { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.shutdown.removeEventListener("abort", this.onShutdown);
+  }
+}
+
+function timeoutError(): AppError {
+  return new AppError("GENERATION_TIMEOUT", "The request did not complete within the server's request timeout.");
+}
+
+async function handleChat(deps: HttpServerDeps, options: ChatRouteOptions, request: ChatRequest, reply: FastifyReply): Promise<unknown> {
+  const arrivedAt = performance.now();
   const command = toChatCommand(request.body, passedThrough.get(request) ?? {}, deps.model.capabilities);
   const prepared = await deps.chat.prepare(command);
   const meta: ResponseMeta = { id: createCompletionId(), created: Math.floor(Date.now() / 1000), model: deps.model.azureName };
-  const controller = new AbortController();
-  reply.raw.on("close", () => {
-    if (!reply.raw.writableFinished) controller.abort();
-  });
-  if (!command.stream) return collectChat(deps, request, reply, prepared, meta, controller);
-  return streamChat(deps, request, reply, prepared, meta, controller);
+  const deadlineAt = options.requestTimeoutMs > 0 ? arrivedAt + options.requestTimeoutMs : undefined;
+  const run = new RunControl(reply, deadlineAt, deps.shutdownSignal);
+  try {
+    // Admission happens before the first byte, so 503 (queue full) and 504 (deadline) are plain JSON errors.
+    const admission = await deps.scheduler.admit({ tenant: principalOf(request).keyId, slots: command.n, signal: run.signal, ...(deadlineAt === undefined ? {} : { deadlineAt }) });
+    try {
+      request.log.debug({ event: "scheduler.admitted", queuedMs: Math.round(admission.queuedMs) }, "admitted");
+      if (!command.stream) return await collectChat(deps, request, reply, prepared, meta, run);
+      return await streamChat(deps, request, reply, prepared, meta, run);
+    } finally {
+      admission.release();
+    }
+  } catch (error) {
+    if (run.signal.aborted && !run.timedOut && !(error instanceof AppError)) return reply.hijack(); // client gone
+    throw error;
+  } finally {
+    run.dispose();
+  }
 }
 
 async function collectChat(
@@ -54,11 +109,11 @@ async function collectChat(
   reply: FastifyReply,
   prepared: PreparedChat,
   meta: ResponseMeta,
-  controller: AbortController,
+  run: RunControl,
 ): Promise<unknown> {
   const wantLogprobs = prepared.command.topLogprobs !== undefined;
   const choices: CompletedChoice[] = Array.from({ length: prepared.command.n }, () => ({ content: "", finishReason: "length", toolCalls: undefined, logprobs: wantLogprobs ? [] : undefined }));
-  for await (const event of deps.chat.generate(prepared, controller.signal)) {
+  for await (const event of deps.chat.generate(prepared, run.signal)) {
     const choice = choices[event.index]!;
     if (event.type === "text") {
       choice.content += event.text;
@@ -75,7 +130,8 @@ async function collectChat(
       return toCompletionResponse(meta, choices, event.usage);
     }
   }
-  request.log.info({ event: "request.aborted" }, "client went away");
+  if (run.timedOut) throw timeoutError();
+  request.log.info({ event: "request.aborted" }, "generation stopped before the end");
   return reply.hijack();
 }
 
@@ -85,7 +141,7 @@ async function streamChat(
   reply: FastifyReply,
   prepared: PreparedChat,
   meta: ResponseMeta,
-  controller: AbortController,
+  run: RunControl,
 ): Promise<void> {
   reply.hijack();
   const raw = reply.raw;
@@ -102,7 +158,7 @@ async function streamChat(
   try {
     for (let index = 0; index < prepared.command.n; index++) await write(encodeSseData(toRoleChunk(meta, index)));
     const finishReasons: ChoiceFinishReason[] = [];
-    for await (const event of deps.chat.generate(prepared, controller.signal)) {
+    for await (const event of deps.chat.generate(prepared, run.signal)) {
       if (event.type === "text") await write(encodeSseData(toContentChunk(meta, event.index, event.text, event.logprobs)));
       else if (event.type === "tool_calls") await write(encodeSseData(toToolCallsChunk(meta, event.index, event.calls)));
       else {
@@ -111,6 +167,7 @@ async function streamChat(
         await write(encodeSseData(toFinalChunk(meta, event.index, event.finishReason, event.usage)));
       }
     }
+    if (run.timedOut) await write(encodeSseData(toHttpError(timeoutError()).body));
   } catch (error) {
     request.log.error({ event: "stream.failed", err: error }, "stream failed after the first byte");
     await write(encodeSseData(toHttpError(error).body));
@@ -119,7 +176,7 @@ async function streamChat(
       await write(SSE_DONE);
       raw.end();
     }
-    request.log.info({ event: "request.completed", status: 200, stream: true, aborted: controller.signal.aborted }, "request.completed");
+    request.log.info({ event: "request.completed", status: 200, stream: true, aborted: run.signal.aborted, timedOut: run.timedOut }, "request.completed");
   }
 }
 
