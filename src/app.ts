@@ -15,6 +15,7 @@ import { createHttpServer } from "./http/server.ts";
 import { planServedModel, type ServedModelPlan } from "./served-model.ts";
 import { AdmissionScheduler } from "./scheduler/admission-scheduler.ts";
 import { totalmem } from "node:os";
+import { Metrics } from "./observability/metrics.ts";
 
 export interface App {
   http: FastifyInstance;
@@ -48,9 +49,10 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
       logger.child({ component: "engine" }),
     );
   const chat = new ChatCompletionsService({ engine, model: plan.model });
+  const metrics = new Metrics({ engine: () => engine.stats(), scheduler: () => scheduler.stats() });
   const authenticator = createApiKeyAuthenticator(config.apiKeys);
   const http = createHttpServer(
-    { logger, authenticator, chat, model: plan.model, scheduler, state: () => (draining ? "draining" : engine.isReady() ? "ready" : "loading"), shutdownSignal: shutdown.signal },
+    { logger, authenticator, chat, model: plan.model, scheduler, state: () => (draining ? "draining" : engine.isReady() ? "ready" : "loading"), shutdownSignal: shutdown.signal, metrics },
     { bodyLimitBytes: config.bodyLimitBytes, requestTimeoutMs: config.requestTimeoutMs },
   );
   return {

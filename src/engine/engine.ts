@@ -71,7 +71,17 @@ export interface EngineModelInfo {
   vocabSize: number;
 }
 
+/** Running totals since start, for metrics and tests (prefix reuse is asserted through these). */
+export interface EngineStats {
+  /** Prompt tokens actually evaluated. */
+  promptTokensEvaluated: number;
+  /** Prompt tokens skipped because the sequence already held them (shared prefix). */
+  promptTokensReused: number;
+  generatedTokens: number;
+}
+
 export interface Engine {
+  stats(): EngineStats;
   /** Loads the model and allocates contexts; resolves when ready to serve. */
   load(): Promise<void>;
   isReady(): boolean;

@@ -9,6 +9,7 @@ import { toHttpError } from "../errors/http-mapping.ts";
 import { createRequestId } from "../lib/ids.ts";
 import type { Authenticator, Principal } from "../auth/api-key-authenticator.ts";
 import type { AdmissionScheduler } from "../scheduler/admission-scheduler.ts";
+import type { Metrics } from "../observability/metrics.ts";
 import { unauthenticated } from "../auth/api-key-authenticator.ts";
 import type { ChatCompletionsService, ServedModel } from "../serving/chat-completions.service.ts";
 import { toValidationDetails, type AjvErrorLike } from "./validation-errors.ts";
@@ -25,6 +26,7 @@ export interface HttpServerDeps {
   state: () => "loading" | "ready" | "draining";
   /** Aborts every generation still running when the drain timeout passes. */
   shutdownSignal: AbortSignal;
+  metrics: Metrics;
 }
 
 export interface HttpServerOptions {
@@ -71,6 +73,7 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
   });
 
   app.addHook("onResponse", async (request, reply) => {
+    deps.metrics.requests.inc({ route: request.routeOptions.url ?? "unmatched", status: String(reply.statusCode) });
     request.log.info({ event: "request.completed", method: request.method, path: request.routeOptions.url ?? "unmatched", status: reply.statusCode, durationMs: Math.round(reply.elapsedTime) }, "request.completed");
   });
 
@@ -85,6 +88,10 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
       return reply.status(state === "ready" ? 200 : 503).send({ status: state === "ready" ? "ok" : state });
     });
   }
+  app.get("/metrics", async (_request, reply) => {
+    reply.header("content-type", deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
   registerInfoRoutes(app, deps);
   registerChatCompletionsRoutes(app, deps, { requestTimeoutMs: options.requestTimeoutMs });
   return app;

@@ -19,6 +19,11 @@ export class FakeEngine implements Engine {
 
   constructor(private readonly options: FakeEngineOptions) {}
 
+  stats() {
+    const generatedTokens = this.requests.length;
+    return { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens };
+  }
+
   async load(): Promise<void> {
     this.ready = true;
   }

@@ -22,7 +22,7 @@ import {
   type Token,
 } from "node-llama-cpp";
 import type { Logger } from "pino";
-import type { Engine, EngineEvent, EngineModelInfo, GenerationRequest, OutputConstraint, TokenLogprob } from "../engine.ts";
+import type { Engine, EngineEvent, EngineModelInfo, EngineStats, GenerationRequest, OutputConstraint, TokenLogprob } from "../engine.ts";
 import { AppError } from "../../errors/app-error.ts";
 import { SequencePool } from "./sequence-pool.ts";
 import { createJsonGrammar } from "./json-grammar.ts";
@@ -71,6 +71,8 @@ interface Run {
   request: GenerationRequest;
   signal: AbortSignal;
   promptTokens: Token[];
+  /** The part of the prompt the sequence does not hold yet: what is evaluated. */
+  inputTokens: Token[];
   seed: number;
   tokenBias: TokenBias | undefined;
   decoder: TokenTextDecoder;
@@ -78,6 +80,7 @@ interface Run {
 
 export class LlamaCppEngine implements Engine {
   private loaded: Loaded | undefined;
+  private readonly counters: EngineStats = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0 };
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
 
   constructor(
@@ -115,6 +118,10 @@ export class LlamaCppEngine implements Engine {
     return this.loaded !== undefined;
   }
 
+  stats(): EngineStats {
+    return { ...this.counters };
+  }
+
   modelInfo(): EngineModelInfo {
     return this.require().info;
   }
@@ -138,24 +145,43 @@ export class LlamaCppEngine implements Engine {
   async *generate(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
     const loaded = this.require();
     const grammar = request.constraint ? await this.grammarFor(loaded, request.constraint) : undefined;
-    const sequence = await loaded.pool.acquire(signal);
+    const promptTokens = loaded.model.tokenize(request.prompt, true);
+    const sequence = await loaded.pool.acquire(signal, (candidate) => commonPrefixLength(candidate.contextTokens, promptTokens));
     try {
-      await sequence.clearHistory();
-      const promptTokens = loaded.model.tokenize(request.prompt, true);
+      const inputTokens = await this.reusePrefix(sequence, promptTokens);
       const run: Run = {
         request,
         signal,
         promptTokens,
+        inputTokens,
         // node-llama-cpp would default to the current second; a random seed keeps unseeded requests independent.
         seed: request.seed === undefined ? randomInt(2 ** 31) : Number(BigInt.asUintN(32, BigInt(Math.trunc(request.seed)))),
         tokenBias: createTokenBias(loaded.model, withSuppressed(loaded.model, request)),
         decoder: new TokenTextDecoder(loaded.model, promptTokens),
       };
-      if (request.topLogprobs === undefined) yield* this.generateFast(loaded, sequence, run, grammar);
-      else yield* this.generateWithLogprobs(loaded, sequence, run);
+      try {
+        if (request.topLogprobs === undefined) yield* this.generateFast(loaded, sequence, run, grammar);
+        else yield* this.generateWithLogprobs(loaded, sequence, run);
+      } finally {
+        this.counters.generatedTokens += run.decoder.tokens.length;
+      }
     } finally {
       loaded.pool.release(sequence);
     }
+  }
+
+  /**
+   * Keeps the tokens the sequence already holds that match the start of the new prompt (same
+   * system prompt, a continued conversation) and erases the rest; returns what is left to
+   * evaluate. At least the last prompt token is always evaluated, for its logits.
+   */
+  private async reusePrefix(sequence: LlamaContextSequence, promptTokens: Token[]): Promise<Token[]> {
+    const keep = Math.min(commonPrefixLength(sequence.contextTokens, promptTokens), promptTokens.length - 1);
+    if (keep === 0) await sequence.clearHistory();
+    else if (keep < sequence.nextTokenIndex) await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
+    this.counters.promptTokensReused += keep;
+    this.counters.promptTokensEvaluated += promptTokens.length - keep;
+    return promptTokens.slice(keep);
   }
 
   async close(): Promise<void> {
@@ -174,7 +200,7 @@ export class LlamaCppEngine implements Engine {
   private async *generateFast(loaded: Loaded, sequence: LlamaContextSequence, run: Run, grammar: LlamaGrammar | undefined): AsyncGenerator<EngineEvent> {
     const { request, decoder } = run;
     const trigger = request.constrainAfter ? singleToken(loaded.model, request.constrainAfter.token) : undefined;
-    let input: Token[] = run.promptTokens;
+    let input: Token[] = run.inputTokens;
     let active = grammar;
     let json = grammar ? new JsonCloseDetector() : undefined;
     for (;;) {
@@ -225,7 +251,7 @@ export class LlamaCppEngine implements Engine {
     const top = request.topLogprobs ?? 0;
     const greedy = request.temperature <= 0;
     const random = new SeededRandom(run.seed);
-    let input: Token[] = run.promptTokens;
+    let input: Token[] = run.inputTokens;
     while (!run.signal.aborted) {
       const last = input[input.length - 1]!;
       const results = await sequence.controlledEvaluate([
@@ -284,6 +310,13 @@ export class LlamaCppEngine implements Engine {
     else if (level === "warn") this.logger.warn({ event: "llama.log" }, text);
     else this.logger.debug({ event: "llama.log" }, text);
   }
+}
+
+export function commonPrefixLength(a: readonly Token[], b: readonly Token[]): number {
+  const max = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < max && a[i] === b[i]) i++;
+  return i;
 }
 
 /** The id of a token text that is exactly one token, else undefined. */

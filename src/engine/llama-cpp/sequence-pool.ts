@@ -21,9 +21,22 @@ export class SequencePool<T> {
     return this.waiters.length;
   }
 
-  acquire(signal: AbortSignal): Promise<T> {
-    const item = this.free.pop();
-    if (item !== undefined) return Promise.resolve(item);
+  /**
+   * Leases a free item, preferring the highest `score` (e.g. the sequence whose cached tokens
+   * share the longest prefix with the new prompt); waits first-in, first-out when none is free.
+   */
+  acquire(signal: AbortSignal, score?: (item: T) => number): Promise<T> {
+    if (this.free.length > 0) {
+      let best = this.free.length - 1;
+      if (score) {
+        let bestScore = -Infinity;
+        this.free.forEach((candidate, i) => {
+          const value = score(candidate);
+          if (value > bestScore) [best, bestScore] = [i, value];
+        });
+      }
+      return Promise.resolve(this.free.splice(best, 1)[0]!);
+    }
     return new Promise<T>((resolve, reject) => {
       const waiter = {
         resolve,

@@ -16,6 +16,7 @@ import { applyExtraParameters, parseExtraParametersMode, type ExtraParametersMod
 import type { HttpServerDeps } from "../server.ts";
 import { principalOf, ROUTE_PREFIXES } from "../server.ts";
 import { AppError } from "../../errors/app-error.ts";
+import type { Metrics } from "../../observability/metrics.ts";
 
 type ChatRequest = FastifyRequest<{ Body: ChatCompletionsRequest }>;
 
@@ -48,10 +49,16 @@ export function registerChatCompletionsRoutes(app: FastifyInstance, deps: HttpSe
 class RunControl {
   readonly controller = new AbortController();
   timedOut = false;
+  private sawOutput = false;
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly onShutdown = () => this.controller.abort(new Error("server shutting down"));
 
-  constructor(reply: FastifyReply, deadlineAt: number | undefined, private readonly shutdown: AbortSignal) {
+  constructor(
+    reply: FastifyReply,
+    private readonly arrivedAt: number,
+    deadlineAt: number | undefined,
+    private readonly shutdown: AbortSignal,
+  ) {
     reply.raw.on("close", () => {
       if (!reply.raw.writableFinished) this.controller.abort(new Error("client closed the connection"));
     });
@@ -66,6 +73,13 @@ class RunControl {
 
   get signal(): AbortSignal {
     return this.controller.signal;
+  }
+
+  /** Records time to first output once per request. */
+  noteOutput(metrics: Metrics): void {
+    if (this.sawOutput) return;
+    this.sawOutput = true;
+    metrics.timeToFirstToken.observe((performance.now() - this.arrivedAt) / 1000);
   }
 
   dispose(): void {
@@ -84,12 +98,13 @@ async function handleChat(deps: HttpServerDeps, options: ChatRouteOptions, reque
   const prepared = await deps.chat.prepare(command);
   const meta: ResponseMeta = { id: createCompletionId(), created: Math.floor(Date.now() / 1000), model: deps.model.azureName };
   const deadlineAt = options.requestTimeoutMs > 0 ? arrivedAt + options.requestTimeoutMs : undefined;
-  const run = new RunControl(reply, deadlineAt, deps.shutdownSignal);
+  const run = new RunControl(reply, arrivedAt, deadlineAt, deps.shutdownSignal);
   try {
     // Admission happens before the first byte, so 503 (queue full) and 504 (deadline) are plain JSON errors.
     const admission = await deps.scheduler.admit({ tenant: principalOf(request).keyId, slots: command.n, signal: run.signal, ...(deadlineAt === undefined ? {} : { deadlineAt }) });
     try {
       request.log.debug({ event: "scheduler.admitted", queuedMs: Math.round(admission.queuedMs) }, "admitted");
+      deps.metrics.queueWait.observe(admission.queuedMs / 1000);
       if (!command.stream) return await collectChat(deps, request, reply, prepared, meta, run);
       return await streamChat(deps, request, reply, prepared, meta, run);
     } finally {
@@ -114,6 +129,7 @@ async function collectChat(
   const wantLogprobs = prepared.command.topLogprobs !== undefined;
   const choices: CompletedChoice[] = Array.from({ length: prepared.command.n }, () => ({ content: "", finishReason: "length", toolCalls: undefined, logprobs: wantLogprobs ? [] : undefined }));
   for await (const event of deps.chat.generate(prepared, run.signal)) {
+    run.noteOutput(deps.metrics);
     const choice = choices[event.index]!;
     if (event.type === "text") {
       choice.content += event.text;
@@ -126,7 +142,7 @@ async function collectChat(
     }
     choice.finishReason = event.finishReason;
     if (event.usage) {
-      logUsage(request, event.usage, choices.map((c) => c.finishReason));
+      logUsage(deps, request, event.usage, choices.map((c) => c.finishReason));
       return toCompletionResponse(meta, choices, event.usage);
     }
   }
@@ -159,11 +175,12 @@ async function streamChat(
     for (let index = 0; index < prepared.command.n; index++) await write(encodeSseData(toRoleChunk(meta, index)));
     const finishReasons: ChoiceFinishReason[] = [];
     for await (const event of deps.chat.generate(prepared, run.signal)) {
+      run.noteOutput(deps.metrics);
       if (event.type === "text") await write(encodeSseData(toContentChunk(meta, event.index, event.text, event.logprobs)));
       else if (event.type === "tool_calls") await write(encodeSseData(toToolCallsChunk(meta, event.index, event.calls)));
       else {
         finishReasons[event.index] = event.finishReason;
-        if (event.usage) logUsage(request, event.usage, finishReasons);
+        if (event.usage) logUsage(deps, request, event.usage, finishReasons);
         await write(encodeSseData(toFinalChunk(meta, event.index, event.finishReason, event.usage)));
       }
     }
@@ -180,6 +197,8 @@ async function streamChat(
   }
 }
 
-function logUsage(request: FastifyRequest, usage: Usage, finishReasons: readonly ChoiceFinishReason[]): void {
+function logUsage(deps: HttpServerDeps, request: FastifyRequest, usage: Usage, finishReasons: readonly ChoiceFinishReason[]): void {
+  deps.metrics.usageTokens.inc({ kind: "prompt" }, usage.promptTokens);
+  deps.metrics.usageTokens.inc({ kind: "completion" }, usage.completionTokens);
   request.log.info({ event: "chat.usage", promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, finishReasons }, "chat usage");
 }
