@@ -45,7 +45,7 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
   const engine =
     overrides.engine ??
     new LlamaCppEngine(
-      { modelPath: config.modelPath, contextSize, parallel, threads: config.threads, gpu: config.gpu, extraStopTokens: plan.extraStopTokens },
+      { modelPath: config.modelPath, contextSize, parallel, threads: config.threads, batchSize: config.batchSize, gpu: config.gpu, extraStopTokens: plan.extraStopTokens },
       logger.child({ component: "engine" }),
     );
   const chat = new ChatCompletionsService({ engine, model: plan.model });

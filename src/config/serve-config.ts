@@ -27,6 +27,8 @@ export interface ServeConfig {
   contextSize: number | undefined;
   /** CPU threads; default chosen from the model size. */
   threads: number | undefined;
+  /** Tokens per evaluation batch; long prompts are evaluated in chunks of this size. Default 512. */
+  batchSize: number;
   gpu: GpuChoice;
   /** `constrained` (default): json_object/json_schema enforced by grammar; `azure`: 422 parameter_not_supported. */
   jsonPolicy: "constrained" | "azure";

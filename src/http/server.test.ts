@@ -26,6 +26,7 @@ const config: ServeConfig = {
   drainTimeoutMs: 1000,
   contextSize: undefined,
   threads: undefined,
+  batchSize: 512,
   gpu: "cpu",
   bodyLimitBytes: 2048,
   jsonPolicy: "azure",

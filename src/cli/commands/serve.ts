@@ -19,6 +19,7 @@ interface ServeFlags {
   drainTimeout: number;
   context?: number;
   threads?: number;
+  batchSize: number;
   gpu: GpuChoice;
   bodyLimit: number;
   jsonPolicy: "constrained" | "azure";
@@ -46,6 +47,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       drainTimeoutMs: flags.drainTimeout * 1000,
       contextSize: flags.context,
       threads: flags.threads,
+      batchSize: flags.batchSize,
       gpu: flags.gpu,
       bodyLimitBytes: flags.bodyLimit,
       jsonPolicy: flags.jsonPolicy,

@@ -39,6 +39,12 @@ export interface LlamaCppEngineOptions {
   parallel: number;
   /** CPU threads for evaluation; default chosen by model size (see `defaultThreads`). */
   threads?: number | undefined;
+  /**
+   * Tokens per evaluation batch (all sequences together). A long prompt is evaluated in chunks of
+   * at most this size, and every batch also carries one token of each decoding sequence
+   * (node-llama-cpp's "maximumParallelism" strategy), so a long prompt does not stall the streams.
+   */
+  batchSize: number;
   gpu: GpuChoice;
   /** Token texts that end a generation besides the model's own end-of-generation tokens (e.g. "<|assistant|>"). */
   extraStopTokens: readonly string[];
@@ -93,7 +99,13 @@ export class LlamaCppEngine implements Engine {
     const llama = await getLlama({ gpu: options.gpu === "cpu" ? false : options.gpu, build: "never", logger: (level, message) => this.logLlama(level, message) });
     const model = await llama.loadModel({ modelPath: options.modelPath });
     const threads = options.threads ?? defaultThreads(statSync(options.modelPath).size);
-    const context = await model.createContext({ contextSize: options.contextSize, sequences: options.parallel, threads });
+    const context = await model.createContext({
+      contextSize: options.contextSize,
+      sequences: options.parallel,
+      threads,
+      batchSize: Math.min(options.batchSize, options.contextSize),
+      batching: { itemPrioritizationStrategy: "maximumParallelism" },
+    });
     const pool = new SequencePool(Array.from({ length: options.parallel }, () => context.getSequence()));
     const metadata = model.fileInfo.metadata as unknown as { general?: { name?: string }; tokenizer?: { chat_template?: string; ggml?: { model?: string; tokens?: string[] } } };
     const vocab = metadata.tokenizer?.ggml?.tokens ?? [];
