@@ -88,6 +88,16 @@ export class LlamaCppEngine implements Engine {
   private loaded: Loaded | undefined;
   private readonly counters: EngineStats = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0 };
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
+  /**
+   * KV-cache edits (erasing a sequence's stale tokens) need node-llama-cpp's context lock, which
+   * its batch loop holds for as long as any sequence keeps queueing decodes: under continuous
+   * load an edit would wait until every stream ends. So an edit is announced here, and generating
+   * sequences hold their next step until it is done: the batch loop drains after the current
+   * batch, the edit runs, and decoding resumes, costing the streams one step of delay, as a
+   * llama-server slot update between batches does.
+   */
+  private maintenance: Promise<unknown> = Promise.resolve();
+  private maintenancePending = 0;
 
   constructor(
     private readonly options: LlamaCppEngineOptions,
@@ -189,11 +199,26 @@ export class LlamaCppEngine implements Engine {
    */
   private async reusePrefix(sequence: LlamaContextSequence, promptTokens: Token[]): Promise<Token[]> {
     const keep = Math.min(commonPrefixLength(sequence.contextTokens, promptTokens), promptTokens.length - 1);
-    if (keep === 0) await sequence.clearHistory();
-    else if (keep < sequence.nextTokenIndex) await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
+    if (keep < sequence.nextTokenIndex) await this.maintain(() => sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]));
     this.counters.promptTokensReused += keep;
     this.counters.promptTokensEvaluated += promptTokens.length - keep;
     return promptTokens.slice(keep);
+  }
+
+  private async maintain<T>(edit: () => Promise<T>): Promise<T> {
+    this.maintenancePending += 1;
+    const result = this.maintenance.then(edit);
+    this.maintenance = result.catch(() => undefined);
+    try {
+      return await result;
+    } finally {
+      this.maintenancePending -= 1;
+    }
+  }
+
+  /** Called by generating sequences before each step: waits while a KV-cache edit is pending. */
+  private async yieldToMaintenance(): Promise<void> {
+    while (this.maintenancePending > 0) await this.maintenance;
   }
 
   async close(): Promise<void> {
@@ -227,7 +252,7 @@ export class LlamaCppEngine implements Engine {
         repeatPenalty: repeatPenalty(request, decoder),
         ...(active ? { grammarEvaluationState: new LlamaGrammarEvaluationState({ model: loaded.model, grammar: active }) } : {}),
       });
-      for await (const token of evaluation) {
+      for await (const token of this.steps(evaluation)) {
         if (run.signal.aborted) return;
         if (loaded.stopTokenIds.has(token)) break;
         if (!active && trigger !== undefined && token === trigger) {
@@ -265,6 +290,7 @@ export class LlamaCppEngine implements Engine {
     const random = new SeededRandom(run.seed);
     let input: Token[] = run.inputTokens;
     while (!run.signal.aborted) {
+      await this.yieldToMaintenance();
       const last = input[input.length - 1]!;
       const results = await sequence.controlledEvaluate([
         ...input.slice(0, -1),
@@ -296,6 +322,20 @@ export class LlamaCppEngine implements Engine {
       input = [token];
     }
     if (!run.signal.aborted) yield { type: "done", finishReason: "stop" };
+  }
+
+  /** Iterates an evaluation, holding each next step while a KV-cache edit is pending. */
+  private async *steps(evaluation: AsyncGenerator<Token, void, void | Token | Token[]>): AsyncGenerator<Token> {
+    try {
+      for (;;) {
+        await this.yieldToMaintenance();
+        const step = await evaluation.next();
+        if (step.done) return;
+        yield step.value;
+      }
+    } finally {
+      await evaluation.return();
+    }
   }
 
   private grammarFor(loaded: Loaded, constraint: OutputConstraint): Promise<LlamaGrammar> {

@@ -1,0 +1,224 @@
+/**
+ * Load benchmark (figures, not tests): streams chat completions at several concurrencies and
+ * prints JSON and a table: aggregate and per-stream generated tokens/s, time to first token
+ * p50/p99, queue wait, server RSS. Modes, each measured in the same run when asked:
+ *   server (default)  phiserve started here on the model
+ *   --target URL      any OpenAI-compatible server (llama-server, vLLM, Ollama…), same load
+ *   --raw             the same work directly on node-llama-cpp in-process: the ceiling
+ *
+ *   npm run bench -- [--model FILE | --shape tiny|phi3-mini] [--concurrency 1,4,8,16] [--max-tokens 64]
+ *                    [--requests 2] [--threads N] [--raw] [--target URL] [--target-model NAME] [--json]
+ */
+import { parseArgs } from "node:util";
+import { readFileSync } from "node:fs";
+import { getLlama, type LlamaContextSequence } from "node-llama-cpp";
+import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
+import { renderChatTemplate, T5_PHI35_MINI } from "../src/catalog/chat-templates.ts";
+import { startServer } from "../test/helpers/start-server.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: "string" },
+    shape: { type: "string", default: "tiny" },
+    concurrency: { type: "string", default: "1,4,8,16" },
+    "max-tokens": { type: "string", default: "64" },
+    requests: { type: "string", default: "2" },
+    threads: { type: "string" },
+    raw: { type: "boolean", default: false },
+    "no-server": { type: "boolean", default: false },
+    target: { type: "string" },
+    "target-model": { type: "string", default: "phi" },
+    json: { type: "boolean", default: false },
+  },
+});
+
+const levels = args.concurrency.split(",").map(Number);
+const maxTokens = Number(args["max-tokens"]);
+const requestsPerStream = Number(args.requests);
+const WORDS = "time river stone light garden window silver market music paper forest engine winter story bridge ocean table yellow".split(" ");
+
+/** A deterministic word-salad prompt, different per stream and request (no shared prefixes beyond the template). */
+function prompt(stream: number, request: number): string {
+  const words: string[] = [];
+  for (let i = 0; i < 96; i++) words.push(WORDS[(stream * 7 + request * 13 + i * (stream + 3)) % WORDS.length]!);
+  return words.join(" ");
+}
+
+interface Sample {
+  ttftMs: number;
+  tokens: number;
+  decodeMs: number;
+}
+
+interface LevelResult {
+  mode: string;
+  concurrency: number;
+  aggregateTokensPerSecond: number;
+  perStream: { mean: number; min: number; max: number; spread: number };
+  ttftMs: { p50: number; p99: number };
+  queueWaitMs: number | null;
+  rssMb: number | null;
+}
+
+const percentile = (values: number[], p: number): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+};
+
+function summarize(mode: string, concurrency: number, samples: Sample[], wallMs: number, queueWaitMs: number | null, rssMb: number | null): LevelResult {
+  const rates = samples.map((s) => (s.tokens - 1) / (s.decodeMs / 1000)).filter(Number.isFinite);
+  const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
+  const [min, max] = [Math.min(...rates), Math.max(...rates)];
+  return {
+    mode,
+    concurrency,
+    aggregateTokensPerSecond: samples.reduce((a, s) => a + s.tokens, 0) / (wallMs / 1000),
+    perStream: { mean, min, max, spread: (max - min) / mean },
+    ttftMs: { p50: percentile(samples.map((s) => s.ttftMs), 50), p99: percentile(samples.map((s) => s.ttftMs), 99) },
+    queueWaitMs,
+    rssMb,
+  };
+}
+
+async function streamOnce(baseUrl: string, model: string, text: string): Promise<Sample> {
+  const started = performance.now();
+  const res = await fetch(`${baseUrl}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model, messages: [{ role: "user", content: text }], max_tokens: maxTokens, temperature: 0.8, top_p: 0.95, stream: true }),
+  });
+  if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  let first = 0;
+  let tokens = 0;
+  let buffer = "";
+  const decoder = new TextDecoder();
+  for await (const bytes of res.body) {
+    buffer += decoder.decode(bytes, { stream: true });
+    let cut: number;
+    while ((cut = buffer.indexOf("\n\n")) !== -1) {
+      const event = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      if (!event.startsWith("data: {")) continue;
+      const chunk = JSON.parse(event.slice(6));
+      if (!first && chunk.choices?.[0]?.delta?.content) first = performance.now();
+      if (chunk.usage) tokens = chunk.usage.completion_tokens;
+    }
+  }
+  const end = performance.now();
+  return { ttftMs: (first || end) - started, tokens, decodeMs: end - (first || end) };
+}
+
+async function runHttp(mode: string, baseUrl: string, model: string, pid: number | undefined): Promise<LevelResult[]> {
+  const results: LevelResult[] = [];
+  for (const c of levels) {
+    await Promise.all(Array.from({ length: c }, (_, s) => streamOnce(baseUrl, model, prompt(s + 100, 0)))); // warm-up
+    const queueBefore = pid ? await queueWait(baseUrl) : undefined;
+    const started = performance.now();
+    const samples = (await Promise.all(Array.from({ length: c }, async (_, stream) => {
+      const out: Sample[] = [];
+      for (let r = 0; r < requestsPerStream; r++) out.push(await streamOnce(baseUrl, model, prompt(stream, r)));
+      return out;
+    }))).flat();
+    const wall = performance.now() - started;
+    const queueAfter = pid ? await queueWait(baseUrl) : undefined;
+    const waitMs = queueBefore && queueAfter ? ((queueAfter.sum - queueBefore.sum) / Math.max(1, queueAfter.count - queueBefore.count)) * 1000 : null;
+    results.push(summarize(mode, c, samples, wall, waitMs, pid ? rssMb(pid) : null));
+  }
+  return results;
+}
+
+async function queueWait(baseUrl: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const read = (name: string) => Number(text.split("\n").find((l) => l.startsWith(`${name} `))?.split(" ")[1] ?? 0);
+  return { sum: read("phiserve_queue_wait_seconds_sum"), count: read("phiserve_queue_wait_seconds_count") };
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+/** The same work on node-llama-cpp directly: one context, `c` sequences evaluated concurrently. */
+async function runRaw(modelPath: string, threads: number): Promise<LevelResult[]> {
+  const llama = await getLlama({ gpu: false, build: "never" });
+  const model = await llama.loadModel({ modelPath });
+  const maxC = Math.max(...levels);
+  const context = await model.createContext({ contextSize: 1024, sequences: maxC, threads, batchSize: 512 });
+  const sequences = Array.from({ length: maxC }, () => context.getSequence());
+  const one = async (sequence: LlamaContextSequence, text: string, seed: number): Promise<Sample> => {
+    await sequence.clearHistory();
+    const started = performance.now();
+    const tokens = model.tokenize(renderChatTemplate(T5_PHI35_MINI, [{ role: "user", content: text }], { bosToken: "<s>", eosToken: "<|endoftext|>" }), true);
+    let first = 0;
+    let count = 0;
+    for await (const _ of sequence.evaluate(tokens, { temperature: 0.8, topP: 0.95, topK: 0, minP: 0, seed })) {
+      if (!first) first = performance.now();
+      if (++count >= maxTokens) break;
+    }
+    const end = performance.now();
+    return { ttftMs: first - started, tokens: count, decodeMs: end - first };
+  };
+  const results: LevelResult[] = [];
+  for (const c of levels) {
+    await Promise.all(sequences.slice(0, c).map((s, i) => one(s, prompt(i + 100, 0), i)));
+    const started = performance.now();
+    const samples = (await Promise.all(sequences.slice(0, c).map(async (s, stream) => {
+      const out: Sample[] = [];
+      for (let r = 0; r < requestsPerStream; r++) out.push(await one(s, prompt(stream, r), stream * 100 + r));
+      return out;
+    }))).flat();
+    results.push(summarize("raw", c, samples, performance.now() - started, null, process.memoryUsage().rss / 1024 / 1024));
+  }
+  await context.dispose();
+  await model.dispose();
+  await llama.dispose();
+  return results;
+}
+
+function table(results: LevelResult[]): string {
+  const head = "mode     conc  agg tok/s  stream tok/s (min–max, spread)   TTFT p50/p99 ms   queue ms   RSS MB";
+  const rows = results.map((r) =>
+    [
+      r.mode.padEnd(8),
+      String(r.concurrency).padStart(4),
+      r.aggregateTokensPerSecond.toFixed(1).padStart(10),
+      `${r.perStream.mean.toFixed(1)} (${r.perStream.min.toFixed(1)}–${r.perStream.max.toFixed(1)}, ${(r.perStream.spread * 100).toFixed(0)}%)`.padStart(31),
+      `${r.ttftMs.p50.toFixed(1)}/${r.ttftMs.p99.toFixed(1)}`.padStart(17),
+      (r.queueWaitMs === null ? "-" : r.queueWaitMs.toFixed(1)).padStart(10),
+      (r.rssMb === null ? "-" : r.rssMb.toFixed(0)).padStart(8),
+    ].join(" "),
+  );
+  return [head, ...rows].join("\n");
+}
+
+function ratios(results: LevelResult[]): Record<string, number> {
+  const at = (mode: string, c: number) => results.find((r) => r.mode === mode && r.concurrency === c);
+  const out: Record<string, number> = {};
+  const s8 = at("server", 8), r8 = at("raw", 8), s1 = at("server", 1), s4 = at("server", 4), r1 = at("raw", 1);
+  if (s8 && r8) out["server/raw aggregate at 8"] = s8.aggregateTokensPerSecond / r8.aggregateTokensPerSecond;
+  if (s8 && s1) out["server c8/c1 aggregate"] = s8.aggregateTokensPerSecond / s1.aggregateTokensPerSecond;
+  if (s4) out["server per-stream spread at 4"] = s4.perStream.spread;
+  if (s1 && r1) out["TTFT p50 overhead over raw at 1 (ms)"] = s1.ttftMs.p50 - r1.ttftMs.p50;
+  return out;
+}
+
+async function main(): Promise<void> {
+  const modelPath = args.model ?? (await ensureTestModel(args.shape === "phi3-mini" ? PHI3_MINI_SHAPE : {}));
+  const threads = args.threads ? Number(args.threads) : args.shape === "phi3-mini" ? 2 : 1;
+  const results: LevelResult[] = [];
+  if (!args["no-server"]) {
+    const server = await startServer(["--model", modelPath, "--model-name", "phi-3.5-mini-instruct", "--parallel", String(Math.max(...levels)), "--threads", String(threads), "--context", "1024", "--log-level", "warn"], { timeoutMs: 600_000 });
+    try {
+      results.push(...(await runHttp("server", server.url, "phi", server.process.pid)));
+    } finally {
+      await server.close();
+    }
+  }
+  if (args.target) results.push(...(await runHttp("target", args.target.replace(/\/$/, ""), args["target-model"], undefined)));
+  if (args.raw) results.push(...(await runRaw(modelPath, threads)));
+  const report = { model: modelPath, maxTokens, requestsPerStream, threads, results, ratios: ratios(results) };
+  if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else process.stdout.write(`${table(results)}\n\n${JSON.stringify(report.ratios, null, 2)}\n\n${JSON.stringify(report)}\n`);
+}
+
+await main();
