@@ -10,6 +10,8 @@ export interface FakeEngineOptions {
   contextLength?: number;
   /** Counts prompt tokens; default: one per character. */
   countTokens?: (prompt: string) => number;
+  /** Yield to the event loop (setImmediate) before each token, like a real engine; default true. */
+  yieldBetweenTokens?: boolean;
 }
 
 export class FakeEngine implements Engine {
@@ -47,7 +49,7 @@ export class FakeEngine implements Engine {
     let produced = 0;
     for (const text of this.options.tokens) {
       if (signal.aborted) return;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.options.yieldBetweenTokens !== false) await new Promise<void>((resolve) => setImmediate(resolve));
       yield { type: "token", text, tokenCount: 1 };
       produced += 1;
       if (produced >= request.maxTokens) {

@@ -98,6 +98,7 @@ export class LlamaCppEngine implements Engine {
    */
   private maintenance: Promise<unknown> = Promise.resolve();
   private maintenancePending = 0;
+  private readonly recentTokenizations = new Map<string, Token[]>();
 
   constructor(
     private readonly options: LlamaCppEngineOptions,
@@ -149,7 +150,17 @@ export class LlamaCppEngine implements Engine {
   }
 
   countTokens(prompt: string): number {
-    return this.require().model.tokenize(prompt, true).length;
+    return this.tokenize(this.require(), prompt).length;
+  }
+
+  /** Tokenizes with a small cache: a request's prompt is counted at admission and evaluated moments later. */
+  private tokenize(loaded: Loaded, prompt: string): Token[] {
+    const cached = this.recentTokenizations.get(prompt);
+    if (cached) return cached;
+    const tokens = loaded.model.tokenize(prompt, true);
+    if (this.recentTokenizations.size >= 32) this.recentTokenizations.delete(this.recentTokenizations.keys().next().value!);
+    this.recentTokenizations.set(prompt, tokens);
+    return tokens;
   }
 
   async prepareConstraint(constraint: OutputConstraint): Promise<void> {
@@ -167,7 +178,7 @@ export class LlamaCppEngine implements Engine {
   async *generate(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
     const loaded = this.require();
     const grammar = request.constraint ? await this.grammarFor(loaded, request.constraint) : undefined;
-    const promptTokens = loaded.model.tokenize(request.prompt, true);
+    const promptTokens = this.tokenize(loaded, request.prompt);
     const sequence = await loaded.pool.acquire(signal, (candidate) => commonPrefixLength(candidate.contextTokens, promptTokens));
     try {
       const inputTokens = await this.reusePrefix(sequence, promptTokens);
