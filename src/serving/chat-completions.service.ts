@@ -46,6 +46,13 @@ export interface PreparedChat {
   plan: PromptPlan;
 }
 
+/** What a request consumed, reported once per request, finished or not (bill what was generated). */
+export interface UsageRecord extends Usage {
+  /** False when the generation was cut short (client gone, deadline, shutdown). */
+  completed: boolean;
+  finishReasons: ChoiceFinishReason[];
+}
+
 export interface ChatCompletionsServiceDeps {
   engine: Engine;
   model: ServedModel;
@@ -85,26 +92,34 @@ export class ChatCompletionsService {
     return { prompt, promptTokens, maxTokens, command, plan };
   }
 
-  /** Runs a prepared request: `n` choices in parallel sequences. Aborting `signal` ends the iteration early (no final `end`). */
-  async *generate(prepared: PreparedChat, signal: AbortSignal): AsyncGenerator<GenerationEvent> {
+  /**
+   * Runs a prepared request: `n` choices in parallel sequences. Aborting `signal` ends the
+   * iteration early (no final `end`). `recordUsage` is called exactly once, finished or not.
+   */
+  async *generate(prepared: PreparedChat, signal: AbortSignal, recordUsage: (record: UsageRecord) => void): AsyncGenerator<GenerationEvent> {
     const { command, promptTokens } = prepared;
-    const choices = Array.from({ length: command.n }, (_, index) => this.generateChoice(prepared, index, signal));
-    let completionTokens = 0;
+    const tally = { completionTokens: 0 };
+    const choices = Array.from({ length: command.n }, (_, index) => this.generateChoice(prepared, index, signal, tally));
+    const finishReasons: ChoiceFinishReason[] = [];
     let open = command.n;
-    for await (const event of mergeAsync(choices)) {
-      if (event.type !== "end") {
-        yield event;
-        continue;
+    try {
+      for await (const event of mergeAsync(choices)) {
+        if (event.type !== "end") {
+          yield event;
+          continue;
+        }
+        finishReasons[event.index] = event.finishReason;
+        open -= 1;
+        const end: GenerationEvent = { type: "end", index: event.index, finishReason: event.finishReason };
+        // Usage counts the prompt once and sums the choices' completions (OpenAI's accounting for n).
+        yield open === 0 ? { ...end, usage: { promptTokens, completionTokens: tally.completionTokens } } : end;
       }
-      completionTokens += event.completionTokens;
-      open -= 1;
-      const end: GenerationEvent = { type: "end", index: event.index, finishReason: event.finishReason };
-      // Usage counts the prompt once and sums the choices' completions (OpenAI's accounting for n).
-      yield open === 0 ? { ...end, usage: { promptTokens, completionTokens } } : end;
+    } finally {
+      recordUsage({ promptTokens, completionTokens: tally.completionTokens, completed: open === 0, finishReasons });
     }
   }
 
-  private async *generateChoice(prepared: PreparedChat, index: number, signal: AbortSignal): AsyncGenerator<ChoiceEvent & { index: number }> {
+  private async *generateChoice(prepared: PreparedChat, index: number, signal: AbortSignal, tally: { completionTokens: number }): AsyncGenerator<ChoiceEvent & { index: number }> {
     const { command, plan } = prepared;
     const output = new ChoiceOutput(plan.reading, command.stop, plan.constraint !== undefined, command.topLogprobs !== undefined);
     let engineReason: "stop" | "length" = "length";
@@ -114,6 +129,7 @@ export class ChatCompletionsService {
           engineReason = event.finishReason;
           break;
         }
+        tally.completionTokens += event.tokenCount;
         const { events, stopped } = output.accept(event);
         for (const e of events) yield { ...e, index };
         if (stopped) break;

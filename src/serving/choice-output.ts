@@ -12,12 +12,11 @@ export type ChoiceFinishReason = FinishReason | "tool_calls";
 export type ChoiceEvent =
   | { type: "text"; text: string; logprobs?: TokenLogprob[] }
   | { type: "tool_calls"; calls: ToolCall[] }
-  | { type: "end"; finishReason: ChoiceFinishReason; completionTokens: number };
+  | { type: "end"; finishReason: ChoiceFinishReason };
 
 export class ChoiceOutput {
   private readonly stops: StopSequenceMatcher;
   private readonly logprobs = new LogprobQueue();
-  private completionTokens = 0;
   /** Text of the constrained JSON (tool calls), gathered rather than delivered. */
   private json = "";
   private inCall: boolean;
@@ -35,7 +34,6 @@ export class ChoiceOutput {
 
   /** Handles one engine event; returns what to deliver now. `stopped` ends the generation early. */
   accept(event: Exclude<EngineEvent, { type: "done" }>): { events: ChoiceEvent[]; stopped: boolean } {
-    this.completionTokens += event.tokenCount;
     if (event.type === "constrained") {
       this.inCall = true;
       return { events: this.flushText(), stopped: false };
@@ -63,7 +61,7 @@ export class ChoiceOutput {
       events.push({ type: "tool_calls", calls: toToolCalls(parsed) });
     }
     if (events.some((e) => e.type === "tool_calls") && reason === "stop") reason = "tool_calls";
-    events.push({ type: "end", finishReason: reason, completionTokens: this.completionTokens });
+    events.push({ type: "end", finishReason: reason });
     return events;
   }
 

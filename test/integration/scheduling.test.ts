@@ -75,6 +75,10 @@ test("a client that disconnects frees its sequence: generation stops and the nex
       const generated = (await metric(server, "phiserve_generated_tokens")) - before;
       assert.ok(generated < LONG, `the abandoned request went on: ${generated} tokens`);
     }
+    // What the abandoned requests generated is still accounted for.
+    const cut = server.logs().split("\n").filter((l) => l.includes('"event":"chat.usage"')).map((l) => JSON.parse(l)).filter((u) => u.completed === false);
+    assert.equal(cut.length, 2);
+    for (const usage of cut) assert.ok(usage.completionTokens > 0 && usage.completionTokens < LONG);
   } finally {
     await server.close();
   }

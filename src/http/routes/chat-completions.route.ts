@@ -9,9 +9,8 @@ import { encodeSseData, SSE_DONE } from "../../protocol/sse.ts";
 import { toHttpError } from "../../errors/http-mapping.ts";
 import { createCompletionId } from "../../lib/ids.ts";
 import { toChatCommand } from "../../serving/chat-command.ts";
-import type { PreparedChat, Usage } from "../../serving/chat-completions.service.ts";
+import type { PreparedChat, UsageRecord } from "../../serving/chat-completions.service.ts";
 import { toCompletionResponse, toContentChunk, toFinalChunk, toRoleChunk, toToolCallsChunk, type CompletedChoice, type ResponseMeta } from "../../serving/to-protocol.ts";
-import type { ChoiceFinishReason } from "../../serving/choice-output.ts";
 import { applyExtraParameters, parseExtraParametersMode, type ExtraParametersMode } from "../extra-parameters.ts";
 import type { HttpServerDeps } from "../server.ts";
 import { principalOf, ROUTE_PREFIXES } from "../server.ts";
@@ -128,7 +127,7 @@ async function collectChat(
 ): Promise<unknown> {
   const wantLogprobs = prepared.command.topLogprobs !== undefined;
   const choices: CompletedChoice[] = Array.from({ length: prepared.command.n }, () => ({ content: "", finishReason: "length", toolCalls: undefined, logprobs: wantLogprobs ? [] : undefined }));
-  for await (const event of deps.chat.generate(prepared, run.signal)) {
+  for await (const event of deps.chat.generate(prepared, run.signal, (usage) => recordUsage(deps, request, usage))) {
     run.noteOutput(deps.metrics);
     const choice = choices[event.index]!;
     if (event.type === "text") {
@@ -142,7 +141,6 @@ async function collectChat(
     }
     choice.finishReason = event.finishReason;
     if (event.usage) {
-      logUsage(deps, request, event.usage, choices.map((c) => c.finishReason));
       return toCompletionResponse(meta, choices, event.usage);
     }
   }
@@ -173,14 +171,11 @@ async function streamChat(
   };
   try {
     for (let index = 0; index < prepared.command.n; index++) await write(encodeSseData(toRoleChunk(meta, index)));
-    const finishReasons: ChoiceFinishReason[] = [];
-    for await (const event of deps.chat.generate(prepared, run.signal)) {
+    for await (const event of deps.chat.generate(prepared, run.signal, (usage) => recordUsage(deps, request, usage))) {
       run.noteOutput(deps.metrics);
       if (event.type === "text") await write(encodeSseData(toContentChunk(meta, event.index, event.text, event.logprobs)));
       else if (event.type === "tool_calls") await write(encodeSseData(toToolCallsChunk(meta, event.index, event.calls)));
       else {
-        finishReasons[event.index] = event.finishReason;
-        if (event.usage) logUsage(deps, request, event.usage, finishReasons);
         await write(encodeSseData(toFinalChunk(meta, event.index, event.finishReason, event.usage)));
       }
     }
@@ -197,8 +192,10 @@ async function streamChat(
   }
 }
 
-function logUsage(deps: HttpServerDeps, request: FastifyRequest, usage: Usage, finishReasons: readonly ChoiceFinishReason[]): void {
+
+/** Every request's usage, finished or cut short: one log line and the token counters. */
+function recordUsage(deps: HttpServerDeps, request: FastifyRequest, usage: UsageRecord): void {
   deps.metrics.usageTokens.inc({ kind: "prompt" }, usage.promptTokens);
   deps.metrics.usageTokens.inc({ kind: "completion" }, usage.completionTokens);
-  request.log.info({ event: "chat.usage", promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, finishReasons }, "chat usage");
+  request.log.info({ event: "chat.usage", ...usage }, "chat usage");
 }
