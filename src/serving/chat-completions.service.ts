@@ -103,7 +103,8 @@ export class ChatCompletionsService {
     const finishReasons: ChoiceFinishReason[] = [];
     let open = command.n;
     try {
-      for await (const event of mergeAsync(choices)) {
+      // One choice (the common case) needs no interleaving.
+      for await (const event of choices.length === 1 ? choices[0]! : mergeAsync(choices)) {
         if (event.type !== "end") {
           yield event;
           continue;

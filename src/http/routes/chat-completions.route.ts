@@ -104,8 +104,8 @@ async function handleChat(deps: HttpServerDeps, options: ChatRouteOptions, reque
     try {
       request.log.debug({ event: "scheduler.admitted", queuedMs: Math.round(admission.queuedMs) }, "admitted");
       deps.metrics.queueWait.observe(admission.queuedMs / 1000);
-      if (!command.stream) return await collectChat(deps, request, reply, prepared, meta, run);
-      return await streamChat(deps, request, reply, prepared, meta, run);
+      const exchange: Exchange = { deps, request, reply, prepared, meta, run };
+      return command.stream ? await streamChat(exchange) : await collectChat(exchange);
     } finally {
       admission.release();
     }
@@ -117,18 +117,29 @@ async function handleChat(deps: HttpServerDeps, options: ChatRouteOptions, reque
   }
 }
 
-async function collectChat(
-  deps: HttpServerDeps,
-  request: ChatRequest,
-  reply: FastifyReply,
-  prepared: PreparedChat,
-  meta: ResponseMeta,
-  run: RunControl,
-): Promise<unknown> {
-  const wantLogprobs = prepared.command.topLogprobs !== undefined;
-  const choices: CompletedChoice[] = Array.from({ length: prepared.command.n }, () => ({ content: "", finishReason: "length", toolCalls: undefined, logprobs: wantLogprobs ? [] : undefined }));
+/** One admitted request on its way to the client. */
+interface Exchange {
+  deps: HttpServerDeps;
+  request: ChatRequest;
+  reply: FastifyReply;
+  prepared: PreparedChat;
+  meta: ResponseMeta;
+  run: RunControl;
+}
+
+/** The service's events for this request, with usage recorded once and time to first output noted. */
+async function* events({ deps, request, prepared, run }: Exchange) {
   for await (const event of deps.chat.generate(prepared, run.signal, (usage) => recordUsage(deps, request, usage))) {
     run.noteOutput(deps.metrics);
+    yield event;
+  }
+}
+
+async function collectChat(exchange: Exchange): Promise<unknown> {
+  const { request, reply, prepared, meta, run } = exchange;
+  const wantLogprobs = prepared.command.topLogprobs !== undefined;
+  const choices: CompletedChoice[] = Array.from({ length: prepared.command.n }, () => ({ content: "", finishReason: "length", toolCalls: undefined, logprobs: wantLogprobs ? [] : undefined }));
+  for await (const event of events(exchange)) {
     const choice = choices[event.index]!;
     if (event.type === "text") {
       choice.content += event.text;
@@ -149,14 +160,8 @@ async function collectChat(
   return reply.hijack();
 }
 
-async function streamChat(
-  deps: HttpServerDeps,
-  request: ChatRequest,
-  reply: FastifyReply,
-  prepared: PreparedChat,
-  meta: ResponseMeta,
-  run: RunControl,
-): Promise<void> {
+async function streamChat(exchange: Exchange): Promise<void> {
+  const { request, reply, prepared, meta, run } = exchange;
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, {
@@ -171,13 +176,10 @@ async function streamChat(
   };
   try {
     for (let index = 0; index < prepared.command.n; index++) await write(encodeSseData(toRoleChunk(meta, index)));
-    for await (const event of deps.chat.generate(prepared, run.signal, (usage) => recordUsage(deps, request, usage))) {
-      run.noteOutput(deps.metrics);
+    for await (const event of events(exchange)) {
       if (event.type === "text") await write(encodeSseData(toContentChunk(meta, event.index, event.text, event.logprobs)));
       else if (event.type === "tool_calls") await write(encodeSseData(toToolCallsChunk(meta, event.index, event.calls)));
-      else {
-        await write(encodeSseData(toFinalChunk(meta, event.index, event.finishReason, event.usage)));
-      }
+      else await write(encodeSseData(toFinalChunk(meta, event.index, event.finishReason, event.usage)));
     }
     if (run.timedOut) await write(encodeSseData(toHttpError(timeoutError()).body));
   } catch (error) {
@@ -191,7 +193,6 @@ async function streamChat(
     request.log.info({ event: "request.completed", status: 200, stream: true, aborted: run.signal.aborted, timedOut: run.timedOut }, "request.completed");
   }
 }
-
 
 /** Every request's usage, finished or cut short: one log line and the token counters. */
 function recordUsage(deps: HttpServerDeps, request: FastifyRequest, usage: UsageRecord): void {
