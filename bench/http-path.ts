@@ -13,6 +13,7 @@ import { createApp } from "../src/app.ts";
 import { FakeEngine } from "../src/engine/fake/fake-engine.ts";
 import { ChatCompletionsRequestSchema } from "../src/protocol/chat-completions.schema.ts";
 import type { ServeConfig } from "../src/config/serve-config.ts";
+import { fakeServeConfig } from "../test/helpers/fake-config.ts";
 
 const { values: args } = parseArgs({ options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "10" } } });
 const KEY = "bench-key-0123456789abcdef";
@@ -32,11 +33,7 @@ async function load(url: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const config: ServeConfig = {
-    host: "127.0.0.1", port: 0, apiKeys: [KEY], modelPath: "fake.gguf", catalogModelId: "phi-3.5-mini-instruct", deploymentName: undefined,
-    parallel: 64, maxQueue: 1024, requestTimeoutMs: 0, drainTimeoutMs: 1000, contextSize: undefined, threads: undefined, batchSize: 512,
-    gpu: "cpu", jsonPolicy: "constrained", maxChoices: 16, toolEmulation: false, bodyLimitBytes: 4 * 1024 * 1024, logLevel: "silent",
-  };
+  const config: ServeConfig = fakeServeConfig({ apiKeys: [KEY] }, { parallel: 64, maxQueue: 1024 });
   const app = await createApp(config, pino({ level: "silent" }), { engine: new FakeEngine({ tokens: ["Hello", " world"], yieldBetweenTokens: false }) });
   const phiserveUrl = `${await app.start()}/chat/completions`;
 

@@ -35,6 +35,8 @@ export interface ServingPolicy {
   maxChoices: number;
   /** Offer tools to models without native tool calling, by constrained JSON. */
   toolEmulation: boolean;
+  /** `azure`: fold system messages into user turns where Azure does; `native`: the template's own system turn when it has one. */
+  systemRole: "azure" | "native";
 }
 
 export function planServedModel(modelPath: string, summary: GgufSummary, catalogId: string | undefined, deploymentName: string | undefined, policy: ServingPolicy): ServedModelPlan {
@@ -53,7 +55,7 @@ export function planServedModel(modelPath: string, summary: GgufSummary, catalog
       deploymentName: deploymentName ?? catalog?.id ?? fallbackName,
       azureName: catalog?.azureName ?? summary.name ?? fallbackName,
       chatTemplate,
-      supportsSystemRole: catalog ? catalog.supportsSystemRole : templateSupportsSystemRole(chatTemplate),
+      supportsSystemRole: catalog && policy.systemRole === "azure" ? catalog.supportsSystemRole : templateSupportsSystemRole(chatTemplate),
       capabilities: {
         supportsVision: false,
         toolMode: catalog?.supportsTools && chatTemplate.includes("<|tool|>") ? "native" : policy.toolEmulation ? "emulated" : "none",

@@ -19,6 +19,7 @@ const program = new Command("phiserve").description("Serve Microsoft Phi models 
 program
   .command("serve")
   .description("start the server")
+  .option("-c, --config <phiserve.yaml>", "deployments to serve (several models, quotas, policies); see docs/CONFIG.md")
   .option("-m, --model <file.gguf|catalog name>", "model file or catalog name (default: phi-3.5-mini-instruct)")
   .option("--model-name <catalog name>", "catalog model a local file is (template, system-role rule, Azure name); default: guessed from the file")
   .option("--host <host>", "address to bind", "127.0.0.1")

@@ -1,41 +1,61 @@
 /**
- * The frozen configuration `serve` runs with: built once from flags and environment in
- * src/cli (the only reader of process.env), then passed to the composition root.
+ * The frozen configuration `serve` runs with: built once from flags, environment and the config
+ * file in src/cli (the only reader of process.env), then passed to the composition root.
  */
 import type { GpuChoice } from "../engine/llama-cpp/llama-cpp-engine.ts";
 
-export interface ServeConfig {
-  host: string;
-  port: number;
-  /** Static API keys (`--api-key`, `PHISERVE_API_KEYS`); empty = no authentication. */
-  apiKeys: readonly string[];
-  /** Local GGUF path of the model to serve (already downloaded/resolved). */
+/** One deployment: a model file and how it is served. */
+export interface DeploymentSettings {
+  /** Deployment name (`model` in requests, `azureml-model-deployment`, `/v1/models` id); default: the catalog id or file name. */
+  name: string | undefined;
+  /** Local GGUF path (already downloaded/resolved). */
   modelPath: string;
-  /** Catalog name describing the file (template, system-role rule, Azure name); undefined = read from the file. */
+  /** Catalog name describing the file (template, system-role rule, Azure name); undefined = guessed from the file. */
   catalogModelId: string | undefined;
-  /** Deployment name (`/v1/models` id); default: the catalog id or file name. */
-  deploymentName: string | undefined;
   /** Sequences generating at once; undefined = chosen from the model's KV size and the machine's memory. */
   parallel: number | undefined;
   /** Requests allowed to wait for a sequence; undefined = max(16, 8 × parallel). */
   maxQueue: number | undefined;
-  /** Deadline of a chat request from arrival, ms; 0 = none. Default 300 000. */
-  requestTimeoutMs: number;
-  /** After SIGTERM, how long in-flight requests may finish, ms. Default 30 000. */
-  drainTimeoutMs: number;
   /** Context window per sequence in tokens; default min(model context, 4096). */
   contextSize: number | undefined;
   /** CPU threads; default chosen from the model size. */
   threads: number | undefined;
   /** Tokens per evaluation batch; long prompts are evaluated in chunks of this size. Default 512. */
   batchSize: number;
-  gpu: GpuChoice;
   /** `constrained` (default): json_object/json_schema enforced by grammar; `azure`: 422 parameter_not_supported. */
   jsonPolicy: "constrained" | "azure";
+  /** `azure` (default): system messages folded into user turns where Azure does; `native`: the template's own system turn. */
+  systemRole: "azure" | "native";
   /** Largest `n` (choices per request). Default 16. */
   maxChoices: number;
   /** Offer `tools` to models without native tool calling, by constrained JSON. Default false (422, as Azure). */
   toolEmulation: boolean;
+  /** Rate limits for this deployment; undefined = the catalog's (Azure serverless: 1000 rpm, 200000 tpm). */
+  quota: { requestsPerMinute?: number | undefined; tokensPerMinute?: number | undefined } | undefined;
+}
+
+export interface ServeConfig {
+  host: string;
+  port: number;
+  /** Static API keys (`--api-key`, `PHISERVE_API_KEYS`); empty = none. */
+  apiKeys: readonly string[];
+  gpu: GpuChoice;
+  deployments: readonly DeploymentSettings[];
+  /** Name of the deployment used when a request names none; default: the first. */
+  defaultDeployment: string | undefined;
+  /**
+   * True for a single-model server (no config file): like Azure's serverless endpoints, the body's
+   * `model` is then ignored instead of routing (an unknown name is not an error).
+   */
+  singleModel: boolean;
+  /** Memory the loaded models may use together, bytes; default 75% of RAM. */
+  memoryBudgetBytes: number | undefined;
+  /** Unload a deployment idle this long, ms; 0 = never. */
+  idleUnloadMs: number;
+  /** Deadline of a chat request from arrival, ms; 0 = none. Default 300 000. */
+  requestTimeoutMs: number;
+  /** After SIGTERM, how long in-flight requests may finish, ms. Default 30 000. */
+  drainTimeoutMs: number;
   /** Largest request body accepted, in bytes. Default 4 MiB. */
   bodyLimitBytes: number;
   logLevel: string;

@@ -8,32 +8,13 @@ import pino from "pino";
 import { createApp, type App } from "../app.ts";
 import { FakeEngine } from "../engine/fake/fake-engine.ts";
 import type { ServeConfig } from "../config/serve-config.ts";
+import { fakeServeConfig } from "../../test/helpers/fake-config.ts";
 
 const KEY = "unit-test-key";
 const engine = new FakeEngine({ tokens: ["Hel", "lo", " wor", "ld", "!"], contextLength: 200 });
 let app: App;
 
-const config: ServeConfig = {
-  host: "127.0.0.1",
-  port: 0,
-  apiKeys: [KEY],
-  modelPath: "fake.gguf",
-  catalogModelId: "phi-3.5-mini-instruct",
-  deploymentName: undefined,
-  parallel: 1,
-  maxQueue: 4,
-  requestTimeoutMs: 0,
-  drainTimeoutMs: 1000,
-  contextSize: undefined,
-  threads: undefined,
-  batchSize: 512,
-  gpu: "cpu",
-  bodyLimitBytes: 2048,
-  jsonPolicy: "azure",
-  maxChoices: 4,
-  toolEmulation: false,
-  logLevel: "silent",
-};
+const config: ServeConfig = fakeServeConfig({ apiKeys: [KEY], bodyLimitBytes: 2048 }, { jsonPolicy: "azure", maxChoices: 4 });
 
 before(async () => {
   app = await createApp(config, pino({ level: "silent" }), { engine });
@@ -198,16 +179,17 @@ test("a stream with an invalid body is a JSON 422, not SSE", async () => {
   assert.equal(res.headers["content-type"], "application/json; charset=utf-8");
 });
 
-test("while the model loads: /health is 503 and chat is 503 engine_unavailable with retry-after", async () => {
-  const loading = await createApp({ ...config, apiKeys: [] }, pino({ level: "silent" }), { engine: new FakeEngine({ tokens: [] }) });
+test("before the model is loaded /health is 503; a chat request loads it (shared with start-up) instead of failing", async () => {
+  const fresh = new FakeEngine({ tokens: ["ok"] });
+  const loading = await createApp({ ...config, apiKeys: [] }, pino({ level: "silent" }), { engine: fresh });
   try {
     const health = await loading.http.inject({ method: "GET", url: "/health" });
     assert.equal(health.statusCode, 503);
+    assert.equal(health.json().status, "loading");
     const res = await loading.http.inject({ method: "POST", url: "/chat/completions", payload: { messages: user } });
-    assert.equal(res.statusCode, 503);
-    assert.equal(res.json().error.code, "engine_unavailable");
-    assert.equal(res.headers["retry-after"], "5");
-    assert.equal(res.headers["retry-after-ms"], "5000");
+    assert.equal(res.statusCode, 200);
+    assert.equal(fresh.isReady(), true);
+    assert.equal((await loading.http.inject({ method: "GET", url: "/health" })).statusCode, 200);
   } finally {
     await loading.close();
   }

@@ -8,10 +8,9 @@ import { AppError } from "../errors/app-error.ts";
 import { toHttpError } from "../errors/http-mapping.ts";
 import { createRequestId } from "../lib/ids.ts";
 import type { Authenticator, Principal } from "../auth/api-key-authenticator.ts";
-import type { AdmissionScheduler } from "../scheduler/admission-scheduler.ts";
+import type { DeploymentRegistry } from "../deployments/deployment-registry.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { unauthenticated } from "../auth/api-key-authenticator.ts";
-import type { ChatCompletionsService, ServedModel } from "../serving/chat-completions.service.ts";
 import { toValidationDetails, type AjvErrorLike } from "./validation-errors.ts";
 import { registerChatCompletionsRoutes } from "./routes/chat-completions.route.ts";
 import { registerInfoRoutes } from "./routes/info.route.ts";
@@ -19,9 +18,7 @@ import { registerInfoRoutes } from "./routes/info.route.ts";
 export interface HttpServerDeps {
   logger: Logger;
   authenticator: Authenticator;
-  chat: ChatCompletionsService;
-  model: ServedModel;
-  scheduler: AdmissionScheduler;
+  deployments: DeploymentRegistry;
   /** "loading" | "ready" | "draining": what /health reports (503 unless ready). */
   state: () => "loading" | "ready" | "draining";
   /** Aborts every generation still running when the drain timeout passes. */

@@ -1,11 +1,13 @@
 import pino from "pino";
 import { createApp } from "../../app.ts";
-import { isLoopbackHost, type ServeConfig } from "../../config/serve-config.ts";
+import { isLoopbackHost, type DeploymentSettings, type ServeConfig } from "../../config/serve-config.ts";
+import { loadConfigFile, parseByteSize, type ConfigFile } from "../../config/config-file.ts";
 import type { GpuChoice } from "../../engine/llama-cpp/llama-cpp-engine.ts";
 import { CliError, resolveModel } from "../resolve-model.ts";
 import { exitWithCliError } from "./exit.ts";
 
 interface ServeFlags {
+  config?: string;
   model?: string;
   modelName?: string;
   host: string;
@@ -33,27 +35,16 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   try {
     const apiKeys = [...flags.apiKey, ...(process.env.PHISERVE_API_KEYS ?? "").split(",")].map((k) => k.trim()).filter(Boolean);
     checkExposure(flags.host, apiKeys.length > 0, flags.auth, logger);
-    const resolved = await resolveModel(flags.model, process.env);
     const config: ServeConfig = Object.freeze({
       host: flags.host,
       port: flags.port,
       apiKeys,
-      modelPath: resolved.modelPath,
-      catalogModelId: flags.modelName ?? resolved.catalogModelId,
-      deploymentName: flags.deployment,
-      parallel: flags.parallel,
-      maxQueue: flags.maxQueue,
+      gpu: flags.gpu,
       requestTimeoutMs: flags.requestTimeout * 1000,
       drainTimeoutMs: flags.drainTimeout * 1000,
-      contextSize: flags.context,
-      threads: flags.threads,
-      batchSize: flags.batchSize,
-      gpu: flags.gpu,
       bodyLimitBytes: flags.bodyLimit,
-      jsonPolicy: flags.jsonPolicy,
-      maxChoices: flags.maxN,
-      toolEmulation: flags.toolEmulation,
       logLevel: flags.logLevel,
+      ...(flags.config ? await fromConfigFile(flags) : await fromFlags(flags)),
     });
     const app = await createApp(config, logger);
     let closing = false;
@@ -70,10 +61,77 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
     const url = await app.start();
-    process.stdout.write(`phiserve ready: ${url} (model ${app.plan.model.azureName}, deployment ${app.plan.model.deploymentName})\n`);
+    const main = app.deployments.default;
+    process.stdout.write(`phiserve ready: ${url} (model ${main.model.azureName}, deployment ${main.name}${app.deployments.list().length > 1 ? `, ${app.deployments.list().length} deployments` : ""})\n`);
   } catch (error) {
     exitWithCliError(error instanceof Error && !(error instanceof CliError) && isUserError(error) ? new CliError(error.message) : error);
   }
+}
+
+type DeploymentPart = Pick<ServeConfig, "deployments" | "defaultDeployment" | "singleModel" | "memoryBudgetBytes" | "idleUnloadMs">;
+
+/** Per-deployment settings from flags: the whole story for a single-model server, defaults for a config file. */
+function settingsFromFlags(flags: ServeFlags): Omit<DeploymentSettings, "name" | "modelPath" | "catalogModelId"> {
+  return {
+    parallel: flags.parallel,
+    maxQueue: flags.maxQueue,
+    contextSize: flags.context,
+    threads: flags.threads,
+    batchSize: flags.batchSize,
+    jsonPolicy: flags.jsonPolicy,
+    systemRole: "azure",
+    maxChoices: flags.maxN,
+    toolEmulation: flags.toolEmulation,
+    quota: undefined,
+  };
+}
+
+async function fromFlags(flags: ServeFlags): Promise<DeploymentPart> {
+  const resolved = await resolveModel(flags.model, process.env);
+  const deployment: DeploymentSettings = {
+    ...settingsFromFlags(flags),
+    name: flags.deployment,
+    modelPath: resolved.modelPath,
+    catalogModelId: flags.modelName ?? resolved.catalogModelId,
+  };
+  return { deployments: [deployment], defaultDeployment: undefined, singleModel: true, memoryBudgetBytes: undefined, idleUnloadMs: 0 };
+}
+
+async function fromConfigFile(flags: ServeFlags): Promise<DeploymentPart> {
+  if (flags.model || flags.modelName || flags.deployment) throw new CliError("--config declares the deployments; do not combine it with --model, --model-name or --deployment.");
+  let file: ConfigFile;
+  try {
+    file = await loadConfigFile(flags.config!);
+  } catch (error) {
+    throw new CliError(error instanceof Error ? error.message : String(error));
+  }
+  const base = settingsFromFlags(flags);
+  const deployments: DeploymentSettings[] = [];
+  for (const d of file.deployments) {
+    const resolved = await resolveModel(d.model, process.env);
+    deployments.push({
+      name: d.name,
+      modelPath: resolved.modelPath,
+      catalogModelId: d.modelName ?? resolved.catalogModelId,
+      parallel: d.parallel ?? base.parallel,
+      maxQueue: d.maxQueue ?? base.maxQueue,
+      contextSize: d.context ?? base.contextSize,
+      threads: d.threads ?? base.threads,
+      batchSize: d.batchSize ?? base.batchSize,
+      jsonPolicy: d.json ?? base.jsonPolicy,
+      systemRole: d.systemRole ?? "azure",
+      maxChoices: d.maxN ?? base.maxChoices,
+      toolEmulation: d.toolEmulation ?? base.toolEmulation,
+      quota: d.quota,
+    });
+  }
+  return {
+    deployments,
+    defaultDeployment: file.defaultDeployment,
+    singleModel: false,
+    memoryBudgetBytes: file.memoryBudget ? parseByteSize(file.memoryBudget) : undefined,
+    idleUnloadMs: (file.idleUnloadSeconds ?? 900) * 1000,
+  };
 }
 
 function isUserError(error: Error): boolean {

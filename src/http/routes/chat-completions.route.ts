@@ -16,6 +16,7 @@ import type { HttpServerDeps } from "../server.ts";
 import { principalOf, ROUTE_PREFIXES } from "../server.ts";
 import { AppError } from "../../errors/app-error.ts";
 import type { Metrics } from "../../observability/metrics.ts";
+import type { Deployment } from "../../deployments/deployment.ts";
 
 type ChatRequest = FastifyRequest<{ Body: ChatCompletionsRequest }>;
 
@@ -93,18 +94,21 @@ function timeoutError(): AppError {
 
 async function handleChat(deps: HttpServerDeps, options: ChatRouteOptions, request: ChatRequest, reply: FastifyReply): Promise<unknown> {
   const arrivedAt = performance.now();
-  const command = toChatCommand(request.body, passedThrough.get(request) ?? {}, deps.model.capabilities);
-  const prepared = await deps.chat.prepare(command);
-  const meta: ResponseMeta = { id: createCompletionId(), created: Math.floor(Date.now() / 1000), model: deps.model.azureName };
+  const header = request.headers["azureml-model-deployment"];
+  const deployment = deps.deployments.resolve(typeof header === "string" ? header : undefined, request.body.model);
+  const command = toChatCommand(request.body, passedThrough.get(request) ?? {}, deployment.model.capabilities);
+  await deps.deployments.ensureLoaded(deployment);
+  const prepared = await deployment.chat.prepare(command);
+  const meta: ResponseMeta = { id: createCompletionId(), created: Math.floor(Date.now() / 1000), model: deployment.model.azureName };
   const deadlineAt = options.requestTimeoutMs > 0 ? arrivedAt + options.requestTimeoutMs : undefined;
   const run = new RunControl(reply, arrivedAt, deadlineAt, deps.shutdownSignal);
   try {
     // Admission happens before the first byte, so 503 (queue full) and 504 (deadline) are plain JSON errors.
-    const admission = await deps.scheduler.admit({ tenant: principalOf(request).keyId, slots: command.n, signal: run.signal, ...(deadlineAt === undefined ? {} : { deadlineAt }) });
+    const admission = await deployment.scheduler.admit({ tenant: principalOf(request).keyId, slots: command.n, signal: run.signal, ...(deadlineAt === undefined ? {} : { deadlineAt }) });
     try {
       request.log.debug({ event: "scheduler.admitted", queuedMs: Math.round(admission.queuedMs) }, "admitted");
       deps.metrics.queueWait.observe(admission.queuedMs / 1000);
-      const exchange: Exchange = { deps, request, reply, prepared, meta, run };
+      const exchange: Exchange = { deps, deployment, request, reply, prepared, meta, run };
       return command.stream ? await streamChat(exchange) : await collectChat(exchange);
     } finally {
       admission.release();
@@ -120,6 +124,7 @@ async function handleChat(deps: HttpServerDeps, options: ChatRouteOptions, reque
 /** One admitted request on its way to the client. */
 interface Exchange {
   deps: HttpServerDeps;
+  deployment: Deployment;
   request: ChatRequest;
   reply: FastifyReply;
   prepared: PreparedChat;
@@ -128,8 +133,8 @@ interface Exchange {
 }
 
 /** The service's events for this request, with usage recorded once and time to first output noted. */
-async function* events({ deps, request, prepared, run }: Exchange) {
-  for await (const event of deps.chat.generate(prepared, run.signal, (usage) => recordUsage(deps, request, usage))) {
+async function* events({ deps, deployment, request, prepared, run }: Exchange) {
+  for await (const event of deployment.chat.generate(prepared, run.signal, (usage) => recordUsage(deps, request, usage))) {
     run.noteOutput(deps.metrics);
     yield event;
   }

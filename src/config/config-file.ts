@@ -1,0 +1,95 @@
+/**
+ * `--config phiserve.yaml`: the deployments one process serves, validated at start with errors
+ * that name the offending path. Schema in TypeBox (types and JSON Schema from one source).
+ *
+ * ```yaml
+ * defaultDeployment: phi35          # optional: the first deployment otherwise
+ * memoryBudget: 12GiB               # models load on first use within it (default: 75% of RAM)
+ * idleUnloadSeconds: 900            # unload a deployment idle this long (0 = never)
+ * deployments:
+ *   - name: phi35
+ *     model: phi-3.5-mini-instruct  # catalog name or a .gguf path
+ *     parallel: 2
+ *     quota: { requestsPerMinute: 1000, tokensPerMinute: 200000 }
+ *   - name: phi4mini
+ *     model: /models/Phi-4-mini-instruct-Q4_K_M.gguf
+ *     modelName: phi-4-mini-instruct
+ *     json: azure                   # Azure's 422 for JSON response formats
+ * ```
+ */
+import { readFile } from "node:fs/promises";
+import { Type, type Static } from "@sinclair/typebox";
+import { Ajv } from "ajv";
+import { parse } from "yaml";
+
+const Positive = (description: string) => Type.Integer({ minimum: 1, description });
+
+export const DeploymentSchema = Type.Object(
+  {
+    name: Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description: "Deployment name: `model` in requests, `azureml-model-deployment` header." }),
+    model: Type.String({ minLength: 1, description: "Catalog name (downloaded on first use) or a .gguf path." }),
+    modelName: Type.Optional(Type.String({ description: "Catalog model a local file is (template, system role, Azure name)." })),
+    parallel: Type.Optional(Positive("Sequences generating at once (default: from KV size and memory).")),
+    maxQueue: Type.Optional(Type.Integer({ minimum: 0, description: "Requests allowed to wait (default: max(16, 8 × parallel))." })),
+    context: Type.Optional(Type.Integer({ minimum: 16, description: "Context window per sequence (default: min(model, 4096))." })),
+    threads: Type.Optional(Positive("CPU threads (default: by model size).")),
+    batchSize: Type.Optional(Type.Integer({ minimum: 16, description: "Tokens per evaluation batch (default 512)." })),
+    quota: Type.Optional(
+      Type.Object(
+        { requestsPerMinute: Type.Optional(Positive("Default: the catalog's (Azure: 1000).")), tokensPerMinute: Type.Optional(Positive("Default: the catalog's (Azure: 200000).")) },
+        { additionalProperties: false },
+      ),
+    ),
+    json: Type.Optional(Type.Union([Type.Literal("constrained"), Type.Literal("azure")], { description: "JSON response formats: grammar-constrained (default) or Azure's 422." })),
+    systemRole: Type.Optional(Type.Union([Type.Literal("azure"), Type.Literal("native")], { description: "azure (default): fold system messages into user turns where Azure does; native: use the template's system turn when it has one." })),
+    toolEmulation: Type.Optional(Type.Boolean({ description: "Offer tools to models without native tool calling." })),
+    maxN: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: "Largest n (default 16)." })),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigFileSchema = Type.Object(
+  {
+    defaultDeployment: Type.Optional(Type.String()),
+    memoryBudget: Type.Optional(Type.String({ pattern: "^\\d+(\\.\\d+)?\\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$" })),
+    idleUnloadSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
+    deployments: Type.Array(DeploymentSchema, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+export type DeploymentConfig = Static<typeof DeploymentSchema>;
+export type ConfigFile = Static<typeof ConfigFileSchema>;
+
+const validate = new Ajv({ allErrors: true, strict: false }).compile<ConfigFile>(ConfigFileSchema);
+
+/** Reads and validates a config file; throws an Error listing every problem with its path. */
+export async function loadConfigFile(path: string): Promise<ConfigFile> {
+  let data: unknown;
+  try {
+    data = parse(await readFile(path, "utf8"));
+  } catch (error) {
+    throw new Error(`${path}: cannot read YAML: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (!validate(data)) {
+    const problems = (validate.errors ?? []).map((e) => `  ${e.instancePath || "/"}: ${e.message}${e.keyword === "additionalProperties" ? ` ('${String(e.params.additionalProperty)}')` : ""}`);
+    throw new Error(`${path} is not a valid phiserve config:\n${problems.join("\n")}`);
+  }
+  const names = data.deployments.map((d) => d.name);
+  const duplicate = names.find((n, i) => names.indexOf(n) !== i);
+  if (duplicate) throw new Error(`${path}: deployment '${duplicate}' is declared twice`);
+  if (data.defaultDeployment && !names.includes(data.defaultDeployment)) {
+    throw new Error(`${path}: defaultDeployment '${data.defaultDeployment}' is not one of the deployments (${names.join(", ")})`);
+  }
+  return data;
+}
+
+const UNITS: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40 };
+
+/** "12GiB" → bytes. */
+export function parseByteSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$/.exec(text.trim());
+  const unit = UNITS[(match?.[2] || "B").toUpperCase()];
+  if (!match || unit === undefined) throw new Error(`not a size: ${text}`);
+  return Number(match[1]) * unit;
+}

@@ -1,0 +1,23 @@
+/**
+ * Picks the quota implementation from configuration.
+ */
+import type { Quota } from "./quota.ts";
+import { MemoryQuota } from "./memory-quota.ts";
+import { RedisQuota } from "./redis-quota.ts";
+
+/** Options for {@link createQuota}. */
+export interface CreateQuotaOptions {
+  /** redis:// or rediss:// URL: share limits across replicas. Absent: in-memory (one replica). */
+  redisUrl?: string;
+  /** Key prefix in Redis (default "phiserve:quota:"). */
+  keyPrefix?: string;
+}
+
+/**
+ * A {@link RedisQuota} when `redisUrl` is set (connected and pinged, so a bad URL fails at
+ * startup), else a {@link MemoryQuota}.
+ */
+export async function createQuota(options: CreateQuotaOptions): Promise<Quota> {
+  if (options.redisUrl === undefined || options.redisUrl === "") return new MemoryQuota();
+  return RedisQuota.connect(options.redisUrl, options.keyPrefix === undefined ? {} : { keyPrefix: options.keyPrefix });
+}
