@@ -8,7 +8,11 @@ import type { Logger } from "pino";
 import { totalmem } from "node:os";
 import type { ServeConfig } from "./config/serve-config.ts";
 import type { Engine } from "./engine/engine.ts";
-import { createApiKeyAuthenticator } from "./auth/api-key-authenticator.ts";
+import { createAuthenticator } from "./auth/authenticator.ts";
+import { JwtAuthenticator } from "./auth/jwt-authenticator.ts";
+import { createStore } from "./store/create-store.ts";
+import { createQuota } from "./quota/create-quota.ts";
+import { UsageMeter } from "./serving/usage-meter.ts";
 import { createHttpServer } from "./http/server.ts";
 import { Metrics } from "./observability/metrics.ts";
 import { Deployment } from "./deployments/deployment.ts";
@@ -22,6 +26,8 @@ export interface App {
   /** Stops admitting (503, health "draining"), lets in-flight requests finish for up to `timeoutMs`, then aborts the rest. */
   drain(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
+  /** True when requests must authenticate (static keys, stored keys or a token issuer). */
+  isAuthenticationEnabled(): boolean;
 }
 
 export interface AppOverrides {
@@ -43,7 +49,12 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
   const shutdown = new AbortController();
   let draining = false;
   const metrics = new Metrics({ engine: () => deployments.engineStats(), scheduler: () => deployments.schedulerStats() });
-  const authenticator = createApiKeyAuthenticator(config.apiKeys);
+  const store = config.databaseUrl ? await createStore(config.databaseUrl) : undefined;
+  await store?.migrate();
+  const quota = await createQuota(config.redisUrl ? { redisUrl: config.redisUrl } : {});
+  const jwt = config.jwt ? new JwtAuthenticator({ issuer: config.jwt.issuer, audience: config.jwt.audience, ...(config.jwt.jwksUri ? { jwksUri: config.jwt.jwksUri } : {}) }) : undefined;
+  const authenticator = await createAuthenticator({ staticKeys: config.apiKeys, store, jwt });
+  const usage = new UsageMeter(store, logger);
   const http = createHttpServer(
     {
       logger,
@@ -52,6 +63,8 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
       state: () => (draining ? "draining" : deployments.default.isLoaded() ? "ready" : "loading"),
       shutdownSignal: shutdown.signal,
       metrics,
+      quota,
+      usage,
     },
     { bodyLimitBytes: config.bodyLimitBytes, requestTimeoutMs: config.requestTimeoutMs },
   );
@@ -68,6 +81,7 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
       const host = config.host.includes(":") ? `[${config.host}]` : config.host;
       return `http://${host}:${port}`;
     },
+    isAuthenticationEnabled: () => authenticator.isEnabled(),
     async drain(timeoutMs) {
       draining = true;
       deployments.drain();
@@ -82,6 +96,10 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
       shutdown.abort();
       await http.close();
       await deployments.close();
+      await usage.flush();
+      authenticator.close();
+      await quota.close();
+      await store?.close();
     },
   };
 }

@@ -6,6 +6,8 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { runServe } from "./commands/serve.ts";
 import { runTestModel } from "./commands/test-model.ts";
 import { runModels, runPull } from "./commands/models.ts";
+import { runKeysCreate, runKeysList, runKeysRevoke } from "./commands/keys.ts";
+import { runUsage } from "./commands/usage.ts";
 
 const integer = (min: number) => (value: string): number => {
   const n = Number(value);
@@ -25,6 +27,13 @@ program
   .option("--host <host>", "address to bind", "127.0.0.1")
   .option("--port <port>", "port to bind (0 = any free port)", integer(0), 8080)
   .option("--api-key <key>", "accepted API key (repeatable); also PHISERVE_API_KEYS=k1,k2", collect, [])
+  .option("--db <url>", "usage and key store: sqlite:PATH (default: under the data folder) or postgres://…; also PHISERVE_DB_URL")
+  .option("--redis <url>", "keep quota state in Redis so replicas share one limit; also PHISERVE_REDIS_URL")
+  .option("--jwt-issuer <url>", "accept Entra-style bearer tokens from this issuer")
+  .option("--jwt-audience <aud>", "audience the tokens must carry")
+  .option("--jwks-uri <url>", "signing keys (default: the issuer's OpenID discovery document)")
+  .option("--rpm <n>", "requests per minute of the deployment (default: the catalog's, Azure 1000)", integer(1))
+  .option("--tpm <n>", "tokens per minute of the deployment (default: the catalog's, Azure 200000)", integer(1))
   .option("--no-auth", "allow serving without keys on a non-loopback address")
   .option("--deployment <name>", "deployment name (as listed by /v1/models)")
   .option("--parallel <n>", "sequences generated at once (default: as many KV caches as fit a quarter of memory, 1–8)", integer(1))
@@ -57,6 +66,32 @@ program
   .addOption(new Option("--quant <type>", "weight type").choices(["f16", "q8_0", "q4_0"]))
   .option("--seed <n>", "PRNG seed", integer(0))
   .action(runTestModel);
+
+const keys = program.command("keys").description("manage stored API keys (hashed in the database)");
+keys
+  .command("create")
+  .requiredOption("--name <name>", "a label for the key")
+  .option("--deployments <a,b>", "deployments the key may use (default: all)")
+  .option("--rpm <n>", "requests per minute for this key", integer(1))
+  .option("--tpm <n>", "tokens per minute for this key", integer(1))
+  .option("--db <url>", "database URL (default: PHISERVE_DB_URL or sqlite under the data folder)")
+  .option("--json", "JSON output (the only time the key is shown)")
+  .action(runKeysCreate);
+keys.command("list").option("--db <url>", "database URL").option("--json", "JSON output").action(runKeysList);
+keys.command("revoke").argument("<id>", "key id").option("--db <url>", "database URL").option("--json", "JSON output").action(runKeysRevoke);
+
+program
+  .command("usage")
+  .description("usage report: requests, tokens and an estimated cost")
+  .option("--db <url>", "database URL")
+  .option("--since <date>", "from (ISO date or time)")
+  .option("--until <date>", "until (ISO date or time)")
+  .addOption(new Option("--by <grouping>", "group by").choices(["key", "deployment", "day"]).default("deployment"))
+  .option("--json", "JSON output")
+  .option("--csv", "CSV output")
+  .option("--price-prompt <usd>", "price per 1k prompt tokens", Number)
+  .option("--price-completion <usd>", "price per 1k completion tokens", Number)
+  .action(runUsage);
 
 program.command("pull").description("download a catalog model into the cache").argument("<name>", "catalog name").action(runPull);
 program.command("models").description("list the catalog and what is cached locally").option("--json", "JSON output").action(runModels);

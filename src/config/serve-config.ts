@@ -39,6 +39,12 @@ export interface ServeConfig {
   port: number;
   /** Static API keys (`--api-key`, `PHISERVE_API_KEYS`); empty = none. */
   apiKeys: readonly string[];
+  /** Usage and key store: `sqlite:PATH` or `postgres://…`; undefined = no store (logs and metrics only). */
+  databaseUrl: string | undefined;
+  /** Quota state in Redis (exact across replicas); undefined = in memory. */
+  redisUrl: string | undefined;
+  /** Entra-style bearer tokens; undefined = none. */
+  jwt: { issuer: string; audience: string; jwksUri: string | undefined } | undefined;
   gpu: GpuChoice;
   deployments: readonly DeploymentSettings[];
   /** Name of the deployment used when a request names none; default: the first. */

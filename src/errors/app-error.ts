@@ -9,12 +9,15 @@ export type AppErrorCode =
   | "PARAMETER_NOT_SUPPORTED"
   | "CONTEXT_LENGTH_EXCEEDED"
   | "UNAUTHENTICATED"
+  | "FORBIDDEN"
   | "ROUTE_NOT_FOUND"
   | "MODEL_NOT_FOUND"
   | "PAYLOAD_TOO_LARGE"
   | "ENGINE_UNAVAILABLE"
+  | "RATE_LIMITED"
   | "OVERLOADED"
   | "GENERATION_TIMEOUT"
+  | "AUTH_UNAVAILABLE"
   | "INTERNAL";
 
 /** Every code, in catalog order; docs/ERRORS.md is kept in sync with this list by a test. */
@@ -24,12 +27,15 @@ export const APP_ERROR_CODES: readonly AppErrorCode[] = [
   "PARAMETER_NOT_SUPPORTED",
   "CONTEXT_LENGTH_EXCEEDED",
   "UNAUTHENTICATED",
+  "FORBIDDEN",
   "ROUTE_NOT_FOUND",
   "MODEL_NOT_FOUND",
   "PAYLOAD_TOO_LARGE",
   "ENGINE_UNAVAILABLE",
+  "RATE_LIMITED",
   "OVERLOADED",
   "GENERATION_TIMEOUT",
+  "AUTH_UNAVAILABLE",
   "INTERNAL",
 ];
 
@@ -48,6 +54,8 @@ export interface AppErrorOptions {
   details?: ValidationDetail[];
   /** Seconds a client should wait before retrying (503/429). */
   retryAfterSeconds?: number;
+  /** Informational headers that belong with this error (e.g. the rate-limit state on a 429). */
+  headers?: Record<string, string>;
   cause?: unknown;
 }
 
@@ -56,6 +64,7 @@ export class AppError extends Error {
   readonly param: string | undefined;
   readonly details: ValidationDetail[] | undefined;
   readonly retryAfterSeconds: number | undefined;
+  readonly headers: Record<string, string> | undefined;
 
   constructor(code: AppErrorCode, message: string, options: AppErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -64,6 +73,7 @@ export class AppError extends Error {
     this.param = options.param;
     this.details = options.details;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.headers = options.headers;
   }
 }
 

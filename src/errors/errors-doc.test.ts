@@ -7,7 +7,7 @@ import { AppError } from "./app-error.ts";
 
 test("docs/ERRORS.md lists every error code with its status and wire code", async () => {
   const doc = await readFile(new URL("../../docs/ERRORS.md", import.meta.url), "utf8");
-  const rows = [...doc.matchAll(/^\| ([A-Z_]+) \| (\d{3}) \| `([a-z_]+)` \|/gm)].map((m) => [m[1], Number(m[2]), m[3]]);
+  const rows = [...doc.matchAll(/^\| ([A-Z_]+) \| (\d{3}) \| `([a-z0-9_]+)` \|/gm)].map((m) => [m[1], Number(m[2]), m[3]]);
   assert.deepEqual(rows.map((r) => r[0]), [...APP_ERROR_CODES]);
   for (const [code, status, wire] of rows) {
     const http = toHttpError(new AppError(code as (typeof APP_ERROR_CODES)[number], "x"));

@@ -15,12 +15,16 @@ const HTTP_SHAPES: Record<AppErrorCode, HttpShape> = {
   PARAMETER_NOT_SUPPORTED: { status: 422, wireCode: "parameter_not_supported", type: "invalid_request_error" },
   CONTEXT_LENGTH_EXCEEDED: { status: 400, wireCode: "context_length_exceeded", type: "invalid_request_error" },
   UNAUTHENTICATED: { status: 401, wireCode: "invalid_api_key", type: "authentication_error" },
+  FORBIDDEN: { status: 403, wireCode: "permission_denied", type: "permission_error" },
   ROUTE_NOT_FOUND: { status: 404, wireCode: "not_found", type: "invalid_request_error" },
   MODEL_NOT_FOUND: { status: 404, wireCode: "model_not_found", type: "invalid_request_error" },
   PAYLOAD_TOO_LARGE: { status: 413, wireCode: "payload_too_large", type: "invalid_request_error" },
   ENGINE_UNAVAILABLE: { status: 503, wireCode: "engine_unavailable", type: "unavailable_error" },
+  // Azure's own 429 body uses the code "429" (azure-model-inference-api.md §7).
+  RATE_LIMITED: { status: 429, wireCode: "429", type: "rate_limit_error" },
   OVERLOADED: { status: 503, wireCode: "overloaded", type: "unavailable_error" },
   GENERATION_TIMEOUT: { status: 504, wireCode: "timeout", type: "timeout_error" },
+  AUTH_UNAVAILABLE: { status: 503, wireCode: "auth_unavailable", type: "unavailable_error" },
   INTERNAL: { status: 500, wireCode: "internal_error", type: "server_error" },
 };
 
@@ -39,7 +43,7 @@ export interface HttpErrorResponse {
 export function toHttpError(error: unknown): HttpErrorResponse {
   const appError = error instanceof AppError ? error : new AppError("INTERNAL", "The server had an error processing the request.");
   const shape = HTTP_SHAPES[appError.code];
-  const headers: Record<string, string> = { "x-ms-error-code": shape.wireCode };
+  const headers: Record<string, string> = { ...appError.headers, "x-ms-error-code": shape.wireCode };
   const inner: Record<string, unknown> = {
     code: shape.wireCode,
     message: appError.message,

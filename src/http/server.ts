@@ -7,8 +7,13 @@ import type { Logger } from "pino";
 import { AppError } from "../errors/app-error.ts";
 import { toHttpError } from "../errors/http-mapping.ts";
 import { createRequestId } from "../lib/ids.ts";
-import type { Authenticator, Principal } from "../auth/api-key-authenticator.ts";
+import { ANONYMOUS, type Authenticator, type Principal } from "../auth/authenticator.ts";
+import type { Quota } from "../quota/quota.ts";
+import type { UsageMeter } from "../serving/usage-meter.ts";
+import { toRateLimitHeaders } from "../quota/rate-limit-headers.ts";
 import type { DeploymentRegistry } from "../deployments/deployment-registry.ts";
+import type { Deployment } from "../deployments/deployment.ts";
+import type { Limit } from "../quota/quota.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { unauthenticated } from "../auth/api-key-authenticator.ts";
 import { toValidationDetails, type AjvErrorLike } from "./validation-errors.ts";
@@ -24,6 +29,9 @@ export interface HttpServerDeps {
   /** Aborts every generation still running when the drain timeout passes. */
   shutdownSignal: AbortSignal;
   metrics: Metrics;
+  quota: Quota;
+  /** Meters every request's usage into the store (when one is configured). */
+  usage: UsageMeter;
 }
 
 export interface HttpServerOptions {
@@ -37,7 +45,7 @@ const principals = new WeakMap<FastifyRequest, Principal>();
 
 /** Who sent the request (the fairness tenant); anonymous when authentication is off. */
 export function principalOf(request: FastifyRequest): Principal {
-  return principals.get(request) ?? { keyId: "anonymous" };
+  return principals.get(request) ?? ANONYMOUS;
 }
 
 /** Path prefixes every API route is served under. */
@@ -51,6 +59,8 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
     // One `request.completed` line of our own (onResponse) replaces fastify's pair of request logs.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimitBytes,
+    // close() runs after the drain, so what is left are idle keep-alive sockets: close them rather than wait for their timeout.
+    forceCloseConnections: true,
     genReqId: () => createRequestId(),
     routerOptions: { ignoreTrailingSlash: true },
     ajv: { customOptions: { coerceTypes: true, allErrors: true, removeAdditional: false, useDefaults: false, strict: false } },
@@ -60,13 +70,20 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
     reply.header("x-request-id", request.id);
     const clientRequestId = request.headers["x-ms-client-request-id"];
     if (typeof clientRequestId === "string") reply.header("x-ms-client-request-id", clientRequestId);
-    if (isHealthPath(request.url) || !deps.authenticator.isEnabled) return;
-    const principal = deps.authenticator.authenticate({
+    if (isHealthPath(request.url) || !deps.authenticator.isEnabled()) return;
+    const principal = await deps.authenticator.authenticate({
       apiKey: headerValue(request.headers["api-key"]),
       authorization: headerValue(request.headers.authorization),
     });
     if (!principal) throw unauthenticated();
     principals.set(request, principal);
+  });
+
+  // Every API response reports the rate-limit state; chat responses set it from their own reservation.
+  app.addHook("onSend", async (request, reply) => {
+    if (isHealthPath(request.url) || reply.hasHeader("x-ratelimit-remaining-requests")) return;
+    const state = await deps.quota.peek([deploymentLimit(deps.deployments.default)]).catch(() => undefined);
+    if (state) reply.headers(toRateLimitHeaders(state));
   });
 
   app.addHook("onResponse", async (request, reply) => {
@@ -92,6 +109,11 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
   registerInfoRoutes(app, deps);
   registerChatCompletionsRoutes(app, deps, { requestTimeoutMs: options.requestTimeoutMs });
   return app;
+}
+
+/** The deployment's own limit (Azure serverless: per deployment). */
+export function deploymentLimit(deployment: Deployment): Limit {
+  return { scope: `deployment:${deployment.name}`, requestsPerMinute: deployment.quota.requestsPerMinute, tokensPerMinute: deployment.quota.tokensPerMinute };
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

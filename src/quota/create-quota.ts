@@ -11,6 +11,8 @@ export interface CreateQuotaOptions {
   redisUrl?: string;
   /** Key prefix in Redis (default "phiserve:quota:"). */
   keyPrefix?: string;
+  /** Redis connection errors after startup (ioredis reconnects by itself), e.g. to log them. */
+  onError?: (error: Error) => void;
 }
 
 /**
@@ -19,5 +21,9 @@ export interface CreateQuotaOptions {
  */
 export async function createQuota(options: CreateQuotaOptions): Promise<Quota> {
   if (options.redisUrl === undefined || options.redisUrl === "") return new MemoryQuota();
-  return RedisQuota.connect(options.redisUrl, options.keyPrefix === undefined ? {} : { keyPrefix: options.keyPrefix });
+  const { redisUrl, keyPrefix, onError } = options;
+  return RedisQuota.connect(redisUrl, {
+    ...(keyPrefix === undefined ? {} : { keyPrefix }),
+    ...(onError === undefined ? {} : { onError }),
+  });
 }

@@ -34,6 +34,14 @@ export interface RedisQuotaOptions {
   ownsClient?: boolean;
 }
 
+/** Options for {@link RedisQuota.connect}. */
+export interface RedisConnectOptions extends Omit<RedisQuotaOptions, "ownsClient"> {
+  /** ioredis settings, over this module's fail-fast defaults. */
+  redisOptions?: RedisOptions;
+  /** Connection errors after startup (e.g. to log them). */
+  onError?: (error: Error) => void;
+}
+
 /**
  * Client settings for the request path: fail a command fast rather than queue it through a long
  * outage (ioredis retries 20 times by default), so a dead Redis surfaces as an error the server
@@ -73,20 +81,26 @@ export class RedisQuota implements Quota {
   /**
    * Connects to `url` (redis://, rediss://) and checks the server answers, so a wrong URL fails
    * at startup rather than on the first request. The quota owns (and closes) the client.
+   * `onError` receives connection errors after startup (ioredis reconnects by itself; without
+   * a handler it prints them to the console).
    */
-  static async connect(
-    url: string,
-    options: Omit<RedisQuotaOptions, "ownsClient"> & { redisOptions?: RedisOptions } = {},
-  ): Promise<RedisQuota> {
-    const redis = new Redis(url, { ...CLIENT_DEFAULTS, ...options.redisOptions });
+  static async connect(url: string, options: RedisConnectOptions = {}): Promise<RedisQuota> {
+    const { redisOptions, onError, ...quotaOptions } = options;
+    const redis = new Redis(url, { ...CLIENT_DEFAULTS, ...redisOptions });
+    // The failed first attempt is reported by the rejection below; don't print it twice.
+    const quiet = (): void => {};
+    redis.on("error", quiet);
     try {
       await redis.connect();
       await redis.ping();
     } catch (error) {
       redis.disconnect();
       throw error;
+    } finally {
+      redis.off("error", quiet);
     }
-    return new RedisQuota(redis, { ...options, ownsClient: true });
+    if (onError !== undefined) redis.on("error", onError);
+    return new RedisQuota(redis, { ...quotaOptions, ownsClient: true });
   }
 
   /** {@inheritDoc Quota.reserve} */

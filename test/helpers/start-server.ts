@@ -5,8 +5,16 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { once } from "node:events";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const CLI = fileURLToPath(new URL("../../bin/phiserve.js", import.meta.url));
+
+/** Each test server gets its own data folder (its default SQLite usage database), unless the test passes one. */
+function isolatedEnv(env: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
+  return { ...process.env, PHISERVE_DATA_DIR: mkdtempSync(join(tmpdir(), "phiserve-data-")), ...env };
+}
 
 export interface RunningServer {
   url: string;
@@ -18,7 +26,7 @@ export interface RunningServer {
 
 export async function startServer(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunningServer> {
   const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--gpu", "cpu", ...args], {
-    env: { ...process.env, ...options.env },
+    env: isolatedEnv(options.env),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -53,7 +61,7 @@ export async function startServer(args: string[], options: { env?: NodeJS.Proces
 
 /** Runs the CLI to completion; resolves with its exit code and output. */
 export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: isolatedEnv(env), stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -2,12 +2,20 @@ import pino from "pino";
 import { createApp } from "../../app.ts";
 import { isLoopbackHost, type DeploymentSettings, type ServeConfig } from "../../config/serve-config.ts";
 import { loadConfigFile, parseByteSize, type ConfigFile } from "../../config/config-file.ts";
+import { resolveDatabaseUrl } from "../../store/create-store.ts";
 import type { GpuChoice } from "../../engine/llama-cpp/llama-cpp-engine.ts";
 import { CliError, resolveModel } from "../resolve-model.ts";
 import { exitWithCliError } from "./exit.ts";
 
 interface ServeFlags {
   config?: string;
+  db?: string;
+  redis?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  jwksUri?: string;
+  rpm?: number;
+  tpm?: number;
   model?: string;
   modelName?: string;
   host: string;
@@ -34,11 +42,13 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   const logger = pino({ level: flags.logLevel, redact: ["req.headers.authorization", 'req.headers["api-key"]'] }, pino.destination(2));
   try {
     const apiKeys = [...flags.apiKey, ...(process.env.PHISERVE_API_KEYS ?? "").split(",")].map((k) => k.trim()).filter(Boolean);
-    checkExposure(flags.host, apiKeys.length > 0, flags.auth, logger);
     const config: ServeConfig = Object.freeze({
       host: flags.host,
       port: flags.port,
       apiKeys,
+      databaseUrl: resolveDatabaseUrl(flags.db),
+      redisUrl: flags.redis ?? process.env.PHISERVE_REDIS_URL,
+      jwt: flags.jwtIssuer ? { issuer: flags.jwtIssuer, audience: requireAudience(flags), jwksUri: flags.jwksUri } : undefined,
       gpu: flags.gpu,
       requestTimeoutMs: flags.requestTimeout * 1000,
       drainTimeoutMs: flags.drainTimeout * 1000,
@@ -47,6 +57,12 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       ...(flags.config ? await fromConfigFile(flags) : await fromFlags(flags)),
     });
     const app = await createApp(config, logger);
+    try {
+      checkExposure(flags.host, app.isAuthenticationEnabled(), flags.auth, logger);
+    } catch (error) {
+      await app.close();
+      throw error;
+    }
     let closing = false;
     const shutdown = (signal: string) => {
       if (closing) return;
@@ -82,8 +98,13 @@ function settingsFromFlags(flags: ServeFlags): Omit<DeploymentSettings, "name" |
     systemRole: "azure",
     maxChoices: flags.maxN,
     toolEmulation: flags.toolEmulation,
-    quota: undefined,
+    quota: flags.rpm || flags.tpm ? { requestsPerMinute: flags.rpm, tokensPerMinute: flags.tpm } : undefined,
   };
+}
+
+function requireAudience(flags: ServeFlags): string {
+  if (!flags.jwtAudience) throw new CliError("--jwt-issuer needs --jwt-audience (the `aud` tokens must carry).");
+  return flags.jwtAudience;
 }
 
 async function fromFlags(flags: ServeFlags): Promise<DeploymentPart> {
@@ -138,14 +159,14 @@ function isUserError(error: Error): boolean {
   return /not found|Unknown catalog|no chat template|EADDRINUSE/.test(error.message);
 }
 
-function checkExposure(host: string, hasKeys: boolean, authRequired: boolean, logger: pino.Logger): void {
-  if (hasKeys) return;
+function checkExposure(host: string, hasIdentity: boolean, authRequired: boolean, logger: pino.Logger): void {
+  if (hasIdentity) return;
   if (!isLoopbackHost(host)) {
     if (authRequired) {
-      throw new CliError(`Refusing to serve ${host} without an API key: pass --api-key KEY (or PHISERVE_API_KEYS), or --no-auth to serve it open.`);
+      throw new CliError(`Refusing to serve ${host} without an API key: pass --api-key KEY (or PHISERVE_API_KEYS), create one with 'phiserve keys create', configure --jwt-issuer, or pass --no-auth to serve it open.`);
     }
     logger.warn({ event: "auth.disabled", host }, "serving a non-loopback address with no authentication (--no-auth)");
     return;
   }
-  logger.warn({ event: "auth.disabled", host }, "no API key configured: the server is open to every local process");
+  logger.warn({ event: "auth.disabled", host }, "no API key or token issuer configured: the server is open to every local process");
 }

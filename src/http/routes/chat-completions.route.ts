@@ -13,7 +13,10 @@ import type { PreparedChat, UsageRecord } from "../../serving/chat-completions.s
 import { toCompletionResponse, toContentChunk, toFinalChunk, toRoleChunk, toToolCallsChunk, type CompletedChoice, type ResponseMeta } from "../../serving/to-protocol.ts";
 import { applyExtraParameters, parseExtraParametersMode, type ExtraParametersMode } from "../extra-parameters.ts";
 import type { HttpServerDeps } from "../server.ts";
-import { principalOf, ROUTE_PREFIXES } from "../server.ts";
+import { deploymentLimit, principalOf, ROUTE_PREFIXES } from "../server.ts";
+import type { Principal } from "../../auth/authenticator.ts";
+import type { Limit, Reservation } from "../../quota/quota.ts";
+import { toRateLimitHeaders } from "../../quota/rate-limit-headers.ts";
 import { AppError } from "../../errors/app-error.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { Deployment } from "../../deployments/deployment.ts";
@@ -94,21 +97,39 @@ function timeoutError(): AppError {
 
 async function handleChat(deps: HttpServerDeps, options: ChatRouteOptions, request: ChatRequest, reply: FastifyReply): Promise<unknown> {
   const arrivedAt = performance.now();
+  const principal = principalOf(request);
   const header = request.headers["azureml-model-deployment"];
   const deployment = deps.deployments.resolve(typeof header === "string" ? header : undefined, request.body.model);
+  if (principal.deployments && !principal.deployments.includes(deployment.name)) {
+    throw new AppError("FORBIDDEN", `This key or token may not use the deployment '${deployment.name}'.`, { param: "model" });
+  }
   const command = toChatCommand(request.body, passedThrough.get(request) ?? {}, deployment.model.capabilities);
   await deps.deployments.ensureLoaded(deployment);
   const prepared = await deployment.chat.prepare(command);
+  // Reserve the worst case (prompt + every choice's max_tokens); reconciled with actual usage below.
+  const reservation = await reserveQuota(deps, deployment, principal, prepared.promptTokens + prepared.maxTokens * command.n, reply);
   const meta: ResponseMeta = { id: createCompletionId(), created: Math.floor(Date.now() / 1000), model: deployment.model.azureName };
   const deadlineAt = options.requestTimeoutMs > 0 ? arrivedAt + options.requestTimeoutMs : undefined;
   const run = new RunControl(reply, arrivedAt, deadlineAt, deps.shutdownSignal);
+  let billedTokens = 0;
+  let queuedMs = 0;
+  const onUsage = (usage: UsageRecord) => {
+    billedTokens = usage.promptTokens + usage.completionTokens;
+    recordUsage(deps, request, usage);
+    deps.usage.record({
+      requestId: request.id, principal: principal.id, deployment: deployment.name, model: deployment.model.azureName,
+      promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, status: 200, stream: command.stream,
+      completed: usage.completed, queuedMs, durationMs: performance.now() - arrivedAt, createdAt: new Date(),
+    });
+  };
   try {
     // Admission happens before the first byte, so 503 (queue full) and 504 (deadline) are plain JSON errors.
-    const admission = await deployment.scheduler.admit({ tenant: principalOf(request).keyId, slots: command.n, signal: run.signal, ...(deadlineAt === undefined ? {} : { deadlineAt }) });
+    const admission = await deployment.scheduler.admit({ tenant: principal.id, slots: command.n, signal: run.signal, ...(deadlineAt === undefined ? {} : { deadlineAt }) });
     try {
-      request.log.debug({ event: "scheduler.admitted", queuedMs: Math.round(admission.queuedMs) }, "admitted");
-      deps.metrics.queueWait.observe(admission.queuedMs / 1000);
-      const exchange: Exchange = { deps, deployment, request, reply, prepared, meta, run };
+      queuedMs = admission.queuedMs;
+      request.log.debug({ event: "scheduler.admitted", queuedMs: Math.round(queuedMs) }, "admitted");
+      deps.metrics.queueWait.observe(queuedMs / 1000);
+      const exchange: Exchange = { deps, deployment, request, reply, prepared, meta, run, onUsage };
       return command.stream ? await streamChat(exchange) : await collectChat(exchange);
     } finally {
       admission.release();
@@ -118,13 +139,34 @@ async function handleChat(deps: HttpServerDeps, options: ChatRouteOptions, reque
     throw error;
   } finally {
     run.dispose();
+    await reservation.commit(billedTokens).catch((error: unknown) => request.log.warn({ event: "quota.commit_failed", err: error }, "quota not reconciled"));
   }
+}
+
+/** Checks and reserves the deployment's (and the caller's own) limits; 429 with retry headers when over. */
+async function reserveQuota(deps: HttpServerDeps, deployment: Deployment, principal: Principal, tokens: number, reply: FastifyReply): Promise<Reservation> {
+  const limits: Limit[] = [deploymentLimit(deployment)];
+  if (principal.requestsPerMinute !== null || principal.tokensPerMinute !== null) {
+    limits.push({ scope: `principal:${principal.id}`, requestsPerMinute: principal.requestsPerMinute ?? Infinity, tokensPerMinute: principal.tokensPerMinute ?? Infinity });
+  }
+  const result = await deps.quota.reserve(limits, tokens).catch((error: unknown) => {
+    // Fail closed: without the shared counters the limits cannot be enforced.
+    throw new AppError("OVERLOADED", "Rate limiting is unavailable; retry shortly.", { retryAfterSeconds: 1, cause: error });
+  });
+  const headers = toRateLimitHeaders(result.state);
+  if (result.ok) {
+    reply.headers(headers);
+    return result.reservation;
+  }
+  const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
+  throw new AppError("RATE_LIMITED", `Rate limit is exceeded. Try again in ${seconds} seconds.`, { retryAfterSeconds: result.retryAfterMs / 1000, headers });
 }
 
 /** One admitted request on its way to the client. */
 interface Exchange {
   deps: HttpServerDeps;
   deployment: Deployment;
+  onUsage: (usage: UsageRecord) => void;
   request: ChatRequest;
   reply: FastifyReply;
   prepared: PreparedChat;
@@ -133,8 +175,8 @@ interface Exchange {
 }
 
 /** The service's events for this request, with usage recorded once and time to first output noted. */
-async function* events({ deps, deployment, request, prepared, run }: Exchange) {
-  for await (const event of deployment.chat.generate(prepared, run.signal, (usage) => recordUsage(deps, request, usage))) {
+async function* events({ deps, deployment, prepared, run, onUsage }: Exchange) {
+  for await (const event of deployment.chat.generate(prepared, run.signal, onUsage)) {
     run.noteOutput(deps.metrics);
     yield event;
   }

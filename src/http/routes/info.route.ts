@@ -2,7 +2,8 @@ import type { FastifyInstance } from "fastify";
 import type { ModelInfoResponse } from "../../protocol/info.schema.ts";
 import type { Deployment } from "../../deployments/deployment.ts";
 import type { HttpServerDeps } from "../server.ts";
-import { ROUTE_PREFIXES } from "../server.ts";
+import { principalOf, ROUTE_PREFIXES } from "../server.ts";
+import { AppError } from "../../errors/app-error.ts";
 
 const toInfo = (d: Deployment): ModelInfoResponse => ({ model_name: d.model.azureName, model_type: "chat-completion", model_provider_name: "Microsoft" });
 
@@ -12,12 +13,18 @@ export function registerInfoRoutes(app: FastifyInstance, deps: HttpServerDeps): 
     app.get<{ Querystring: { model?: string } }>(`${prefix}/info`, async (request) => {
       const header = request.headers["azureml-model-deployment"];
       const name = request.query.model ?? (typeof header === "string" ? header : undefined);
-      return toInfo(name === undefined ? deps.deployments.default : deps.deployments.resolve(name, undefined));
+      const deployment = name === undefined ? deps.deployments.default : deps.deployments.resolve(name, undefined);
+      const allowed = principalOf(request).deployments;
+      if (name !== undefined && allowed && !allowed.includes(deployment.name)) {
+        throw new AppError("FORBIDDEN", `This key or token may not use the deployment '${deployment.name}'.`, { param: "model" });
+      }
+      return toInfo(deployment);
     });
   }
   const created = Math.floor(Date.now() / 1000);
-  app.get("/v1/models", async () => ({
-    object: "list",
-    data: deps.deployments.list().map((d) => ({ id: d.name, object: "model", created, owned_by: "Microsoft" })),
-  }));
+  app.get("/v1/models", async (request) => {
+    const allowed = principalOf(request).deployments;
+    const visible = deps.deployments.list().filter((d) => !allowed || allowed.includes(d.name));
+    return { object: "list", data: visible.map((d) => ({ id: d.name, object: "model", created, owned_by: "Microsoft" })) };
+  });
 }

@@ -1,0 +1,69 @@
+/**
+ * API key minting shared by every Store implementation: the secret, its public id, its SHA-256
+ * digest, and validation of the caller's input. Only the digest is ever persisted.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import type { ApiKeyRecord, NewApiKey } from "./store.ts";
+
+/** Prefix of every key phiserve issues (lets secret scanners and humans recognise them). */
+export const API_KEY_PREFIX = "phs_";
+
+/** Random bytes per key: 30 bytes = 240 bits = 40 base64url characters after the prefix. */
+const SECRET_BYTES = 30;
+
+/** A new secret: `phs_` followed by 40 base64url characters from `crypto.randomBytes`. */
+export function generateApiKey(): string {
+  return API_KEY_PREFIX + randomBytes(SECRET_BYTES).toString("base64url");
+}
+
+/** A new public key id: `key_` followed by 12 hex characters. */
+export function generateApiKeyId(): string {
+  return `key_${randomBytes(6).toString("hex")}`;
+}
+
+/** SHA-256 (lowercase hex) of a key, as stored in `ApiKeyRecord.keyHash` and looked up by `findApiKeyByHash`. */
+export function hashApiKey(key: string): string {
+  return createHash("sha256").update(key, "utf8").digest("hex");
+}
+
+/** A freshly minted key: the record to store and the secret to show once. */
+export interface MintedApiKey {
+  record: ApiKeyRecord;
+  key: string;
+}
+
+/**
+ * Validates `input` and mints a key for it (id, secret, digest, creation time).
+ * @throws Error when the name is empty, a limit is not a positive integer, or `deployments` is an empty list.
+ */
+export function mintApiKey(input: NewApiKey, now: Date = new Date()): MintedApiKey {
+  const name = input.name.trim();
+  if (name.length === 0) throw new Error("API key name must not be empty");
+  const key = generateApiKey();
+  const record: ApiKeyRecord = {
+    id: generateApiKeyId(),
+    name,
+    keyHash: hashApiKey(key),
+    deployments: normalizeDeployments(input.deployments),
+    rpm: positiveLimit("rpm", input.rpm),
+    tpm: positiveLimit("tpm", input.tpm),
+    createdAt: now,
+    revokedAt: null,
+  };
+  return { record, key };
+}
+
+function normalizeDeployments(deployments: string[] | null | undefined): string[] | null {
+  if (deployments === undefined || deployments === null) return null;
+  const names = [...new Set(deployments.map((d) => d.trim()))];
+  if (names.length === 0 || names.some((d) => d.length === 0)) {
+    throw new Error("deployments must be null (all deployments) or a list of non-empty names");
+  }
+  return names;
+}
+
+function positiveLimit(label: string, value: number | null | undefined): number | null {
+  if (value === undefined || value === null) return null;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${label} must be a positive integer, got ${value}`);
+  return value;
+}
