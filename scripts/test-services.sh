@@ -34,8 +34,8 @@ find_pg_bin() {
   if [ -n "${PHISERVE_TEST_PG_BIN:-}" ]; then echo "$PHISERVE_TEST_PG_BIN"; return; fi
   if [ -x /usr/lib/postgresql/15/bin/initdb ]; then echo /usr/lib/postgresql/15/bin; return; fi
   local newest
-  newest=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-  echo "${newest:-/usr/lib/postgresql/15/bin}"
+  newest=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  if [ -d "$newest" ]; then echo "$newest"; else echo /usr/lib/postgresql/15/bin; fi
 }
 
 install_missing() {
@@ -44,8 +44,15 @@ install_missing() {
   command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
   [ "${#packages[@]}" -eq 0 ] && return 0
   log "installing ${packages[*]} with apt-get"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >&2
+  local apt_log
+  apt_log=$(mktemp)
+  if ! { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+      && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"; } >"$apt_log" 2>&1; then
+    tail -n 30 "$apt_log" >&2
+    rm -f "$apt_log"
+    die "apt-get install ${packages[*]} failed"
+  fi
+  rm -f "$apt_log"
 }
 
 # PostgreSQL refuses to run as root: as root, its commands run as the `postgres` system user.
