@@ -45,7 +45,8 @@ export function createApiKeyAuthenticator(keys: readonly string[]): Authenticato
   };
 }
 
-function bearerToken(header: string | undefined): string | undefined {
+/** The credential in an Authorization header: after "Bearer ", or the bare value (seen in the wild). */
+export function bearerToken(header: string | undefined): string | undefined {
   if (!header) return undefined;
   const match = /^Bearer\s+(.+)$/i.exec(header.trim());
   return match ? match[1] : header.trim();

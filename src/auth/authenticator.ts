@@ -4,10 +4,10 @@
  * `api-key` or `Authorization: Bearer` may carry a credential (the Azure clients send both).
  * Authentication is on when any source is configured; only a server with none runs open.
  */
-import { createHash } from "node:crypto";
 import { AppError } from "../errors/app-error.ts";
 import type { ApiKeyRecord, Store } from "../store/store.ts";
-import { createApiKeyAuthenticator } from "./api-key-authenticator.ts";
+import { bearerToken, createApiKeyAuthenticator } from "./api-key-authenticator.ts";
+import { hashApiKey } from "../store/api-keys.ts";
 import { JwksUnavailableError, JwtAuthenticator } from "./jwt-authenticator.ts";
 
 export interface Principal {
@@ -50,7 +50,7 @@ export async function createAuthenticator(sources: AuthenticatorSources): Promis
   return {
     isEnabled: () => statics.isEnabled || sources.jwt !== undefined || (stored?.hasKeys ?? false),
     async authenticate(credentials) {
-      const candidates = [credentials.apiKey, bearer(credentials.authorization)].filter((c): c is string => typeof c === "string" && c.length > 0);
+      const candidates = [credentials.apiKey, bearerToken(credentials.authorization)].filter((c): c is string => typeof c === "string" && c.length > 0);
       for (const candidate of candidates) {
         if (sources.jwt && JwtAuthenticator.looksLikeJwt(candidate)) {
           const principal = await verifyJwt(sources.jwt, candidate);
@@ -80,12 +80,6 @@ async function verifyJwt(jwt: JwtAuthenticator, token: string): Promise<Principa
   }
 }
 
-function bearer(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  const match = /^Bearer\s+(.+)$/i.exec(header.trim());
-  return match ? match[1] : header.trim();
-}
-
 /**
  * Stored keys, looked up by SHA-256 and cached briefly (positive and negative), so a revoked key
  * stops working within STORED_KEY_TTL_MS on every replica without a query per request.
@@ -104,7 +98,7 @@ class StoredKeys {
   }
 
   async find(secret: string): Promise<ApiKeyRecord | undefined> {
-    const hash = createHash("sha256").update(secret, "utf8").digest("hex");
+    const hash = hashApiKey(secret);
     const hit = this.cache.get(hash);
     let record = hit && Date.now() - hit.at < STORED_KEY_TTL_MS ? hit.record : undefined;
     if (!hit || Date.now() - hit.at >= STORED_KEY_TTL_MS) {
