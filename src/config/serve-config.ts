@@ -68,8 +68,6 @@ export interface ServeConfig {
 }
 
 export const DEFAULT_CONTEXT_CAP = 4096;
-export const DEFAULT_MAX_CHOICES = 16;
-export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\])$/i;
 

@@ -12,8 +12,6 @@ const ANNOTATIONS = new Set(["title", "$schema", "$id", "$comment", "default", "
 const FORMATS = new Set(["date-time", "time", "date"]);
 const TYPES = new Set(["string", "number", "integer", "boolean", "null", "object", "array"]);
 
-export const SUPPORTED_SCHEMA_KEYWORDS: readonly string[] = [...STRUCTURAL].sort();
-
 /** Validates a schema against the subset and returns it normalised for the grammar (anyOf → oneOf, annotations dropped). */
 export function toGrammarSchema(schema: unknown, loc: (string | number)[]): Record<string, unknown> {
   return normalise(schema, loc) as Record<string, unknown>;
