@@ -13,6 +13,9 @@ import { defaultParallel, readGgufSummary } from "../engine/llama-cpp/gguf-metad
 import { ChatCompletionsService, type ServedModel } from "../serving/chat-completions.service.ts";
 import { AdmissionScheduler } from "../scheduler/admission-scheduler.ts";
 import { planServedModel, type ServedModelPlan } from "../served-model.ts";
+import { AppError } from "../errors/app-error.ts";
+import type { Principal } from "../auth/authenticator.ts";
+import type { Limit } from "../quota/quota.ts";
 
 /** Azure serverless Phi quota (azure-model-inference-api.md §7), used when neither config nor catalog says. */
 const AZURE_QUOTA = { requestsPerMinute: 1000, tokensPerMinute: 200_000 };
@@ -65,6 +68,23 @@ export class Deployment {
     const weights = deps.engine ? 0 : statSync(settings.modelPath).size;
     const kv = (summary.kvBytesPerToken ?? 0) * contextSize * parallel;
     return new Deployment(plan, engine, parallel, settings, weights + kv);
+  }
+
+  /** The deployment's own rate limit (Azure serverless: per deployment). */
+  get limit(): Limit {
+    return { scope: `deployment:${this.name}`, requestsPerMinute: this.quota.requestsPerMinute, tokensPerMinute: this.quota.tokensPerMinute };
+  }
+
+  /** True when `principal` may use this deployment (keys and tokens can be restricted to some). */
+  allows(principal: Principal): boolean {
+    return principal.deployments === null || principal.deployments.includes(this.name);
+  }
+
+  /** Throws 403 unless `principal` may use this deployment. */
+  authorize(principal: Principal): void {
+    if (!this.allows(principal)) {
+      throw new AppError("FORBIDDEN", `This key or token may not use the deployment '${this.name}'.`, { param: "model" });
+    }
   }
 
   isLoaded(): boolean {

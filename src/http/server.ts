@@ -12,8 +12,6 @@ import type { Quota } from "../quota/quota.ts";
 import type { UsageMeter } from "../serving/usage-meter.ts";
 import { toRateLimitHeaders } from "../quota/rate-limit-headers.ts";
 import type { DeploymentRegistry } from "../deployments/deployment-registry.ts";
-import type { Deployment } from "../deployments/deployment.ts";
-import type { Limit } from "../quota/quota.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { unauthenticated } from "../auth/api-key-authenticator.ts";
 import { toValidationDetails, type AjvErrorLike } from "./validation-errors.ts";
@@ -82,7 +80,7 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
   // Every API response reports the rate-limit state; chat responses set it from their own reservation.
   app.addHook("onSend", async (request, reply) => {
     if (isHealthPath(request.url) || reply.hasHeader("x-ratelimit-remaining-requests")) return;
-    const state = await deps.quota.peek([deploymentLimit(deps.deployments.default)]).catch(() => undefined);
+    const state = await deps.quota.peek([deps.deployments.default.limit]).catch(() => undefined);
     if (state) reply.headers(toRateLimitHeaders(state));
   });
 
@@ -109,11 +107,6 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
   registerInfoRoutes(app, deps);
   registerChatCompletionsRoutes(app, deps, { requestTimeoutMs: options.requestTimeoutMs });
   return app;
-}
-
-/** The deployment's own limit (Azure serverless: per deployment). */
-export function deploymentLimit(deployment: Deployment): Limit {
-  return { scope: `deployment:${deployment.name}`, requestsPerMinute: deployment.quota.requestsPerMinute, tokensPerMinute: deployment.quota.tokensPerMinute };
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

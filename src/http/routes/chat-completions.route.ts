@@ -13,7 +13,7 @@ import type { PreparedChat, UsageRecord } from "../../serving/chat-completions.s
 import { toCompletionResponse, toContentChunk, toFinalChunk, toRoleChunk, toToolCallsChunk, type CompletedChoice, type ResponseMeta } from "../../serving/to-protocol.ts";
 import { applyExtraParameters, parseExtraParametersMode, type ExtraParametersMode } from "../extra-parameters.ts";
 import type { HttpServerDeps } from "../server.ts";
-import { deploymentLimit, principalOf, ROUTE_PREFIXES } from "../server.ts";
+import { principalOf, ROUTE_PREFIXES } from "../server.ts";
 import type { Principal } from "../../auth/authenticator.ts";
 import type { Limit, Reservation } from "../../quota/quota.ts";
 import { toRateLimitHeaders } from "../../quota/rate-limit-headers.ts";
@@ -100,9 +100,7 @@ async function handleChat(deps: HttpServerDeps, options: ChatRouteOptions, reque
   const principal = principalOf(request);
   const header = request.headers["azureml-model-deployment"];
   const deployment = deps.deployments.resolve(typeof header === "string" ? header : undefined, request.body.model);
-  if (principal.deployments && !principal.deployments.includes(deployment.name)) {
-    throw new AppError("FORBIDDEN", `This key or token may not use the deployment '${deployment.name}'.`, { param: "model" });
-  }
+  deployment.authorize(principal);
   const command = toChatCommand(request.body, passedThrough.get(request) ?? {}, deployment.model.capabilities);
   await deps.deployments.ensureLoaded(deployment);
   const prepared = await deployment.chat.prepare(command);
@@ -145,7 +143,7 @@ async function handleChat(deps: HttpServerDeps, options: ChatRouteOptions, reque
 
 /** Checks and reserves the deployment's (and the caller's own) limits; 429 with retry headers when over. */
 async function reserveQuota(deps: HttpServerDeps, deployment: Deployment, principal: Principal, tokens: number, reply: FastifyReply): Promise<Reservation> {
-  const limits: Limit[] = [deploymentLimit(deployment)];
+  const limits: Limit[] = [deployment.limit];
   if (principal.requestsPerMinute !== null || principal.tokensPerMinute !== null) {
     limits.push({ scope: `principal:${principal.id}`, requestsPerMinute: principal.requestsPerMinute ?? Infinity, tokensPerMinute: principal.tokensPerMinute ?? Infinity });
   }

@@ -3,7 +3,6 @@ import type { ModelInfoResponse } from "../../protocol/info.schema.ts";
 import type { Deployment } from "../../deployments/deployment.ts";
 import type { HttpServerDeps } from "../server.ts";
 import { principalOf, ROUTE_PREFIXES } from "../server.ts";
-import { AppError } from "../../errors/app-error.ts";
 
 const toInfo = (d: Deployment): ModelInfoResponse => ({ model_name: d.model.azureName, model_type: "chat-completion", model_provider_name: "Microsoft" });
 
@@ -14,17 +13,14 @@ export function registerInfoRoutes(app: FastifyInstance, deps: HttpServerDeps): 
       const header = request.headers["azureml-model-deployment"];
       const name = request.query.model ?? (typeof header === "string" ? header : undefined);
       const deployment = name === undefined ? deps.deployments.default : deps.deployments.resolve(name, undefined);
-      const allowed = principalOf(request).deployments;
-      if (name !== undefined && allowed && !allowed.includes(deployment.name)) {
-        throw new AppError("FORBIDDEN", `This key or token may not use the deployment '${deployment.name}'.`, { param: "model" });
-      }
+      if (name !== undefined) deployment.authorize(principalOf(request));
       return toInfo(deployment);
     });
   }
   const created = Math.floor(Date.now() / 1000);
   app.get("/v1/models", async (request) => {
-    const allowed = principalOf(request).deployments;
-    const visible = deps.deployments.list().filter((d) => !allowed || allowed.includes(d.name));
+    const principal = principalOf(request);
+    const visible = deps.deployments.list().filter((d) => d.allows(principal));
     return { object: "list", data: visible.map((d) => ({ id: d.name, object: "model", created, owned_by: "Microsoft" })) };
   });
 }
