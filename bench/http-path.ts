@@ -33,7 +33,7 @@ async function load(url: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const config: ServeConfig = fakeServeConfig({ apiKeys: [KEY] }, { parallel: 64, maxQueue: 1024 });
+  const config: ServeConfig = fakeServeConfig({ apiKeys: [KEY] }, { parallel: 64, maxQueue: 1024, quota: { requestsPerMinute: 1e9, tokensPerMinute: 1e12 } });
   const app = await createApp(config, pino({ level: "silent" }), { engine: new FakeEngine({ tokens: ["Hello", " world"], yieldBetweenTokens: false }) });
   const phiserveUrl = `${await app.start()}/chat/completions`;
 

@@ -27,6 +27,9 @@ const digest = (value: string): Buffer => createHash("sha256").update(value, "ut
 
 export function createApiKeyAuthenticator(keys: readonly string[]): Authenticator {
   const digests = keys.filter((k) => k.length > 0).map(digest);
+  // Keys already verified, so the common case skips hashing. Only exact configured keys enter it
+  // (at most one entry per key), and a lookup can only hit for a caller who holds a valid key.
+  const verified = new Map<string, Principal>();
   return {
     isEnabled: digests.length > 0,
     authenticate(credentials) {
@@ -35,10 +38,16 @@ export function createApiKeyAuthenticator(keys: readonly string[]): Authenticato
         (c): c is string => typeof c === "string" && c.length > 0,
       );
       for (const candidate of candidates) {
+        const known = verified.get(candidate);
+        if (known) return known;
         const presented = digest(candidate);
         let matched = false;
-        for (const known of digests) matched = timingSafeEqual(presented, known) || matched;
-        if (matched) return { keyId: presented.toString("hex").slice(0, 8) };
+        for (const key of digests) matched = timingSafeEqual(presented, key) || matched;
+        if (matched) {
+          const principal = { keyId: presented.toString("hex").slice(0, 8) };
+          verified.set(candidate, principal);
+          return principal;
+        }
       }
       return undefined;
     },

@@ -8,6 +8,7 @@ import {
   foldSystemIntoUser,
   isChatTemplateId,
   renderChatTemplate,
+  renderWithJinja,
   templateRendersBosToken,
   templateSupportsSystemRole,
 } from "./chat-templates.ts";
@@ -362,4 +363,25 @@ test("foldSystemIntoUser: empty user content, empty system, developer role, no m
   const folded = foldSystemIntoUser(plain);
   assert.deepEqual(folded, plain);
   assert.notEqual(folded[0], plain[0]);
+});
+
+test("the native renderers of the catalog templates match the Jinja interpreter over 400 message sets each", () => {
+  let state = 12345;
+  const next = (n: number): number => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state % n;
+  };
+  const roles: TemplateMessage["role"][] = ["system", "user", "assistant", "tool"];
+  const contents = ["", "Hi", "two\nlines", "<|end|> inside", "{{ not a tag }}", "émoji 🙂", " padded "];
+  for (const id of CHAT_TEMPLATE_IDS) {
+    for (let round = 0; round < 400; round++) {
+      const messages: TemplateMessage[] = Array.from({ length: 1 + next(5) }, () => {
+        const message: TemplateMessage = { role: roles[next(roles.length)]!, content: contents[next(contents.length)]! };
+        if (next(3) === 0) message.tools = `[{"name":"f${next(9)}"}]`;
+        return message;
+      });
+      const options = { bosToken: next(2) ? "<s>" : "", eosToken: next(2) ? "<|endoftext|>" : "", addGenerationPrompt: next(2) === 0 };
+      assert.equal(renderChatTemplate(CHAT_TEMPLATES[id], messages, options), renderWithJinja(CHAT_TEMPLATES[id], messages, options), `${id} ${JSON.stringify({ messages, options })}`);
+    }
+  }
 });

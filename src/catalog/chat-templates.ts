@@ -173,6 +173,70 @@ function compile(template: string): Template {
   return compiled;
 }
 
+/**
+ * The catalog templates written out as plain functions: same output as the Jinja interpreter
+ * (a test renders both over many message sets), without building an interpreter environment per
+ * request, which was the largest single cost of the request path. Templates read from GGUF
+ * files that match none of these still go through Jinja.
+ */
+type NativeRenderer = (messages: readonly TemplateMessage[], generation: boolean, bos: string, eos: string) => string;
+
+const PHI3_TURNS = (messages: readonly TemplateMessage[], systemWhenEmpty: boolean): string => {
+  let out = "";
+  for (const m of messages) {
+    if (m.role === "system") {
+      if (systemWhenEmpty || m.content !== "") out += `<|system|>\n${m.content}<|end|>\n`;
+    } else if (m.role === "user") out += `<|user|>\n${m.content}<|end|>\n`;
+    else if (m.role === "assistant") out += `<|assistant|>\n${m.content}<|end|>\n`;
+  }
+  return out;
+};
+
+const PHI3_APR_TURNS = (messages: readonly TemplateMessage[]): string => {
+  let out = "";
+  for (const m of messages) {
+    if (m.role === "user") out += `<|user|>\n${m.content}<|end|>\n<|assistant|>\n`;
+    else if (m.role === "assistant") out += `${m.content}<|end|>\n`;
+  }
+  return out;
+};
+
+const ANY_ROLE_TURNS = (messages: readonly TemplateMessage[]): string => {
+  let out = "";
+  for (const m of messages) out += `<|${m.role}|>\n${m.content}<|end|>\n`;
+  return out;
+};
+
+const NATIVE_RENDERERS: ReadonlyMap<string, NativeRenderer> = new Map<string, NativeRenderer>([
+  [T1_PHI3_MINI_APR2024, (messages, _generation, bos) => bos + PHI3_APR_TURNS(messages)],
+  [T2_PHI3_MINI_JUL2024, (messages, generation, _bos, eos) => PHI3_TURNS(messages, true) + (generation ? "<|assistant|>\n" : eos)],
+  [T3_PHI3_SMALL, (messages, generation, bos, eos) => bos + ANY_ROLE_TURNS(messages) + (generation ? "<|assistant|>\n" : eos)],
+  [T4_PHI3_MEDIUM, (messages) => PHI3_APR_TURNS(messages)],
+  [T5_PHI35_MINI, (messages, generation, _bos, eos) => PHI3_TURNS(messages, false) + (generation ? "<|assistant|>\n" : eos)],
+  [T6_PHI3_VISION, (messages, generation) => ANY_ROLE_TURNS(messages) + (generation && messages[messages.length - 1]!.role !== "assistant" ? "<|assistant|>\n" : "")],
+  [T7A_PHI4_RELEASE, (messages) => {
+    let out = "";
+    for (const m of messages) {
+      if (m.role === "system") out += `<|im_start|>system<|im_sep|>${m.content}<|im_end|>`;
+      else if (m.role === "user") out += `<|im_start|>user<|im_sep|>${m.content}<|im_end|><|im_start|>assistant<|im_sep|>`;
+      else if (m.role === "assistant") out += `${m.content}<|im_end|>`;
+    }
+    return out;
+  }],
+  [T7B_PHI4, (messages, generation) => {
+    let out = "";
+    for (const m of messages) if (m.role === "system" || m.role === "user" || m.role === "assistant") out += `<|im_start|>${m.role}<|im_sep|>${m.content}<|im_end|>`;
+    return out + (generation ? "<|im_start|>assistant<|im_sep|>" : "");
+  }],
+  [T8_PHI4_MINI, (messages, generation, _bos, eos) => {
+    let out = "";
+    for (const m of messages) {
+      out += m.role === "system" && m.tools !== undefined ? `<|system|>${m.content}<|tool|>${m.tools}<|/tool|><|end|>` : `<|${m.role}|>${m.content}<|end|>`;
+    }
+    return out + (generation ? "<|assistant|>" : eos);
+  }],
+]);
+
 /** Plain objects for the Jinja context; `tools` only when defined, so `'tools' in message` is false otherwise. */
 function toContextMessages(messages: readonly TemplateMessage[]): Record<string, string>[] {
   return messages.map((m) => {
@@ -197,6 +261,13 @@ export function renderChatTemplate(
   messages: readonly TemplateMessage[],
   options: RenderOptions,
 ): string {
+  const native = NATIVE_RENDERERS.get(template);
+  if (native !== undefined && messages.length > 0) return native(messages, options.addGenerationPrompt ?? true, options.bosToken, options.eosToken);
+  return renderWithJinja(template, messages, options);
+}
+
+/** The Jinja interpreter's rendering of any template (GGUF-supplied ones included). */
+export function renderWithJinja(template: string, messages: readonly TemplateMessage[], options: RenderOptions): string {
   return compile(template).render({
     messages: toContextMessages(messages),
     add_generation_prompt: options.addGenerationPrompt ?? true,
