@@ -2,6 +2,7 @@
  * The engine boundary: everything above this file works with rendered prompt text and
  * token events; only engine implementations touch an inference library.
  */
+import type { CancelSignal } from "../lib/cancellation.ts";
 
 /** Why a generation ended. `stop`: an end-of-generation token or stop string; `length`: max tokens or context. */
 export type FinishReason = "stop" | "length";
@@ -97,6 +98,6 @@ export interface Engine {
    * Generates a completion. Aborting `signal` stops generation within one token step and
    * frees the sequence; the iterator then ends without a `done` event.
    */
-  generate(request: GenerationRequest, signal: AbortSignal): AsyncIterable<EngineEvent>;
+  generate(request: GenerationRequest, signal: CancelSignal): AsyncIterable<EngineEvent>;
   close(): Promise<void>;
 }

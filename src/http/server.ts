@@ -78,15 +78,23 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
   });
 
   // Every API response reports the rate-limit state; chat responses set it from their own reservation.
-  app.addHook("onSend", async (request, reply) => {
-    if (isHealthPath(request.url) || reply.hasHeader("x-ratelimit-remaining-requests")) return;
-    const state = await deps.quota.peek([deps.deployments.default.limit]).catch(() => undefined);
-    if (state) reply.headers(toRateLimitHeaders(state));
+  // (Callback-style hooks: an async hook costs a promise per request even when it has nothing to do.)
+  app.addHook("onSend", (request, reply, payload, done) => {
+    if (isHealthPath(request.url) || reply.hasHeader("x-ratelimit-remaining-requests")) return done(null, payload);
+    deps.quota.peek([deps.deployments.default.limit]).then(
+      (state) => {
+        if (state) reply.headers(toRateLimitHeaders(state));
+        done(null, payload);
+      },
+      () => done(null, payload),
+    );
   });
 
-  app.addHook("onResponse", async (request, reply) => {
-    deps.metrics.requests.inc({ route: request.routeOptions.url ?? "unmatched", status: String(reply.statusCode) });
-    request.log.info({ event: "request.completed", method: request.method, path: request.routeOptions.url ?? "unmatched", status: reply.statusCode, durationMs: Math.round(reply.elapsedTime) }, "request.completed");
+  app.addHook("onResponse", (request, reply, done) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    deps.metrics.countRequest(route, reply.statusCode);
+    request.log.info({ event: "request.completed", method: request.method, path: route, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime) }, "request.completed");
+    done();
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => sendError(toAppError(error, request), request, reply));

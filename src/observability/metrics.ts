@@ -19,6 +19,21 @@ export class Metrics {
   readonly timeToFirstToken = new Histogram({ name: "phiserve_time_to_first_token_seconds", help: "From arrival to the first generated text.", buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [this.registry] });
   readonly queueWait = new Histogram({ name: "phiserve_queue_wait_seconds", help: "Time spent waiting for a free sequence.", buckets: [0, 0.01, 0.1, 0.5, 1, 5, 15, 60], registers: [this.registry] });
 
+  readonly promptTokens = this.usageTokens.labels({ kind: "prompt" });
+  readonly completionTokens = this.usageTokens.labels({ kind: "completion" });
+  /** Labelled children by route and status, so counting a request does not hash its labels each time. */
+  private readonly requestCounters = new Map<string, Counter.Internal>();
+
+  countRequest(route: string, status: number): void {
+    const key = `${status} ${route}`;
+    let counter = this.requestCounters.get(key);
+    if (!counter) {
+      counter = this.requests.labels({ route, status: String(status) });
+      if (this.requestCounters.size < 1000) this.requestCounters.set(key, counter);
+    }
+    counter.inc();
+  }
+
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
     new Gauge({ name: "phiserve_busy_sequences", help: "Sequences generating now.", registers, collect() { this.set(sources.scheduler().busySlots); } });

@@ -6,6 +6,7 @@
  * OVERLOADED (503 + retry-after); a deadline that passes in the queue gives GENERATION_TIMEOUT.
  */
 import { AppError } from "../errors/app-error.ts";
+import type { CancelSignal } from "../lib/cancellation.ts";
 
 export interface SchedulerOptions {
   /** Sequences available (the engine's `parallel`). */
@@ -19,7 +20,7 @@ export interface AdmitRequest {
   /** Sequences needed (the request's `n`). */
   slots: number;
   /** Aborting leaves the queue (client gone). */
-  signal: AbortSignal;
+  signal: CancelSignal;
   /** Absolute time (ms, `now()` clock) after which waiting gives up with 504. */
   deadlineAt?: number;
 }

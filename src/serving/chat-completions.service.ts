@@ -3,7 +3,6 @@
  * context window, run the engine, apply stop strings, and count usage exactly. No HTTP here.
  */
 import type { Engine, GenerationRequest, TokenLogprob } from "../engine/engine.ts";
-import { mergeAsync } from "../lib/merge-async.ts";
 import { checkLogitBiasIds } from "./decoding-options.ts";
 import { AppError } from "../errors/app-error.ts";
 import { renderChatTemplate } from "../catalog/chat-templates.ts";
@@ -11,6 +10,7 @@ import type { ChatCommand, ModelCapabilities } from "./chat-command.ts";
 import { ChoiceOutput, type ChoiceEvent, type ChoiceFinishReason } from "./choice-output.ts";
 import { planPrompt, type PromptPlan } from "./prompt-plan.ts";
 import type { ToolCall } from "./tools.ts";
+import { Cancellation, type CancelSignal } from "../lib/cancellation.ts";
 
 /** The model a deployment serves, resolved at start-up. */
 export interface ServedModel {
@@ -29,13 +29,33 @@ export interface Usage {
 }
 
 /**
- * What a generation yields, per choice `index`: text (with its tokens' logprobs when asked), then
- * one `end` per choice. The last `end` of the request carries the usage of all choices.
+ * Where a run delivers its output, per choice `index`: text (with its tokens' logprobs when
+ * asked), tool calls, then one `end` per choice. The last `end` of the request carries the usage
+ * of all choices. A call may return a promise (e.g. a full socket); the run waits for it.
  */
-export type GenerationEvent =
-  | { type: "text"; index: number; text: string; logprobs?: TokenLogprob[] }
-  | { type: "tool_calls"; index: number; calls: ToolCall[] }
-  | { type: "end"; index: number; finishReason: ChoiceFinishReason; usage?: Usage };
+export interface GenerationSink {
+  text(index: number, text: string, logprobs: TokenLogprob[] | undefined): void | Promise<void>;
+  toolCalls(index: number, calls: ToolCall[]): void | Promise<void>;
+  end(index: number, finishReason: ChoiceFinishReason, usage: Usage | undefined): void | Promise<void>;
+}
+
+/** What the choices of one run share. */
+interface RunState {
+  completionTokens: number;
+  open: number;
+  finishReasons: ChoiceFinishReason[];
+  promptTokens: number;
+  sink: GenerationSink;
+}
+
+function deliver(state: RunState, index: number, event: ChoiceEvent): void | Promise<void> {
+  if (event.type === "text") return state.sink.text(index, event.text, event.logprobs);
+  if (event.type === "tool_calls") return state.sink.toolCalls(index, event.calls);
+  state.finishReasons[index] = event.finishReason;
+  state.open -= 1;
+  // Usage counts the prompt once and sums the choices' completions (OpenAI's accounting for n).
+  return state.sink.end(index, event.finishReason, state.open === 0 ? { promptTokens: state.promptTokens, completionTokens: state.completionTokens } : undefined);
+}
 
 /** A request that passed every check that can be made before the first byte is sent. */
 export interface PreparedChat {
@@ -93,34 +113,45 @@ export class ChatCompletionsService {
   }
 
   /**
-   * Runs a prepared request: `n` choices in parallel sequences. Aborting `signal` ends the
-   * iteration early (no final `end`). `recordUsage` is called exactly once, finished or not.
+   * Runs a prepared request: `n` choices in parallel sequences, delivered to `sink` as they come
+   * (a sink call may return a promise to apply backpressure). Aborting `signal` ends the run early
+   * (no final `end`). `recordUsage` is called exactly once, finished or not.
    */
-  async *generate(prepared: PreparedChat, signal: AbortSignal, recordUsage: (record: UsageRecord) => void): AsyncGenerator<GenerationEvent> {
+  async run(prepared: PreparedChat, signal: CancelSignal, sink: GenerationSink, recordUsage: (record: UsageRecord) => void): Promise<void> {
     const { command, promptTokens } = prepared;
-    const tally = { completionTokens: 0 };
-    const choices = Array.from({ length: command.n }, (_, index) => this.generateChoice(prepared, index, signal, tally));
-    const finishReasons: ChoiceFinishReason[] = [];
-    let open = command.n;
+    const state: RunState = { completionTokens: 0, open: command.n, finishReasons: [], promptTokens, sink };
     try {
-      // One choice (the common case) needs no interleaving.
-      for await (const event of choices.length === 1 ? choices[0]! : mergeAsync(choices)) {
-        if (event.type !== "end") {
-          yield event;
-          continue;
-        }
-        finishReasons[event.index] = event.finishReason;
-        open -= 1;
-        const end: GenerationEvent = { type: "end", index: event.index, finishReason: event.finishReason };
-        // Usage counts the prompt once and sums the choices' completions (OpenAI's accounting for n).
-        yield open === 0 ? { ...end, usage: { promptTokens, completionTokens: tally.completionTokens } } : end;
-      }
+      // One choice (the common case) needs no coordination.
+      if (command.n === 1) await this.runChoice(prepared, 0, signal, state);
+      else await this.runChoices(prepared, signal, state);
     } finally {
-      recordUsage({ promptTokens, completionTokens: tally.completionTokens, completed: open === 0, finishReasons });
+      recordUsage({ promptTokens, completionTokens: state.completionTokens, completed: state.open === 0, finishReasons: state.finishReasons });
     }
   }
 
-  private async *generateChoice(prepared: PreparedChat, index: number, signal: AbortSignal, tally: { completionTokens: number }): AsyncGenerator<ChoiceEvent & { index: number }> {
+  /** `n` > 1: the choices run side by side; the first failure stops the others before it is rethrown. */
+  private async runChoices(prepared: PreparedChat, signal: CancelSignal, state: RunState): Promise<void> {
+    const controller = new Cancellation();
+    const forward = () => controller.abort(signal.reason);
+    if (signal.aborted) forward();
+    else signal.addEventListener("abort", forward, { once: true });
+    try {
+      const results = await Promise.allSettled(Array.from({ length: prepared.command.n }, async (_, index) => {
+        try {
+          await this.runChoice(prepared, index, controller.signal, state);
+        } catch (error) {
+          controller.abort(error);
+          throw error;
+        }
+      }));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed) throw failed.reason;
+    } finally {
+      signal.removeEventListener("abort", forward);
+    }
+  }
+
+  private async runChoice(prepared: PreparedChat, index: number, signal: CancelSignal, state: RunState): Promise<void> {
     const { command, plan } = prepared;
     const output = new ChoiceOutput(plan.reading, command.stop, plan.constraint !== undefined, command.topLogprobs !== undefined);
     let engineReason: "stop" | "length" = "length";
@@ -130,14 +161,20 @@ export class ChatCompletionsService {
           engineReason = event.finishReason;
           break;
         }
-        tally.completionTokens += event.tokenCount;
+        state.completionTokens += event.tokenCount;
         const { events, stopped } = output.accept(event);
-        for (const e of events) yield { ...e, index };
+        for (const e of events) {
+          const pending = deliver(state, index, e);
+          if (pending) await pending;
+        }
         if (stopped) break;
       }
       if (signal.aborted) return;
     }
-    for (const e of output.finish(engineReason)) yield { ...e, index };
+    for (const e of output.finish(engineReason)) {
+      const pending = deliver(state, index, e);
+      if (pending) await pending;
+    }
   }
 
   private toEngineRequest(prepared: PreparedChat, index: number): GenerationRequest {

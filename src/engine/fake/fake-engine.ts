@@ -3,6 +3,7 @@
  * stands in for real inference in tests that are about inference.
  */
 import type { Engine, EngineEvent, EngineModelInfo, GenerationRequest } from "../engine.ts";
+import type { CancelSignal } from "../../lib/cancellation.ts";
 
 export interface FakeEngineOptions {
   /** Token texts generated, in order; generation ends with `stop` after the last one. */
@@ -44,7 +45,7 @@ export class FakeEngine implements Engine {
 
   async prepareConstraint(): Promise<void> {}
 
-  async *generate(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+  async *generate(request: GenerationRequest, signal: CancelSignal): AsyncGenerator<EngineEvent> {
     this.requests.push(request);
     let produced = 0;
     for (const text of this.options.tokens) {

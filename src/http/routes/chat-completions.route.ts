@@ -20,6 +20,7 @@ import { toRateLimitHeaders } from "../../quota/rate-limit-headers.ts";
 import { AppError } from "../../errors/app-error.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { Deployment } from "../../deployments/deployment.ts";
+import { Cancellation, type CancelSignal } from "../../lib/cancellation.ts";
 
 type ChatRequest = FastifyRequest<{ Body: ChatCompletionsRequest }>;
 
@@ -36,9 +37,14 @@ export function registerChatCompletionsRoutes(app: FastifyInstance, deps: HttpSe
   for (const [url, defaultMode] of paths) {
     app.post<{ Body: ChatCompletionsRequest }>(url, {
       schema: { body: ChatCompletionsRequestSchema },
-      preValidation: async (request) => {
-        const mode = parseExtraParametersMode(request.headers["extra-parameters"], defaultMode);
-        passedThrough.set(request, applyExtraParameters(request.body, mode));
+      preValidation: (request, _reply, done) => {
+        try {
+          const mode = parseExtraParametersMode(request.headers["extra-parameters"], defaultMode);
+          passedThrough.set(request, applyExtraParameters(request.body, mode));
+          done();
+        } catch (error) {
+          done(error as Error);
+        }
       },
       handler: async (request, reply) => handleChat(deps, options, request, reply),
     });
@@ -50,32 +56,34 @@ export function registerChatCompletionsRoutes(app: FastifyInstance, deps: HttpSe
  * server's drain timeout ran out. `timedOut` tells the deadline apart (504 / error frame).
  */
 class RunControl {
-  readonly controller = new AbortController();
+  private readonly cancellation = new Cancellation();
   timedOut = false;
   private sawOutput = false;
   private readonly timer: NodeJS.Timeout | undefined;
-  private readonly onShutdown = () => this.controller.abort(new Error("server shutting down"));
+  private readonly onShutdown = () => this.cancellation.abort(new Error("server shutting down"));
+  private readonly onClose = () => {
+    if (!this.reply.raw.writableFinished) this.cancellation.abort(new Error("client closed the connection"));
+  };
 
   constructor(
-    reply: FastifyReply,
+    private readonly reply: FastifyReply,
     private readonly arrivedAt: number,
     deadlineAt: number | undefined,
     private readonly shutdown: AbortSignal,
   ) {
-    reply.raw.on("close", () => {
-      if (!reply.raw.writableFinished) this.controller.abort(new Error("client closed the connection"));
-    });
+    reply.raw.on("close", this.onClose);
     if (deadlineAt !== undefined) {
       this.timer = setTimeout(() => {
         this.timedOut = true;
-        this.controller.abort(timeoutError());
+        this.cancellation.abort(timeoutError());
       }, Math.max(0, deadlineAt - performance.now()));
     }
-    shutdown.addEventListener("abort", this.onShutdown, { once: true });
+    if (shutdown.aborted) this.onShutdown();
+    else shutdown.addEventListener("abort", this.onShutdown, { once: true });
   }
 
-  get signal(): AbortSignal {
-    return this.controller.signal;
+  get signal(): CancelSignal {
+    return this.cancellation;
   }
 
   /** Records time to first output once per request. */
@@ -87,6 +95,7 @@ class RunControl {
 
   dispose(): void {
     if (this.timer) clearTimeout(this.timer);
+    this.reply.raw.off("close", this.onClose);
     this.shutdown.removeEventListener("abort", this.onShutdown);
   }
 }
@@ -172,41 +181,37 @@ interface Exchange {
   run: RunControl;
 }
 
-/** The service's events for this request, with usage recorded once and time to first output noted. */
-async function* events({ deps, deployment, prepared, run, onUsage }: Exchange) {
-  for await (const event of deployment.chat.generate(prepared, run.signal, onUsage)) {
-    run.noteOutput(deps.metrics);
-    yield event;
-  }
-}
-
 async function collectChat(exchange: Exchange): Promise<unknown> {
-  const { request, reply, prepared, meta, run } = exchange;
+  const { deps, deployment, request, reply, prepared, meta, run, onUsage } = exchange;
   const wantLogprobs = prepared.command.topLogprobs !== undefined;
-  const choices: CompletedChoice[] = Array.from({ length: prepared.command.n }, () => ({ content: "", finishReason: "length", toolCalls: undefined, logprobs: wantLogprobs ? [] : undefined }));
-  for await (const event of events(exchange)) {
-    const choice = choices[event.index]!;
-    if (event.type === "text") {
-      choice.content += event.text;
-      if (event.logprobs) choice.logprobs?.push(...event.logprobs);
-      continue;
-    }
-    if (event.type === "tool_calls") {
-      choice.toolCalls = event.calls;
-      continue;
-    }
-    choice.finishReason = event.finishReason;
-    if (event.usage) {
-      return toCompletionResponse(meta, choices, event.usage);
-    }
-  }
+  const choices: CompletedChoice[] = [];
+  for (let i = 0; i < prepared.command.n; i++) choices.push({ content: "", finishReason: "length", toolCalls: undefined, logprobs: wantLogprobs ? [] : undefined });
+  let response: unknown;
+  await deployment.chat.run(prepared, run.signal, {
+    text(index, text, logprobs) {
+      run.noteOutput(deps.metrics);
+      const choice = choices[index]!;
+      choice.content += text;
+      if (logprobs) choice.logprobs?.push(...logprobs);
+    },
+    toolCalls(index, calls) {
+      run.noteOutput(deps.metrics);
+      choices[index]!.toolCalls = calls;
+    },
+    end(index, finishReason, usage) {
+      run.noteOutput(deps.metrics);
+      choices[index]!.finishReason = finishReason;
+      if (usage) response = toCompletionResponse(meta, choices, usage);
+    },
+  }, onUsage);
+  if (response) return response;
   if (run.timedOut) throw timeoutError();
   request.log.info({ event: "request.aborted" }, "generation stopped before the end");
   return reply.hijack();
 }
 
 async function streamChat(exchange: Exchange): Promise<void> {
-  const { request, reply, prepared, meta, run } = exchange;
+  const { deps, deployment, request, reply, prepared, meta, run, onUsage } = exchange;
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, {
@@ -215,17 +220,27 @@ async function streamChat(exchange: Exchange): Promise<void> {
     "cache-control": "no-cache",
     "x-accel-buffering": "no",
   });
-  const write = async (frame: string): Promise<void> => {
-    if (raw.destroyed) return;
-    if (!raw.write(frame)) await new Promise<void>((resolve) => raw.once("drain", resolve).once("close", resolve));
+  // Resolves only when the socket is full (backpressure); otherwise nothing to wait for.
+  const write = (frame: string): Promise<void> | undefined => {
+    if (raw.destroyed || raw.write(frame)) return undefined;
+    return new Promise<void>((resolve) => raw.once("drain", resolve).once("close", resolve));
   };
   try {
     for (let index = 0; index < prepared.command.n; index++) await write(encodeSseData(toRoleChunk(meta, index)));
-    for await (const event of events(exchange)) {
-      if (event.type === "text") await write(encodeSseData(toContentChunk(meta, event.index, event.text, event.logprobs)));
-      else if (event.type === "tool_calls") await write(encodeSseData(toToolCallsChunk(meta, event.index, event.calls)));
-      else await write(encodeSseData(toFinalChunk(meta, event.index, event.finishReason, event.usage)));
-    }
+    await deployment.chat.run(prepared, run.signal, {
+      text(index, text, logprobs) {
+        run.noteOutput(deps.metrics);
+        return write(encodeSseData(toContentChunk(meta, index, text, logprobs)));
+      },
+      toolCalls(index, calls) {
+        run.noteOutput(deps.metrics);
+        return write(encodeSseData(toToolCallsChunk(meta, index, calls)));
+      },
+      end(index, finishReason, usage) {
+        run.noteOutput(deps.metrics);
+        return write(encodeSseData(toFinalChunk(meta, index, finishReason, usage)));
+      },
+    }, onUsage);
     if (run.timedOut) await write(encodeSseData(toHttpError(timeoutError()).body));
   } catch (error) {
     request.log.error({ event: "stream.failed", err: error }, "stream failed after the first byte");
@@ -241,7 +256,7 @@ async function streamChat(exchange: Exchange): Promise<void> {
 
 /** Every request's usage, finished or cut short: one log line and the token counters. */
 function recordUsage(deps: HttpServerDeps, request: FastifyRequest, usage: UsageRecord): void {
-  deps.metrics.usageTokens.inc({ kind: "prompt" }, usage.promptTokens);
-  deps.metrics.usageTokens.inc({ kind: "completion" }, usage.completionTokens);
+  deps.metrics.promptTokens.inc(usage.promptTokens);
+  deps.metrics.completionTokens.inc(usage.completionTokens);
   request.log.info({ event: "chat.usage", ...usage }, "chat usage");
 }
