@@ -6,6 +6,8 @@
  * - the logprobs path, `sequence.controlledEvaluate()` one token at a time: the raw distribution
  *   (after logit_bias and penalties, before temperature and truncation) is read every step and,
  *   above temperature 0, the token is drawn here with a seeded sampler.
+ * Both take part in the decode gate (decode-gate.ts): the decoding sequences are stepped together,
+ * one token each per batch, in sequence order, so llama.cpp evaluates them in one pass.
  */
 import { availableParallelism } from "node:os";
 import { statSync } from "node:fs";
@@ -25,6 +27,7 @@ import type { Logger } from "pino";
 import type { Engine, EngineEvent, EngineModelInfo, EngineStats, GenerationRequest, OutputConstraint, TokenLogprob } from "../engine.ts";
 import { AppError } from "../../errors/app-error.ts";
 import { SequencePool } from "./sequence-pool.ts";
+import { DecodeGate, decodeFirstStrategy, type DecodeGateStats, type DecodeSlot } from "./decode-gate.ts";
 import { createJsonGrammar } from "./json-grammar.ts";
 import { TokenDescriber, TokenTextDecoder } from "./token-text.ts";
 import { logSumExp, sampleToken, SeededRandom, toLogprob } from "../sampling.ts";
@@ -41,10 +44,16 @@ export interface LlamaCppEngineOptions {
   threads?: number | undefined;
   /**
    * Tokens per evaluation batch (all sequences together). A long prompt is evaluated in chunks of
-   * at most this size, and every batch also carries one token of each decoding sequence
-   * (node-llama-cpp's "maximumParallelism" strategy), so a long prompt does not stall the streams.
+   * at most this size, and every batch also carries the next token of each decoding sequence, so a
+   * long prompt does not stall the streams.
    */
   batchSize: number;
+  /**
+   * Most decode tokens (one per generating sequence) in one evaluation batch; 0 = every decoding
+   * sequence together. Decoding sequences are stepped in groups (see decode-gate.ts); a group larger
+   * than this is evaluated as several batches back to back.
+   */
+  decodeBatch?: number | undefined;
   gpu: GpuChoice;
   /** Token texts that end a generation besides the model's own end-of-generation tokens (e.g. "<|assistant|>"). */
   extraStopTokens: readonly string[];
@@ -59,6 +68,19 @@ export function defaultThreads(modelBytes: number): number {
   return modelBytes < 256 * 1024 * 1024 ? 1 : Math.max(1, availableParallelism());
 }
 
+/** How the decode steps were batched since start (for tests, benchmarks and diagnostics). */
+export interface DecodeBatchingStats extends DecodeGateStats {
+  /** Native batches by the number of decode tokens they carried (batches of prompt tokens only are under 0). */
+  decodeBatchSizes: Record<number, number>;
+  /** Native batches that carried prompt tokens. */
+  promptBatches: number;
+  /**
+   * Batches that could not be put in sequence order (node-llama-cpp's queue did not match its
+   * items: only after a library upgrade). Should stay 0.
+   */
+  unorderedBatches: number;
+}
+
 /** Sampler settings that leave the distribution untouched (no truncation, no temperature). */
 const RAW_DISTRIBUTION = { temperature: 0, topK: 0, topP: 1, minP: 0 } as const;
 
@@ -67,9 +89,17 @@ interface Loaded {
   model: LlamaModel;
   context: LlamaContext;
   pool: SequencePool<LlamaContextSequence>;
+  /** Each sequence's place in creation order (= its sequence id in the context). */
+  sequenceOrder: Map<LlamaContextSequence, number>;
   stopTokenIds: Set<Token>;
   describer: TokenDescriber;
   info: EngineModelInfo;
+}
+
+/** What the strategy needs of node-llama-cpp's queued decode (internal, pinned version). */
+interface QueuedDecode {
+  sequenceId: number;
+  tokens: readonly Token[];
 }
 
 /** Everything one generation needs besides the sequence. */
@@ -99,6 +129,10 @@ export class LlamaCppEngine implements Engine {
   private maintenance: Promise<unknown> = Promise.resolve();
   private maintenancePending = 0;
   private readonly recentTokenizations = new Map<string, Token[]>();
+  private readonly gate = new DecodeGate();
+  private readonly decodeBatchSizes: Record<number, number> = {};
+  private promptBatches = 0;
+  private unorderedBatches = 0;
 
   constructor(
     private readonly options: LlamaCppEngineOptions,
@@ -110,14 +144,33 @@ export class LlamaCppEngine implements Engine {
     const llama = await getLlama({ gpu: options.gpu === "cpu" ? false : options.gpu, build: "never", logger: (level, message) => this.logLlama(level, message) });
     const model = await llama.loadModel({ modelPath: options.modelPath });
     const threads = options.threads ?? defaultThreads(statSync(options.modelPath).size);
+    let queue: (() => readonly QueuedDecode[] | undefined) | undefined;
     const context = await model.createContext({
       contextSize: options.contextSize,
       sequences: options.parallel,
       threads,
       batchSize: Math.min(options.batchSize, options.contextSize),
-      batching: { itemPrioritizationStrategy: "maximumParallelism" },
+      batching: {
+        itemPrioritizationStrategy: decodeFirstStrategy(
+          options.decodeBatch ?? 0,
+          (decode, prompt, ordered) => {
+            this.decodeBatchSizes[decode] = (this.decodeBatchSizes[decode] ?? 0) + 1;
+            if (prompt > 0) this.promptBatches += 1;
+            if (!ordered) this.unorderedBatches += 1;
+          },
+          // The strategy's items are built from the context's queue, in its order (node-llama-cpp 3.22.1).
+          (item, index) => {
+            const queued = queue?.()?.[index];
+            return queued?.tokens === item.tokens ? queued.sequenceId : undefined;
+          },
+        ),
+      },
     });
-    const pool = new SequencePool(Array.from({ length: options.parallel }, () => context.getSequence()));
+    queue = () => (context as unknown as { _queuedDecodes?: readonly QueuedDecode[] })._queuedDecodes;
+    // Created in order, so their ids in the context are 0, 1, 2, … (the order kept here).
+    const sequences = Array.from({ length: options.parallel }, () => context.getSequence());
+    const sequenceOrder = new Map(sequences.map((sequence, index) => [sequence, index]));
+    const pool = new SequencePool(sequences);
     const metadata = model.fileInfo.metadata as unknown as { general?: { name?: string }; tokenizer?: { chat_template?: string; ggml?: { model?: string; tokens?: string[] } } };
     const vocab = metadata.tokenizer?.ggml?.tokens ?? [];
     const special = (token: Token | null): string => (token === null ? "" : model.detokenize([token], true));
@@ -133,8 +186,8 @@ export class LlamaCppEngine implements Engine {
       const tokens = model.tokenize(text, true);
       return tokens.length === 1 ? tokens : [];
     }));
-    this.loaded = { llama, model, context, pool, stopTokenIds, describer: new TokenDescriber(vocab, metadata.tokenizer?.ggml?.model ?? "llama"), info };
-    logger.info({ event: "engine.loaded", gpu: llama.gpu, threads, contextSize: info.contextLength, parallel: options.parallel }, "model loaded");
+    this.loaded = { llama, model, context, pool, sequenceOrder, stopTokenIds, describer: new TokenDescriber(vocab, metadata.tokenizer?.ggml?.model ?? "llama"), info };
+    logger.info({ event: "engine.loaded", gpu: llama.gpu, threads, contextSize: info.contextLength, parallel: options.parallel, decodeBatch: options.decodeBatch ?? 0 }, "model loaded");
   }
 
   isReady(): boolean {
@@ -143,6 +196,10 @@ export class LlamaCppEngine implements Engine {
 
   stats(): EngineStats {
     return { ...this.counters };
+  }
+
+  batchingStats(): DecodeBatchingStats {
+    return { ...this.gate.stats, decodeBatchSizes: { ...this.decodeBatchSizes }, promptBatches: this.promptBatches, unorderedBatches: this.unorderedBatches };
   }
 
   modelInfo(): EngineModelInfo {
@@ -179,7 +236,10 @@ export class LlamaCppEngine implements Engine {
     const loaded = this.require();
     const grammar = request.constraint ? await this.grammarFor(loaded, request.constraint) : undefined;
     const promptTokens = this.tokenize(loaded, request.prompt);
-    const sequence = await loaded.pool.acquire(signal, (candidate) => commonPrefixLength(candidate.contextTokens, promptTokens));
+    // The longest cached prefix first; among equals the lowest sequence id, which keeps the decoding
+    // sequences' ids consecutive (one micro-batch per decode step: see decodeFirstStrategy).
+    const tieBreak = 1 / (this.options.parallel + 1);
+    const sequence = await loaded.pool.acquire(signal, (candidate) => commonPrefixLength(candidate.contextTokens, promptTokens) + (this.options.parallel - loaded.sequenceOrder.get(candidate)!) * tieBreak);
     try {
       const inputTokens = await this.reusePrefix(sequence, promptTokens);
       const run: Run = {
@@ -236,6 +296,7 @@ export class LlamaCppEngine implements Engine {
     const loaded = this.loaded;
     this.loaded = undefined;
     if (!loaded) return;
+    this.logger.info({ event: "engine.batching", ...this.batchingStats() }, "decode batching since load");
     await loaded.context.dispose();
     await loaded.model.dispose();
     await loaded.llama.dispose();
@@ -300,52 +361,79 @@ export class LlamaCppEngine implements Engine {
     const greedy = request.temperature <= 0;
     const random = new SeededRandom(run.seed);
     let input: Token[] = run.inputTokens;
-    while (!run.signal.aborted) {
-      await this.yieldToMaintenance();
-      const last = input[input.length - 1]!;
-      const results = await sequence.controlledEvaluate([
-        ...input.slice(0, -1),
-        [last, { generateNext: {
-          token: greedy,
-          // Greedy: the native pick plus the top list and the normaliser; sampling needs every logit.
-          logits: greedy ? { filter: { tokens: [], includeTop: Math.max(1, top), includeSelected: true } } : true,
-          totalLogitWeight: true,
-          options: { ...RAW_DISTRIBUTION, ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}), repeatPenalty: repeatPenalty(request, decoder) },
-        } }],
-      ]);
-      const next = results[results.length - 1]?.next;
-      const logits = next?.logits;
-      if (!next || !logits || logits.size === 0) break;
-      const stats = greedy ? { max: logits.values().next().value!, logSum: Math.log(next.totalLogitWeight ?? 1) } : logSumExp([...logits.values()]);
-      const token = greedy ? next.token : (sampleToken([...logits.entries()], request.temperature, request.topP, random) as Token);
-      if (token === null || token === undefined || loaded.model.isEogToken(token) || loaded.stopTokenIds.has(token)) break;
-      const logprob = toLogprob(logits.get(token) ?? -Infinity, stats);
-      const entry: TokenLogprob = {
-        ...loaded.describer.describe(token, logprob),
-        topLogprobs: topEntries(logits, top).map(([t, l]) => loaded.describer.describe(t, toLogprob(l, stats))),
-      };
-      const isLast = decoder.tokens.length + 1 >= request.maxTokens;
-      yield { type: "token", text: decoder.push(token, isLast), tokenCount: 1, logprobs: [entry] };
-      if (isLast) {
-        yield { type: "done", finishReason: "length" };
-        return;
+    // Joins the decode gate after the prompt step, as the fast path does (see steps()).
+    let slot: DecodeSlot | undefined;
+    try {
+      while (!run.signal.aborted) {
+        const last = input[input.length - 1]!;
+        const results = await this.step(slot, () => sequence.controlledEvaluate([
+          ...input.slice(0, -1),
+          [last, { generateNext: {
+            token: greedy,
+            // Greedy: the native pick plus the top list and the normaliser; sampling needs every logit.
+            logits: greedy ? { filter: { tokens: [], includeTop: Math.max(1, top), includeSelected: true } } : true,
+            totalLogitWeight: true,
+            options: { ...RAW_DISTRIBUTION, ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}), repeatPenalty: repeatPenalty(request, decoder) },
+          } }],
+        ]));
+        slot ??= this.gate.join();
+        const next = results[results.length - 1]?.next;
+        const logits = next?.logits;
+        if (!next || !logits || logits.size === 0) break;
+        const stats = greedy ? { max: logits.values().next().value!, logSum: Math.log(next.totalLogitWeight ?? 1) } : logSumExp([...logits.values()]);
+        const token = greedy ? next.token : (sampleToken([...logits.entries()], request.temperature, request.topP, random) as Token);
+        if (token === null || token === undefined || loaded.model.isEogToken(token) || loaded.stopTokenIds.has(token)) break;
+        const logprob = toLogprob(logits.get(token) ?? -Infinity, stats);
+        const entry: TokenLogprob = {
+          ...loaded.describer.describe(token, logprob),
+          topLogprobs: topEntries(logits, top).map(([t, l]) => loaded.describer.describe(t, toLogprob(l, stats))),
+        };
+        const isLast = decoder.tokens.length + 1 >= request.maxTokens;
+        yield { type: "token", text: decoder.push(token, isLast), tokenCount: 1, logprobs: [entry] };
+        if (isLast) {
+          yield { type: "done", finishReason: "length" };
+          return;
+        }
+        input = [token];
       }
-      input = [token];
+    } finally {
+      slot?.leave();
     }
     if (!run.signal.aborted) yield { type: "done", finishReason: "stop" };
   }
 
-  /** Iterates an evaluation, holding each next step while a KV-cache edit is pending. */
+  /**
+   * Iterates an evaluation. The first step evaluates the input (the prompt); after it the sequence
+   * is decoding and takes part in the decode gate, which steps decoding sequences in groups. Each
+   * step is also held while a KV-cache edit is pending.
+   */
   private async *steps(evaluation: AsyncGenerator<Token, void, void | Token | Token[]>): AsyncGenerator<Token> {
+    let slot: DecodeSlot | undefined;
     try {
       for (;;) {
-        await this.yieldToMaintenance();
-        const step = await evaluation.next();
+        const step = await this.step(slot, () => evaluation.next());
         if (step.done) return;
+        slot ??= this.gate.join();
         yield step.value;
       }
     } finally {
+      slot?.leave();
       await evaluation.return();
+    }
+  }
+
+  /**
+   * One evaluation step: waits for the decode gate when the sequence is decoding (`slot`), then
+   * while a KV-cache edit is pending, then runs it.
+   */
+  private async step<T>(slot: DecodeSlot | undefined, run: () => Promise<T>): Promise<T> {
+    const gated = slot?.ready();
+    if (gated) await gated;
+    try {
+      if (this.maintenancePending > 0) await this.yieldToMaintenance();
+      return await run();
+    } finally {
+      slot?.returned();
     }
   }
 

@@ -1,0 +1,125 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { BatchItem, Token } from "node-llama-cpp";
+import { DecodeGate, decodeFirstStrategy, type DecodeSlot } from "./decode-gate.ts";
+
+/** Settles pending promises and the gate's one-turn release. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Tracks whether a ready() call let the slot go. */
+function ask(slot: DecodeSlot): { released: () => boolean; wait: Promise<void> } {
+  const gated = slot.ready();
+  let released = gated === undefined;
+  const wait = (gated ?? Promise.resolve()).then(() => void (released = true));
+  return { released: () => released, wait };
+}
+
+test("a lone decoding sequence goes at once, without waiting a turn", () => {
+  const gate = new DecodeGate();
+  const slot = gate.join();
+  for (let i = 0; i < 3; i++) {
+    assert.equal(slot.ready(), undefined);
+    slot.returned();
+  }
+  assert.deepEqual(gate.stats, { groupsComplete: 0, groupsAfterGrace: 0, soloSteps: 3 });
+});
+
+test("decoding sequences are released together once every one of them is ready", async () => {
+  const gate = new DecodeGate({ graceMs: () => 60_000 });
+  const slots = [gate.join(), gate.join(), gate.join(), gate.join()];
+  const asks = slots.slice(0, 3).map(ask);
+  await turn();
+  assert.deepEqual(asks.map((a) => a.released()), [false, false, false]);
+  asks.push(ask(slots[3]!));
+  assert.equal(asks[3]!.released(), false, "the release waits one turn even for the last one");
+  await Promise.all(asks.map((a) => a.wait));
+  assert.deepEqual(gate.stats, { groupsComplete: 1, groupsAfterGrace: 0, soloSteps: 0 });
+});
+
+test("a sequence ready early waits for the steps still in flight, then all go together", async () => {
+  const gate = new DecodeGate({ graceMs: () => 60_000 });
+  const [a, b] = [gate.join(), gate.join()];
+  await Promise.all([ask(a).wait, ask(b).wait]); // both in flight now
+  a.returned();
+  const early = ask(a);
+  await turn();
+  assert.equal(early.released(), false, "b's step is still in flight");
+  b.returned();
+  await turn();
+  assert.equal(early.released(), false, "b holds its token but has not asked for the next");
+  const late = ask(b);
+  await Promise.all([early.wait, late.wait]);
+  assert.equal(gate.stats.groupsComplete, 2);
+});
+
+test("a stalled consumer holds the others for one grace period only, then is not waited for until it comes back", async () => {
+  const gate = new DecodeGate({ graceMs: () => 5 });
+  const slots = [gate.join(), gate.join(), gate.join()];
+  const stalled = slots[2]!;
+  const others = slots.slice(0, 2);
+  await Promise.all(others.map((s) => ask(s).wait)); // released after the grace period
+  assert.equal(gate.stats.groupsAfterGrace, 1);
+  for (let i = 0; i < 5; i++) {
+    for (const s of others) s.returned();
+    await Promise.all(others.map((s) => ask(s).wait));
+  }
+  assert.equal(gate.stats.groupsAfterGrace, 1, "the absent consumer was not waited for again");
+  assert.equal(gate.stats.groupsComplete, 5);
+  // It comes back while the others are in flight: it waits for them, and the group is whole again.
+  const back = ask(stalled);
+  await turn();
+  assert.equal(back.released(), false);
+  for (const s of others) s.returned();
+  const again = others.map(ask);
+  await Promise.all([back.wait, ...again.map((a) => a.wait)]);
+  assert.equal(gate.stats.groupsComplete, 6);
+});
+
+test("a sequence that leaves (finished, aborted) is not waited for", async () => {
+  const gate = new DecodeGate({ graceMs: () => 60_000 });
+  const [a, b, c] = [gate.join(), gate.join(), gate.join()];
+  const asks = [ask(a), ask(b)];
+  await turn();
+  assert.deepEqual(asks.map((x) => x.released()), [false, false]);
+  c.leave();
+  c.leave(); // idempotent
+  await Promise.all(asks.map((x) => x.wait));
+  assert.equal(gate.participants, 2);
+  // Leaving while in flight frees the others too.
+  a.returned();
+  const next = ask(a);
+  b.leave();
+  await next.wait;
+  assert.equal(gate.participants, 1);
+});
+
+const item = (tokens: number): BatchItem => ({ tokens: Array(tokens).fill(1 as Token), logits: Array(tokens).fill(undefined), evaluationPriority: 5 });
+
+test("batch strategy: decode tokens first, at most the cap, prompts share what is left", () => {
+  const batches: [number, number, boolean][] = [];
+  const record = (d: number, p: number, ordered: boolean) => void batches.push([d, p, ordered]);
+  const decodes = [item(1), item(1), item(1), item(1)];
+  const prompt = item(300);
+  const all = decodeFirstStrategy(0, record)({ items: [decodes[0]!, prompt, ...decodes.slice(1)], size: 64 });
+  assert.deepEqual(all.map((p) => p.processAmount), [1, 1, 1, 1, 60]);
+  assert.equal(all[4]!.item, prompt);
+  const capped = decodeFirstStrategy(2, record)({ items: decodes, size: 64 });
+  assert.deepEqual(capped.map((p) => decodes.indexOf(p.item)), [0, 1]);
+  // Two prompts: even shares, then what the short one leaves goes to the long one.
+  const short = item(10);
+  const long = item(500);
+  const prompts = decodeFirstStrategy(0, record)({ items: [long, short, decodes[0]!], size: 101 });
+  assert.deepEqual(prompts.map((p) => [p.item.tokens.length, p.processAmount]), [[1, 1], [500, 90], [10, 10]]);
+  assert.deepEqual(batches, [[4, 60, false], [2, 0, false], [1, 100, false]]);
+});
+
+test("batch strategy: the batch is ordered by sequence id, prompts included, so llama.cpp takes it in one micro-batch", () => {
+  const items = [item(1), item(1), item(40), item(1), item(1)];
+  const sequenceOf = [2, 0, 1, 3, 7];
+  const ordered = decodeFirstStrategy(0, undefined, (_, index) => sequenceOf[index])({ items, size: 64 });
+  assert.deepEqual(ordered.map((p) => sequenceOf[items.indexOf(p.item)]), [0, 1, 2, 3, 7]);
+  assert.deepEqual(ordered.map((p) => p.processAmount), [1, 40, 1, 1, 1]);
+  // With a cap the first ones in queue order get the places, then the batch is ordered.
+  const capped = decodeFirstStrategy(2, undefined, (_, index) => sequenceOf[index])({ items, size: 64 });
+  assert.deepEqual(capped.map((p) => sequenceOf[items.indexOf(p.item)]), [0, 1, 2]);
+});
