@@ -43,6 +43,7 @@ program
   .option("--context <n>", "context window per sequence, in tokens (default: min(model, 4096))", integer(16))
   .option("--threads <n>", "CPU threads (default: 1 for tiny models, all cores otherwise)", integer(1))
   .option("--batch-size <n>", "tokens per evaluation batch; long prompts are evaluated in chunks of this size", integer(16), 512)
+  .option("--decode-batch <n>", "most decode tokens (one per generating sequence) per evaluation batch; 0 = all generating sequences together", integer(0), 0)
   .addOption(new Option("--gpu <kind>", "compute backend").choices(["auto", "cpu", "cuda", "vulkan", "metal"]).default("auto"))
   .addOption(new Option("--json-policy <policy>", "constrained: JSON response formats are guaranteed by grammar; azure: 422 as Azure does for Phi").choices(["constrained", "azure"]).default("constrained"))
   .option("--max-n <n>", "largest n (choices per request)", integer(1), 16)

@@ -34,6 +34,7 @@ export const DeploymentSchema = Type.Object(
     context: Type.Optional(Type.Integer({ minimum: 16, description: "Context window per sequence (default: min(model, 4096))." })),
     threads: Type.Optional(Positive("CPU threads (default: by model size).")),
     batchSize: Type.Optional(Type.Integer({ minimum: 16, description: "Tokens per evaluation batch (default 512)." })),
+    decodeBatch: Type.Optional(Type.Integer({ minimum: 0, description: "Most decode tokens per evaluation batch; 0 (default) = all generating sequences together." })),
     quota: Type.Optional(
       Type.Object(
         { requestsPerMinute: Type.Optional(Positive("Default: the catalog's (Azure: 1000).")), tokensPerMinute: Type.Optional(Positive("Default: the catalog's (Azure: 200000).")) },

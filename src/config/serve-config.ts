@@ -22,6 +22,11 @@ export interface DeploymentSettings {
   threads: number | undefined;
   /** Tokens per evaluation batch; long prompts are evaluated in chunks of this size. Default 512. */
   batchSize: number;
+  /**
+   * Most decode tokens (one per generating sequence) per evaluation batch; 0 or undefined = all
+   * generating sequences together (measured fastest on CPU: bench/RESULTS.md).
+   */
+  decodeBatch?: number | undefined;
   /** `constrained` (default): json_object/json_schema enforced by grammar; `azure`: 422 parameter_not_supported. */
   jsonPolicy: "constrained" | "azure";
   /** `azure` (default): system messages folded into user turns where Azure does; `native`: the template's own system turn. */

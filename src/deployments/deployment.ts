@@ -62,7 +62,7 @@ export class Deployment {
     const engine =
       deps.engine ??
       new LlamaCppEngine(
-        { modelPath: settings.modelPath, contextSize, parallel, threads: settings.threads, batchSize: settings.batchSize, gpu: deps.gpu, extraStopTokens: plan.extraStopTokens },
+        { modelPath: settings.modelPath, contextSize, parallel, threads: settings.threads, batchSize: settings.batchSize, decodeBatch: settings.decodeBatch, gpu: deps.gpu, extraStopTokens: plan.extraStopTokens },
         deps.logger.child({ component: "engine", deployment: settings.name ?? plan.model.deploymentName }),
       );
     const weights = deps.engine ? 0 : statSync(settings.modelPath).size;

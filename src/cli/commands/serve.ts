@@ -30,6 +30,7 @@ interface ServeFlags {
   context?: number;
   threads?: number;
   batchSize: number;
+  decodeBatch: number;
   gpu: GpuChoice;
   bodyLimit: number;
   jsonPolicy: "constrained" | "azure";
@@ -94,6 +95,7 @@ function settingsFromFlags(flags: ServeFlags): Omit<DeploymentSettings, "name" |
     contextSize: flags.context,
     threads: flags.threads,
     batchSize: flags.batchSize,
+    decodeBatch: flags.decodeBatch,
     jsonPolicy: flags.jsonPolicy,
     systemRole: "azure",
     maxChoices: flags.maxN,
@@ -139,6 +141,7 @@ async function fromConfigFile(flags: ServeFlags): Promise<DeploymentPart> {
       contextSize: d.context ?? base.contextSize,
       threads: d.threads ?? base.threads,
       batchSize: d.batchSize ?? base.batchSize,
+      decodeBatch: d.decodeBatch ?? base.decodeBatch,
       jsonPolicy: d.json ?? base.jsonPolicy,
       systemRole: d.systemRole ?? "azure",
       maxChoices: d.maxN ?? base.maxChoices,
