@@ -8,6 +8,11 @@
  *
  *   npm run bench -- [--model FILE | --shape tiny|phi3-mini] [--concurrency 1,4,8,16] [--max-tokens 64]
  *                    [--requests 2] [--threads N] [--raw] [--target URL] [--target-model NAME] [--json]
+ *                    [--server-args "--decode-batch 2"]
+ * "Σ stream" is the sum of the streams' decode rates (each from its first token to its last, so a
+ * stream that waits for other requests' prompts counts that wait). "all-decode" is the aggregate
+ * rate while every stream of the first wave is decoding (from the last of their first tokens to
+ * the first of their last ones): the figure llama-batched-bench's S_TG compares with.
  */
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
@@ -28,6 +33,7 @@ const { values: args } = parseArgs({
     "no-server": { type: "boolean", default: false },
     target: { type: "string" },
     "target-model": { type: "string", default: "phi" },
+    "server-args": { type: "string", default: "" },
     json: { type: "boolean", default: false },
   },
 });
@@ -48,6 +54,10 @@ interface Sample {
   ttftMs: number;
   tokens: number;
   decodeMs: number;
+  /** Which request of its stream (0 = the first wave). */
+  wave: number;
+  /** Arrival times (performance.now()) of the generated pieces. */
+  times: number[];
 }
 
 interface LevelResult {
@@ -55,6 +65,10 @@ interface LevelResult {
   concurrency: number;
   aggregateTokensPerSecond: number;
   perStream: { mean: number; min: number; max: number; spread: number };
+  /** Sum of the streams' decode rates. */
+  decodeTokensPerSecond: number;
+  /** Aggregate rate while all streams of the first wave decode (NaN when they never all do). */
+  allDecodeTokensPerSecond: number;
   ttftMs: { p50: number; p99: number };
   queueWaitMs: number | null;
   rssMb: number | null;
@@ -74,13 +88,24 @@ function summarize(mode: string, concurrency: number, samples: Sample[], wallMs:
     concurrency,
     aggregateTokensPerSecond: samples.reduce((a, s) => a + s.tokens, 0) / (wallMs / 1000),
     perStream: { mean, min, max, spread: (max - min) / mean },
+    decodeTokensPerSecond: mean * concurrency,
+    allDecodeTokensPerSecond: allDecoding(samples.filter((s) => s.wave === 0)),
     ttftMs: { p50: percentile(samples.map((s) => s.ttftMs), 50), p99: percentile(samples.map((s) => s.ttftMs), 99) },
     queueWaitMs,
     rssMb,
   };
 }
 
-async function streamOnce(baseUrl: string, model: string, text: string): Promise<Sample> {
+function allDecoding(wave: Sample[]): number {
+  if (wave.some((s) => s.times.length < 2)) return NaN;
+  const from = Math.max(...wave.map((s) => s.times[0]!));
+  const to = Math.min(...wave.map((s) => s.times.at(-1)!));
+  if (to <= from) return NaN;
+  const pieces = wave.reduce((sum, s) => sum + s.times.filter((t) => t > from && t <= to).length, 0);
+  return pieces / ((to - from) / 1000);
+}
+
+async function streamOnce(baseUrl: string, model: string, text: string, wave: number): Promise<Sample> {
   const started = performance.now();
   const res = await fetch(`${baseUrl}/v1/chat/completions`, {
     method: "POST",
@@ -91,6 +116,7 @@ async function streamOnce(baseUrl: string, model: string, text: string): Promise
   let first = 0;
   let tokens = 0;
   let buffer = "";
+  const times: number[] = [];
   const decoder = new TextDecoder();
   for await (const bytes of res.body) {
     buffer += decoder.decode(bytes, { stream: true });
@@ -100,23 +126,26 @@ async function streamOnce(baseUrl: string, model: string, text: string): Promise
       buffer = buffer.slice(cut + 2);
       if (!event.startsWith("data: {")) continue;
       const chunk = JSON.parse(event.slice(6));
-      if (!first && chunk.choices?.[0]?.delta?.content) first = performance.now();
+      if (chunk.choices?.[0]?.delta?.content) {
+        times.push(performance.now());
+        if (!first) first = times[0]!;
+      }
       if (chunk.usage) tokens = chunk.usage.completion_tokens;
     }
   }
   const end = performance.now();
-  return { ttftMs: (first || end) - started, tokens, decodeMs: end - (first || end) };
+  return { ttftMs: (first || end) - started, tokens, decodeMs: end - (first || end), wave, times };
 }
 
 async function runHttp(mode: string, baseUrl: string, model: string, pid: number | undefined): Promise<LevelResult[]> {
   const results: LevelResult[] = [];
   for (const c of levels) {
-    await Promise.all(Array.from({ length: c }, (_, s) => streamOnce(baseUrl, model, prompt(s + 100, 0)))); // warm-up
+    await Promise.all(Array.from({ length: c }, (_, s) => streamOnce(baseUrl, model, prompt(s + 100, 0), 0))); // warm-up
     const queueBefore = pid ? await queueWait(baseUrl) : undefined;
     const started = performance.now();
     const samples = (await Promise.all(Array.from({ length: c }, async (_, stream) => {
       const out: Sample[] = [];
-      for (let r = 0; r < requestsPerStream; r++) out.push(await streamOnce(baseUrl, model, prompt(stream, r)));
+      for (let r = 0; r < requestsPerStream; r++) out.push(await streamOnce(baseUrl, model, prompt(stream, r), r));
       return out;
     }))).flat();
     const wall = performance.now() - started;
@@ -145,18 +174,20 @@ async function runRaw(modelPath: string, threads: number): Promise<LevelResult[]
   const maxC = Math.max(...levels);
   const context = await model.createContext({ contextSize: 1024, sequences: maxC, threads, batchSize: 512 });
   const sequences = Array.from({ length: maxC }, () => context.getSequence());
-  const one = async (sequence: LlamaContextSequence, text: string, seed: number): Promise<Sample> => {
+  const one = async (sequence: LlamaContextSequence, text: string, seed: number, wave = 0): Promise<Sample> => {
     await sequence.clearHistory();
     const started = performance.now();
     const tokens = model.tokenize(renderChatTemplate(T5_PHI35_MINI, [{ role: "user", content: text }], { bosToken: "<s>", eosToken: "<|endoftext|>" }), true);
     let first = 0;
     let count = 0;
+    const times: number[] = [];
     for await (const _ of sequence.evaluate(tokens, { temperature: 0.8, topP: 0.95, topK: 0, minP: 0, seed })) {
-      if (!first) first = performance.now();
+      times.push(performance.now());
+      if (!first) first = times[0]!;
       if (++count >= maxTokens) break;
     }
     const end = performance.now();
-    return { ttftMs: first - started, tokens: count, decodeMs: end - first };
+    return { ttftMs: first - started, tokens: count, decodeMs: end - first, wave, times };
   };
   const results: LevelResult[] = [];
   for (const c of levels) {
@@ -164,7 +195,7 @@ async function runRaw(modelPath: string, threads: number): Promise<LevelResult[]
     const started = performance.now();
     const samples = (await Promise.all(sequences.slice(0, c).map(async (s, stream) => {
       const out: Sample[] = [];
-      for (let r = 0; r < requestsPerStream; r++) out.push(await one(s, prompt(stream, r), stream * 100 + r));
+      for (let r = 0; r < requestsPerStream; r++) out.push(await one(s, prompt(stream, r), stream * 100 + r, r));
       return out;
     }))).flat();
     results.push(summarize("raw", c, samples, performance.now() - started, null, process.memoryUsage().rss / 1024 / 1024));
@@ -176,12 +207,14 @@ async function runRaw(modelPath: string, threads: number): Promise<LevelResult[]
 }
 
 function table(results: LevelResult[]): string {
-  const head = "mode     conc  agg tok/s  stream tok/s (min–max, spread)   TTFT p50/p99 ms   queue ms   RSS MB";
+  const head = "mode     conc  agg tok/s  Σ stream  all-decode  stream tok/s (min–max, spread)   TTFT p50/p99 ms   queue ms   RSS MB";
   const rows = results.map((r) =>
     [
       r.mode.padEnd(8),
       String(r.concurrency).padStart(4),
       r.aggregateTokensPerSecond.toFixed(1).padStart(10),
+      r.decodeTokensPerSecond.toFixed(1).padStart(9),
+      r.allDecodeTokensPerSecond.toFixed(1).padStart(11),
       `${r.perStream.mean.toFixed(1)} (${r.perStream.min.toFixed(1)}–${r.perStream.max.toFixed(1)}, ${(r.perStream.spread * 100).toFixed(0)}%)`.padStart(31),
       `${r.ttftMs.p50.toFixed(1)}/${r.ttftMs.p99.toFixed(1)}`.padStart(17),
       (r.queueWaitMs === null ? "-" : r.queueWaitMs.toFixed(1)).padStart(10),
@@ -207,16 +240,18 @@ async function main(): Promise<void> {
   const threads = args.threads ? Number(args.threads) : args.shape === "phi3-mini" ? 2 : 1;
   const results: LevelResult[] = [];
   if (!args["no-server"]) {
-    const server = await startServer(["--model", modelPath, "--model-name", "phi-3.5-mini-instruct", "--parallel", String(Math.max(...levels)), "--threads", String(threads), "--context", "1024", "--log-level", "warn"], { timeoutMs: 600_000 });
+    const server = await startServer(["--model", modelPath, "--model-name", "phi-3.5-mini-instruct", "--parallel", String(Math.max(...levels)), "--threads", String(threads), "--context", "1024", "--log-level", "info", ...args["server-args"].split(" ").filter(Boolean)], { timeoutMs: 600_000 });
     try {
       results.push(...(await runHttp("server", server.url, "phi", server.process.pid)));
     } finally {
       await server.close();
+      const batching = server.logs().split("\n").find((line) => line.includes('"event":"engine.batching"'));
+      if (batching) process.stderr.write(`server ${batching}\n`);
     }
   }
   if (args.target) results.push(...(await runHttp("target", args.target.replace(/\/$/, ""), args["target-model"], undefined)));
   if (args.raw) results.push(...(await runRaw(modelPath, threads)));
-  const report = { model: modelPath, maxTokens, requestsPerStream, threads, results, ratios: ratios(results) };
+  const report = { model: modelPath, maxTokens, requestsPerStream, threads, serverArgs: args["server-args"], results, ratios: ratios(results) };
   if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write(`${table(results)}\n\n${JSON.stringify(report.ratios, null, 2)}\n\n${JSON.stringify(report)}\n`);
 }
