@@ -8,7 +8,7 @@
  *
  *   npm run bench -- [--model FILE | --shape tiny|phi3-mini] [--concurrency 1,4,8,16] [--max-tokens 64]
  *                    [--requests 2] [--threads N] [--raw] [--target URL] [--target-model NAME] [--json]
- *                    [--server-args "--decode-batch 2"]
+ *                    [--server-args="--decode-batch 2"]
  * "Σ stream" is the sum of the streams' decode rates (each from its first token to its last, so a
  * stream that waits for other requests' prompts counts that wait). "all-decode" is the aggregate
  * rate while every stream of the first wave is decoding (from the last of their first tokens to
