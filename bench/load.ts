@@ -16,7 +16,7 @@
  */
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
-import { getLlama, type LlamaContextSequence } from "node-llama-cpp";
+import { getLlama, type LlamaContextSequence, type Token } from "node-llama-cpp";
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
 import { renderChatTemplate, T5_PHI35_MINI } from "../src/catalog/chat-templates.ts";
 import { startServer } from "../test/helpers/start-server.ts";
@@ -175,17 +175,26 @@ async function runRaw(modelPath: string, threads: number): Promise<LevelResult[]
   const context = await model.createContext({ contextSize: 1024, sequences: maxC, threads, batchSize: 512 });
   const sequences = Array.from({ length: maxC }, () => context.getSequence());
   const one = async (sequence: LlamaContextSequence, text: string, seed: number, wave = 0): Promise<Sample> => {
-    await sequence.clearHistory();
+    // The clock starts before the sequence is cleared: the server also clears a reused sequence's stale tokens within its TTFT.
     const started = performance.now();
+    await sequence.clearHistory();
     const tokens = model.tokenize(renderChatTemplate(T5_PHI35_MINI, [{ role: "user", content: text }], { bosToken: "<s>", eosToken: "<|endoftext|>" }), true);
     let first = 0;
     let count = 0;
     const times: number[] = [];
-    for await (const _ of sequence.evaluate(tokens, { temperature: 0.8, topP: 0.95, topK: 0, minP: 0, seed })) {
+    const generated: Token[] = [];
+    for await (const token of sequence.evaluate(tokens, { temperature: 0.8, topP: 0.95, topK: 0, minP: 0, seed })) {
       times.push(performance.now());
-      if (!first) first = times[0]!;
+      // As a client sees it (and as the server's TTFT is timed): the first token that completes visible text,
+      // not a piece of an unfinished UTF-8 character.
+      if (!first) {
+        generated.push(token);
+        const text = model.detokenize(generated);
+        if (text !== "" && !text.endsWith("\uFFFD")) first = times[times.length - 1]!;
+      }
       if (++count >= maxTokens) break;
     }
+    if (!first) first = times[0] ?? performance.now();
     const end = performance.now();
     return { ttftMs: first - started, tokens: count, decodeMs: end - first, wave, times };
   };
