@@ -79,6 +79,10 @@ export interface EngineStats {
   /** Prompt tokens skipped because the sequence already held them (shared prefix). */
   promptTokensReused: number;
   generatedTokens: number;
+  /** Evaluation batches that carried decode tokens (one per generating sequence and step). */
+  decodeBatches: number;
+  /** Decode tokens those batches carried: divided by `decodeBatches`, how many streams shared a batch. */
+  decodeBatchTokens: number;
 }
 
 export interface Engine {

@@ -69,6 +69,11 @@ test("four decoding sequences are evaluated four tokens to a batch", async () =>
     assert.ok(tokensInBatchesOf(stats, 4) >= 0.85 * total, `decode batches ${JSON.stringify(stats.decodeBatchSizes)}`);
     assert.ok(total >= 4 * (TOKENS - 1));
     assert.equal(stats.unorderedBatches, 0, "every batch was put in sequence order (one llama.cpp micro-batch)");
+    // The same counts reach /metrics through the engine's stats (phiserve_decode_batches, phiserve_decode_batch_tokens).
+    const counters = engine.stats();
+    assert.equal(counters.decodeBatchTokens, total);
+    assert.equal(counters.decodeBatches, Object.entries(stats.decodeBatchSizes).filter(([size]) => Number(size) > 0).reduce((sum, [, count]) => sum + count, 0));
+    assert.ok(counters.decodeBatchTokens / counters.decodeBatches > 3.5, "about four streams per decode batch");
   });
 });
 

@@ -24,7 +24,7 @@ export class FakeEngine implements Engine {
 
   stats() {
     const generatedTokens = this.requests.length;
-    return { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens };
+    return { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens, decodeBatches: 0, decodeBatchTokens: 0 };
   }
 
   async load(): Promise<void> {

@@ -116,7 +116,7 @@ interface Run {
 
 export class LlamaCppEngine implements Engine {
   private loaded: Loaded | undefined;
-  private readonly counters: EngineStats = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0 };
+  private readonly counters: EngineStats = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0, decodeBatches: 0, decodeBatchTokens: 0 };
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
   /**
    * KV-cache edits (erasing a sequence's stale tokens) need node-llama-cpp's context lock, which
@@ -155,6 +155,10 @@ export class LlamaCppEngine implements Engine {
           options.decodeBatch ?? 0,
           (decode, prompt, ordered) => {
             this.decodeBatchSizes[decode] = (this.decodeBatchSizes[decode] ?? 0) + 1;
+            if (decode > 0) {
+              this.counters.decodeBatches += 1;
+              this.counters.decodeBatchTokens += decode;
+            }
             if (prompt > 0) this.promptBatches += 1;
             if (!ordered) this.unorderedBatches += 1;
           },
