@@ -26,6 +26,7 @@ import {
 import type { Logger } from "pino";
 import type { Engine, EngineEvent, EngineModelInfo, EngineStats, GenerationRequest, OutputConstraint, TokenLogprob } from "../engine.ts";
 import { AppError } from "../../errors/app-error.ts";
+import type { CancelSignal } from "../../lib/cancellation.ts";
 import { SequencePool } from "./sequence-pool.ts";
 import { DecodeGate, decodeFirstStrategy, type DecodeGateStats, type DecodeSlot } from "./decode-gate.ts";
 import { createJsonGrammar } from "./json-grammar.ts";
@@ -105,7 +106,7 @@ interface QueuedDecode {
 /** Everything one generation needs besides the sequence. */
 interface Run {
   request: GenerationRequest;
-  signal: AbortSignal;
+  signal: CancelSignal;
   promptTokens: Token[];
   /** The part of the prompt the sequence does not hold yet: what is evaluated. */
   inputTokens: Token[];
@@ -236,7 +237,7 @@ export class LlamaCppEngine implements Engine {
     }
   }
 
-  async *generate(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+  async *generate(request: GenerationRequest, signal: CancelSignal): AsyncGenerator<EngineEvent> {
     const loaded = this.require();
     const grammar = request.constraint ? await this.grammarFor(loaded, request.constraint) : undefined;
     const promptTokens = this.tokenize(loaded, request.prompt);

@@ -4,10 +4,11 @@
  * Waiters are served first-in, first-out; an aborted waiter leaves the queue.
  */
 import { AppError } from "../../errors/app-error.ts";
+import type { CancelSignal } from "../../lib/cancellation.ts";
 
 export class SequencePool<T> {
   private readonly free: T[];
-  private readonly waiters: { resolve: (item: T) => void; reject: (e: unknown) => void; signal: AbortSignal; onAbort: () => void }[] = [];
+  private readonly waiters: { resolve: (item: T) => void; reject: (e: unknown) => void; signal: CancelSignal; onAbort: () => void }[] = [];
 
   constructor(items: readonly T[]) {
     this.free = [...items];
@@ -25,7 +26,7 @@ export class SequencePool<T> {
    * Leases a free item, preferring the highest `score` (e.g. the sequence whose cached tokens
    * share the longest prefix with the new prompt); waits first-in, first-out when none is free.
    */
-  acquire(signal: AbortSignal, score?: (item: T) => number): Promise<T> {
+  acquire(signal: CancelSignal, score?: (item: T) => number): Promise<T> {
     if (this.free.length > 0) {
       let best = this.free.length - 1;
       if (score) {
