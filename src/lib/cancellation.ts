@@ -19,10 +19,6 @@ export class Cancellation implements CancelSignal {
   reason: unknown = undefined;
   private listeners: (() => void)[] | undefined;
 
-  get signal(): CancelSignal {
-    return this;
-  }
-
   abort(reason: unknown): void {
     if (this.aborted) return;
     this.aborted = true;

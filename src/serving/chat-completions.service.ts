@@ -138,7 +138,7 @@ export class ChatCompletionsService {
     try {
       const results = await Promise.allSettled(Array.from({ length: prepared.command.n }, async (_, index) => {
         try {
-          await this.runChoice(prepared, index, controller.signal, state);
+          await this.runChoice(prepared, index, controller, state);
         } catch (error) {
           controller.abort(error);
           throw error;

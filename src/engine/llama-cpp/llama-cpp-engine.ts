@@ -117,7 +117,7 @@ interface Run {
 
 export class LlamaCppEngine implements Engine {
   private loaded: Loaded | undefined;
-  private readonly counters: EngineStats = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0, decodeBatches: 0, decodeBatchTokens: 0 };
+  private readonly counters = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0 };
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
   /**
    * KV-cache edits (erasing a sequence's stale tokens) need node-llama-cpp's context lock, which
@@ -156,10 +156,6 @@ export class LlamaCppEngine implements Engine {
           options.decodeBatch ?? 0,
           (decode, prompt, ordered) => {
             this.decodeBatchSizes[decode] = (this.decodeBatchSizes[decode] ?? 0) + 1;
-            if (decode > 0) {
-              this.counters.decodeBatches += 1;
-              this.counters.decodeBatchTokens += decode;
-            }
             if (prompt > 0) this.promptBatches += 1;
             if (!ordered) this.unorderedBatches += 1;
           },
@@ -200,7 +196,14 @@ export class LlamaCppEngine implements Engine {
   }
 
   stats(): EngineStats {
-    return { ...this.counters };
+    let decodeBatches = 0;
+    let decodeBatchTokens = 0;
+    for (const [size, count] of Object.entries(this.decodeBatchSizes)) {
+      if (Number(size) === 0) continue; // batches of prompt tokens only
+      decodeBatches += count;
+      decodeBatchTokens += Number(size) * count;
+    }
+    return { ...this.counters, decodeBatches, decodeBatchTokens };
   }
 
   batchingStats(): DecodeBatchingStats {

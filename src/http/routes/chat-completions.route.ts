@@ -9,7 +9,7 @@ import { encodeSseData, SSE_DONE } from "../../protocol/sse.ts";
 import { toHttpError } from "../../errors/http-mapping.ts";
 import { createCompletionId } from "../../lib/ids.ts";
 import { toChatCommand } from "../../serving/chat-command.ts";
-import type { PreparedChat, UsageRecord } from "../../serving/chat-completions.service.ts";
+import type { GenerationSink, PreparedChat, UsageRecord } from "../../serving/chat-completions.service.ts";
 import { toCompletionResponse, toContentChunk, toFinalChunk, toRoleChunk, toToolCallsChunk, type CompletedChoice, type ResponseMeta } from "../../serving/to-protocol.ts";
 import { applyExtraParameters, parseExtraParametersMode, type ExtraParametersMode } from "../extra-parameters.ts";
 import type { HttpServerDeps } from "../server.ts";
@@ -86,11 +86,18 @@ class RunControl {
     return this.cancellation;
   }
 
-  /** Records time to first output once per request. */
-  noteOutput(metrics: Metrics): void {
-    if (this.sawOutput) return;
-    this.sawOutput = true;
-    metrics.timeToFirstToken.observe((performance.now() - this.arrivedAt) / 1000);
+  /** `sink`, with the time to first output recorded once, whichever of its calls comes first. */
+  observe(metrics: Metrics, sink: GenerationSink): GenerationSink {
+    const note = () => {
+      if (this.sawOutput) return;
+      this.sawOutput = true;
+      metrics.timeToFirstToken.observe((performance.now() - this.arrivedAt) / 1000);
+    };
+    return {
+      text: (index, text, logprobs) => (note(), sink.text(index, text, logprobs)),
+      toolCalls: (index, calls) => (note(), sink.toolCalls(index, calls)),
+      end: (index, finishReason, usage) => (note(), sink.end(index, finishReason, usage)),
+    };
   }
 
   dispose(): void {
@@ -187,23 +194,20 @@ async function collectChat(exchange: Exchange): Promise<unknown> {
   const choices: CompletedChoice[] = [];
   for (let i = 0; i < prepared.command.n; i++) choices.push({ content: "", finishReason: "length", toolCalls: undefined, logprobs: wantLogprobs ? [] : undefined });
   let response: unknown;
-  await deployment.chat.run(prepared, run.signal, {
+  await deployment.chat.run(prepared, run.signal, run.observe(deps.metrics, {
     text(index, text, logprobs) {
-      run.noteOutput(deps.metrics);
       const choice = choices[index]!;
       choice.content += text;
       if (logprobs) choice.logprobs?.push(...logprobs);
     },
     toolCalls(index, calls) {
-      run.noteOutput(deps.metrics);
       choices[index]!.toolCalls = calls;
     },
     end(index, finishReason, usage) {
-      run.noteOutput(deps.metrics);
       choices[index]!.finishReason = finishReason;
       if (usage) response = toCompletionResponse(meta, choices, usage);
     },
-  }, onUsage);
+  }), onUsage);
   if (response) return response;
   if (run.timedOut) throw timeoutError();
   request.log.info({ event: "request.aborted" }, "generation stopped before the end");
@@ -227,20 +231,17 @@ async function streamChat(exchange: Exchange): Promise<void> {
   };
   try {
     for (let index = 0; index < prepared.command.n; index++) await write(encodeSseData(toRoleChunk(meta, index)));
-    await deployment.chat.run(prepared, run.signal, {
+    await deployment.chat.run(prepared, run.signal, run.observe(deps.metrics, {
       text(index, text, logprobs) {
-        run.noteOutput(deps.metrics);
         return write(encodeSseData(toContentChunk(meta, index, text, logprobs)));
       },
       toolCalls(index, calls) {
-        run.noteOutput(deps.metrics);
         return write(encodeSseData(toToolCallsChunk(meta, index, calls)));
       },
       end(index, finishReason, usage) {
-        run.noteOutput(deps.metrics);
         return write(encodeSseData(toFinalChunk(meta, index, finishReason, usage)));
       },
-    }, onUsage);
+    }), onUsage);
     if (run.timedOut) await write(encodeSseData(toHttpError(timeoutError()).body));
   } catch (error) {
     request.log.error({ event: "stream.failed", err: error }, "stream failed after the first byte");
