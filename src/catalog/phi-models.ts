@@ -65,310 +65,289 @@ export interface CatalogModel {
   quota: { tokensPerMinute: number; requestsPerMinute: number };
 }
 
-/** Azure serverless Phi quota: "200,000 tokens per minute and 1,000 API requests per minute" (azure §7). */
-const AZURE_SERVERLESS_QUOTA = { tokensPerMinute: 200_000, requestsPerMinute: 1_000 } as const;
+/**
+ * Azure's serverless quota for every Phi deployment: 200 000 tokens and 1 000 requests per minute
+ * (docs/MODELS.md, "Azure quota"). Deployments fall back to it when neither their settings nor their catalog entry
+ * name a quota.
+ */
+export const AZURE_SERVERLESS_QUOTA: Readonly<CatalogModel["quota"]> = Object.freeze({
+  tokensPerMinute: 200_000,
+  requestsPerMinute: 1_000,
+});
 
 /**
- * Stop tokens of the Llama-2 SentencePiece Phi models (phi-models.md §2.1): generation_config
- * `eos_token_id: [32000, 32001, 32007]`. llama.cpp marks `<|end|>` and `<|endoftext|>` EOG by name, but **not**
- * `<|assistant|>` (32001), which must be an extra stop token to match HF.
+ * Stop tokens of the Llama-2 SentencePiece Phi models: `<|end|>` and `<|endoftext|>` are end-of-generation in
+ * llama.cpp by name, `<|assistant|>` is not and must be an extra stop to match Hugging Face's `eos_token_id`
+ * (docs/MODELS.md, "Tokenizers and stop tokens").
  */
 const SPM_STOP_TOKENS = ["<|end|>", "<|endoftext|>", "<|assistant|>"] as const;
-/** Phi-3-small (phi-models.md §2.2): `<|endoftext|>` 100257 and `<|end|>` 100266 [generation_config not seen]. */
-const PHI3_SMALL_STOP_TOKENS = ["<|end|>", "<|endoftext|>"] as const;
-/** phi-4 (phi-models.md §2.3): `<|im_end|>` 100265 and `<|endoftext|>` 100257. */
-const PHI4_STOP_TOKENS = ["<|im_end|>", "<|endoftext|>"] as const;
-/** Phi-4-mini (phi-models.md §2.4): generation_config `eos_token_id: [200020, 199999]` = `<|end|>`, `<|endoftext|>`. */
-const PHI4_MINI_STOP_TOKENS = ["<|end|>", "<|endoftext|>"] as const;
 
 /** Hugging Face download URL for a file on the main branch. */
 function hf(repo: string, fileName: string): string {
   return `https://huggingface.co/${repo}/resolve/main/${fileName}`;
 }
 
-const PHI3_SMALL_UNAVAILABLE =
-  "Phi-3-small (Phi3SmallForCausalLM, block-sparse attention, cl100k tokenizer) has no llama.cpp architecture and no " +
-  "GGUF converter; it needs ONNX Runtime GenAI (microsoft/Phi-3-small-*-onnx-*), and the ONNX text engine is not " +
-  "implemented yet (phi-models.md §1, §7)";
+/** A catalog entry as written below: shared arrays and the quota may be read-only; {@link defineModel} copies them. */
+type ModelSpec = Omit<CatalogModel, "stopTokens" | "quota"> & {
+  stopTokens: readonly string[];
+  quota: Readonly<CatalogModel["quota"]>;
+};
 
+/** What a family fixes for its members; identity (`id`, `azureName`) always belongs to the entry. */
+type FamilyDefaults = Partial<Omit<ModelSpec, "id" | "azureName">>;
+
+/** An entry of family `F` gives every field `F` leaves open and may override any `F` sets. */
+type OwnFields<F extends FamilyDefaults> = Omit<ModelSpec, keyof F> & Partial<ModelSpec>;
+
+/**
+ * Builds one catalog entry from its family's defaults and its own fields. The entry gets fresh copies of the
+ * shared stop-token list and quota, and a fixed key order (that of {@link CatalogModel}).
+ */
+function defineModel<F extends FamilyDefaults>(family: F, own: OwnFields<F>): CatalogModel {
+  // Complete by construction: OwnFields<F> requires every field of ModelSpec that F does not set.
+  const m = { ...family, ...own } as ModelSpec;
+  return {
+    id: m.id,
+    azureName: m.azureName,
+    architecture: m.architecture,
+    parameters: m.parameters,
+    contextLength: m.contextLength,
+    supportsSystemRole: m.supportsSystemRole,
+    chatTemplate: m.chatTemplate,
+    tokenizer: m.tokenizer,
+    stopTokens: [...m.stopTokens],
+    supportsTools: m.supportsTools,
+    supportsVision: m.supportsVision,
+    engine: m.engine,
+    engineAvailable: m.engineAvailable,
+    ...(m.unavailableReason === undefined ? {} : { unavailableReason: m.unavailableReason }),
+    ...(m.download === undefined ? {} : { download: m.download }),
+    quota: { ...m.quota },
+  };
+}
+
+/**
+ * What every Phi model shares. Azure lists none of them as supporting `role: "system"` (two by inference), so the
+ * server translates system messages for all of them; only Phi-4-mini has tools; only the vision models take
+ * images (docs/MODELS.md, "System messages", "Tool calling", "Azure quota").
+ */
+const PHI = {
+  supportsSystemRole: false,
+  supportsTools: false,
+  supportsVision: false,
+  quota: AZURE_SERVERLESS_QUOTA,
+} as const satisfies FamilyDefaults;
+
+/** Served from one GGUF by the llama.cpp engine. */
+const ON_LLAMA_CPP = { engine: "llama-cpp", engineAvailable: true } as const satisfies FamilyDefaults;
+
+/** Phi-3 / Phi-3.5 text models on the Llama-2 SentencePiece vocabulary (mini, medium, 3.5-mini; MoE overrides the architecture). */
+const PHI3_SPM_TEXT = {
+  ...PHI,
+  ...ON_LLAMA_CPP,
+  architecture: "phi3",
+  tokenizer: "llama-spm-32064",
+  stopTokens: SPM_STOP_TOKENS,
+} as const satisfies FamilyDefaults;
+
+/**
+ * Phi-3-small: cl100k vocabulary, `<|endoftext|>` 100257 and `<|end|>` 100266 stop; no llama.cpp architecture, so no
+ * engine yet (docs/MODELS.md, "Models without an engine yet").
+ */
+const PHI3_SMALL = {
+  ...PHI,
+  architecture: "phi3small",
+  parameters: "7B",
+  chatTemplate: "phi3-small",
+  tokenizer: "cl100k-100352",
+  stopTokens: ["<|end|>", "<|endoftext|>"],
+  engine: "none",
+  engineAvailable: false,
+  unavailableReason:
+    "Phi-3-small (Phi3SmallForCausalLM, block-sparse attention, cl100k tokenizer) has no llama.cpp architecture and no " +
+    "GGUF converter; it needs ONNX Runtime GenAI (microsoft/Phi-3-small-*-onnx-*), and the ONNX text engine is not " +
+    "implemented yet (phi-models.md §1, §7)",
+} as const satisfies FamilyDefaults;
+
+/** Why the vision models cannot be served yet; each entry prefixes its own name. */
 const VISION_UNAVAILABLE =
   "has no llama.cpp/GGUF path (no converter or mmproj for Phi3VForCausalLM); it needs the ONNX Runtime GenAI " +
   "'phi3v' pipeline, and the onnx-vision engine is not implemented yet (phi-models.md §1, §7, §8)";
 
+/** Phi-3 / Phi-3.5 vision: SPM vocabulary plus `<|image|>`, template T6, for the (not yet built) ONNX vision engine. */
+const PHI3_VISION = {
+  ...PHI,
+  architecture: "phi3v",
+  parameters: "4.2B",
+  contextLength: 131072,
+  chatTemplate: "phi3-vision",
+  tokenizer: "llama-spm-32064",
+  stopTokens: SPM_STOP_TOKENS,
+  supportsVision: true,
+  engine: "onnx-vision",
+  engineAvailable: false,
+} as const satisfies FamilyDefaults;
+
+/** phi-4 (14B): cl100k-based vocabulary, stops on `<|im_end|>` 100265 and `<|endoftext|>` 100257. */
+const PHI4 = {
+  ...PHI,
+  ...ON_LLAMA_CPP,
+  architecture: "phi3",
+  tokenizer: "cl100k-100352",
+  stopTokens: ["<|im_end|>", "<|endoftext|>"],
+} as const satisfies FamilyDefaults;
+
+/** Phi-4-mini: o200k-based vocabulary; `generation_config` stops on `<|end|>` 200020 and `<|endoftext|>` 199999. */
+const PHI4_MINI = {
+  ...PHI,
+  ...ON_LLAMA_CPP,
+  architecture: "phi3",
+  tokenizer: "o200k-200064",
+  stopTokens: ["<|end|>", "<|endoftext|>"],
+} as const satisfies FamilyDefaults;
+
 /**
- * The catalog. Order: Phi-3 (mini, small, medium), Phi-3.5 (mini, MoE), vision, Phi-4.
- *
- * `supportsSystemRole` follows Azure (phi-models.md §5): deploy-models-phi-3.md lists Phi-3.5-Mini, Phi-3.5-MoE,
- * Phi-3-mini-4k/128k, Phi-3-small-8k/128k and Phi-3-medium-128k; deploy-models-phi-3-vision.md lists
- * Phi-3-vision-128k; deploy-models-phi-4.md (ms.date 02/25/2025) lists Phi-4-mini and Phi-4. Two entries are set
- * to false by inference (see their comments): Phi-3-medium-4k and Phi-3.5-vision. So every entry is false: the
- * server translates system messages into user messages for every catalog model, as Azure does.
+ * The catalog. Order: Phi-3 (mini, small, medium), Phi-3.5 (mini, MoE), vision, Phi-4. Each entry states what its
+ * family leaves open: name, size, context (Azure's figures), template (the one embedded in its download) and
+ * download (docs/MODELS.md, "Model table", "Chat templates", "Downloads").
  */
 export const CATALOG: readonly CatalogModel[] = Object.freeze([
-  {
-    // Official Microsoft GGUF (phi-models.md §7). Its embedded template is T1 (April-2024 build), so the catalog
-    // uses T1 too. Size ≈2.39 GB (2.32 GB in an earlier revision). A full sha256 exists in LocalAI's gallery
-    // (8a83c7fb…2edef) but predates the file's re-upload (the size changed), so it is not enforced here.
+  // Official Microsoft GGUF; it embeds T1 (April-2024 build), so the catalog uses T1 too. The LocalAI digest predates
+  // the file's re-upload, so none is enforced.
+  defineModel(PHI3_SPM_TEXT, {
     id: "phi-3-mini-4k-instruct",
-    azureName: "Phi-3-mini-4k-Instruct", // shown as /info output in earlier deploy-models-phi-3.md revisions (§5)
-    architecture: "phi3",
+    azureName: "Phi-3-mini-4k-Instruct",
     parameters: "3.8B",
     contextLength: 4096,
-    supportsSystemRole: false,
     chatTemplate: "phi3-mini-apr2024",
-    tokenizer: "llama-spm-32064",
-    stopTokens: [...SPM_STOP_TOKENS],
-    supportsTools: false,
-    supportsVision: false,
-    engine: "llama-cpp",
-    engineAvailable: true,
     download: {
       url: hf("microsoft/Phi-3-mini-4k-instruct-gguf", "Phi-3-mini-4k-instruct-q4.gguf"),
       fileName: "Phi-3-mini-4k-instruct-q4.gguf",
       source: "phi-models.md §7: official microsoft/Phi-3-mini-4k-instruct-gguf (HF tree page); template T1",
     },
-    quota: { ...AZURE_SERVERLESS_QUOTA },
-  },
-  {
-    // No official GGUF; the community repo is [unverified] in phi-models.md §7 (file name follows bartowski's
-    // naming). Template T2 is "believed also used by Phi-3-mini-128k after its update [unverified]" (§3).
+  }),
+  // No official GGUF; the community repo and its template (T2, the July-2024 update) are [unverified].
+  defineModel(PHI3_SPM_TEXT, {
     id: "phi-3-mini-128k-instruct",
-    azureName: "Phi-3-mini-128k-Instruct", // [inferred] (§5)
-    architecture: "phi3",
+    azureName: "Phi-3-mini-128k-Instruct", // [inferred]
     parameters: "3.8B",
     contextLength: 131072,
-    supportsSystemRole: false,
     chatTemplate: "phi3-mini-jul2024",
-    tokenizer: "llama-spm-32064",
-    stopTokens: [...SPM_STOP_TOKENS],
-    supportsTools: false,
-    supportsVision: false,
-    engine: "llama-cpp",
-    engineAvailable: true,
     download: {
       url: hf("bartowski/Phi-3.1-mini-128k-instruct-GGUF", "Phi-3.1-mini-128k-instruct-Q4_K_M.gguf"),
       fileName: "Phi-3.1-mini-128k-instruct-Q4_K_M.gguf",
       source: "phi-models.md §7: community bartowski/Phi-3.1-mini-128k-instruct-GGUF [unverified repo and file name]",
     },
-    quota: { ...AZURE_SERVERLESS_QUOTA },
-  },
-  {
+  }),
+  defineModel(PHI3_SMALL, {
     id: "phi-3-small-8k-instruct",
-    azureName: "Phi-3-small-8k-Instruct", // [inferred] (§5)
-    architecture: "phi3small",
-    parameters: "7B",
+    azureName: "Phi-3-small-8k-Instruct", // [inferred]
     contextLength: 8192,
-    supportsSystemRole: false,
-    chatTemplate: "phi3-small",
-    tokenizer: "cl100k-100352",
-    stopTokens: [...PHI3_SMALL_STOP_TOKENS],
-    supportsTools: false,
-    supportsVision: false,
-    engine: "none",
-    engineAvailable: false,
-    unavailableReason: PHI3_SMALL_UNAVAILABLE,
-    quota: { ...AZURE_SERVERLESS_QUOTA },
-  },
-  {
+  }),
+  defineModel(PHI3_SMALL, {
     id: "phi-3-small-128k-instruct",
-    azureName: "Phi-3-small-128k-Instruct", // [inferred] (§5)
-    architecture: "phi3small",
-    parameters: "7B",
+    azureName: "Phi-3-small-128k-Instruct", // [inferred]
     contextLength: 131072,
-    supportsSystemRole: false,
-    chatTemplate: "phi3-small",
-    tokenizer: "cl100k-100352",
-    stopTokens: [...PHI3_SMALL_STOP_TOKENS],
-    supportsTools: false,
-    supportsVision: false,
-    engine: "none",
-    engineAvailable: false,
-    unavailableReason: PHI3_SMALL_UNAVAILABLE,
-    quota: { ...AZURE_SERVERLESS_QUOTA },
-  },
-  {
-    // Azure's "don't support system messages" list omits Phi-3-medium-4k (phi-models.md §5), but its template T4
-    // drops system messages entirely, so without translation the system text would be lost: false by inference.
-    // bartowski Q4_K_M; LocalAI records only a truncated sha256 in the spec (6f05c97b…e82c) — not used.
+  }),
+  // Absent from Azure's "no system messages" list, but T4 drops system messages, so without translation the system
+  // text would be lost: false by inference (PHI). Only a truncated digest is known, so none is enforced.
+  defineModel(PHI3_SPM_TEXT, {
     id: "phi-3-medium-4k-instruct",
-    azureName: "Phi-3-medium-4k-Instruct", // [inferred] (§5)
-    architecture: "phi3",
+    azureName: "Phi-3-medium-4k-Instruct", // [inferred]
     parameters: "14B",
     contextLength: 4096,
-    supportsSystemRole: false,
     chatTemplate: "phi3-medium",
-    tokenizer: "llama-spm-32064",
-    stopTokens: [...SPM_STOP_TOKENS],
-    supportsTools: false,
-    supportsVision: false,
-    engine: "llama-cpp",
-    engineAvailable: true,
     download: {
       url: hf("bartowski/Phi-3-medium-4k-instruct-GGUF", "Phi-3-medium-4k-instruct-Q4_K_M.gguf"),
       fileName: "Phi-3-medium-4k-instruct-Q4_K_M.gguf",
       source: "phi-models.md §7: bartowski/Phi-3-medium-4k-instruct-GGUF (mudler/LocalAI gallery)",
     },
-    quota: { ...AZURE_SERVERLESS_QUOTA },
-  },
-  {
+  }),
+  defineModel(PHI3_SPM_TEXT, {
     id: "phi-3-medium-128k-instruct",
-    azureName: "Phi-3-medium-128k-Instruct", // [inferred] (§5)
-    architecture: "phi3",
+    azureName: "Phi-3-medium-128k-Instruct", // [inferred]
     parameters: "14B",
     contextLength: 131072,
-    supportsSystemRole: false,
     chatTemplate: "phi3-medium",
-    tokenizer: "llama-spm-32064",
-    stopTokens: [...SPM_STOP_TOKENS],
-    supportsTools: false,
-    supportsVision: false,
-    engine: "llama-cpp",
-    engineAvailable: true,
     download: {
       url: hf("bartowski/Phi-3-medium-128k-instruct-GGUF", "Phi-3-medium-128k-instruct-Q4_K_M.gguf"),
       fileName: "Phi-3-medium-128k-instruct-Q4_K_M.gguf",
       source: "phi-models.md §7: bartowski/Phi-3-medium-128k-instruct-GGUF [unverified repo and file name]",
     },
-    quota: { ...AZURE_SERVERLESS_QUOTA },
-  },
-  {
-    // Default model. bartowski Q4_K_M is the file llama.cpp's server tool-call tests use (L2 PR #12288). The full
-    // sha256 in the spec (3f68916e…7e88, truncated anyway) belongs to a different repo (MaziyarPanahi): not used.
+  }),
+  // The default model. bartowski's Q4_K_M is the file llama.cpp's server tool-call tests use; the digest found next
+  // to it belongs to another repo, so none is enforced.
+  defineModel(PHI3_SPM_TEXT, {
     id: "phi-3.5-mini-instruct",
-    azureName: "Phi-3.5-Mini-Instruct", // /info output in current deploy-models-phi-3.md (§5; azure §4)
-    architecture: "phi3",
+    azureName: "Phi-3.5-Mini-Instruct",
     parameters: "3.8B",
     contextLength: 131072,
-    supportsSystemRole: false,
     chatTemplate: "phi3.5-mini",
-    tokenizer: "llama-spm-32064",
-    stopTokens: [...SPM_STOP_TOKENS],
-    supportsTools: false,
-    supportsVision: false,
-    engine: "llama-cpp",
-    engineAvailable: true,
     download: {
       url: hf("bartowski/Phi-3.5-mini-instruct-GGUF", "Phi-3.5-mini-instruct-Q4_K_M.gguf"),
       fileName: "Phi-3.5-mini-instruct-Q4_K_M.gguf",
       source: "phi-models.md §7: bartowski/Phi-3.5-mini-instruct-GGUF :Q4_K_M (llama.cpp PR #12288)",
     },
-    quota: { ...AZURE_SERVERLESS_QUOTA },
-  },
-  {
-    // llama.cpp arch `phimoe` (PR #11003, present in the 2025-02-20 mirror, so in the bundled llama.cpp).
-    // Template believed = Phi-3.5-mini's T5 [unverified] (§3). Parameters: "16x3.8B parameters with 6.6B active"
-    // (deploy-models-phi-3.md, §1).
+  }),
+  // llama.cpp architecture `phimoe` (PR #11003, in the bundled build). Template believed to be Phi-3.5-mini's
+  // [unverified].
+  defineModel(PHI3_SPM_TEXT, {
     id: "phi-3.5-moe-instruct",
-    azureName: "Phi-3.5-MoE-Instruct", // [inferred] (§5)
+    azureName: "Phi-3.5-MoE-Instruct", // [inferred]
     architecture: "phimoe",
     parameters: "16x3.8B (6.6B active)",
     contextLength: 131072,
-    supportsSystemRole: false,
     chatTemplate: "phi3.5-mini",
-    tokenizer: "llama-spm-32064",
-    stopTokens: [...SPM_STOP_TOKENS],
-    supportsTools: false,
-    supportsVision: false,
-    engine: "llama-cpp",
-    engineAvailable: true,
     download: {
       url: hf("bartowski/Phi-3.5-MoE-instruct-GGUF", "Phi-3.5-MoE-instruct-Q4_K_M.gguf"),
       fileName: "Phi-3.5-MoE-instruct-Q4_K_M.gguf",
       sha256: "43e91bb720869bd8a92d8eb86bc3c74a52c49cf61642ca709b3d7bb89644df36",
       source: "phi-models.md §7: bartowski/Phi-3.5-MoE-instruct-GGUF; sha256 from mudler/LocalAI gallery",
     },
-    quota: { ...AZURE_SERVERLESS_QUOTA },
-  },
-  {
-    // ONNX: microsoft/Phi-3-vision-128k-instruct-onnx (phi-models.md §7). "supports only one image for each turn"
-    // and "doesn't support system messages" (deploy-models-phi-3-vision.md, §5). 4.2B (§1).
+  }),
+  // Azure: one image per turn, no system messages.
+  defineModel(PHI3_VISION, {
     id: "phi-3-vision-128k-instruct",
-    azureName: "Phi-3-vision-128k-Instruct", // /info output in deploy-models-phi-3-vision.md (§5)
-    architecture: "phi3v",
-    parameters: "4.2B",
-    contextLength: 131072,
-    supportsSystemRole: false,
-    chatTemplate: "phi3-vision",
-    tokenizer: "llama-spm-32064",
-    stopTokens: [...SPM_STOP_TOKENS],
-    supportsTools: false,
-    supportsVision: true,
-    engine: "onnx-vision",
-    engineAvailable: false,
+    azureName: "Phi-3-vision-128k-Instruct",
     unavailableReason: `Phi-3-vision ${VISION_UNAVAILABLE}`,
-    quota: { ...AZURE_SERVERLESS_QUOTA },
-  },
-  {
-    // ONNX: microsoft/Phi-3.5-vision-instruct-onnx (phi-models.md §7). Azure name is [unverified] (§5: catalog id
-    // `Phi-3.5-vision-instruct`); system support false by analogy with Phi-3-vision [inferred]; template believed
-    // identical to Phi-3-vision's T6 [unverified] (§3).
+  }),
+  // Azure name [unverified]; no system messages and template T6 by analogy with Phi-3-vision [inferred].
+  defineModel(PHI3_VISION, {
     id: "phi-3.5-vision-instruct",
     azureName: "Phi-3.5-vision-Instruct",
-    architecture: "phi3v",
-    parameters: "4.2B",
-    contextLength: 131072,
-    supportsSystemRole: false,
-    chatTemplate: "phi3-vision",
-    tokenizer: "llama-spm-32064",
-    stopTokens: [...SPM_STOP_TOKENS],
-    supportsTools: false,
-    supportsVision: true,
-    engine: "onnx-vision",
-    engineAvailable: false,
     unavailableReason: `Phi-3.5-vision ${VISION_UNAVAILABLE}`,
-    quota: { ...AZURE_SERVERLESS_QUOTA },
-  },
-  {
-    // bartowski phi-4 Q4_K_M (≈9.05 GB), "made with b4456 incl. Tokenizer fixes as recommended by the unsloth team"
-    // (phi-models.md §7), so its template is the current/Unsloth one, T7b; sha256 from the LocalAI gallery.
-    // Official alternative: microsoft/phi-4-gguf `phi-4-q4.gguf` (no digest in the spec). 14.7B, 16K (§1; azure §5.3).
+  }),
+  // bartowski's GGUF was made with Unsloth's tokenizer fixes, so it embeds the current template (T7b).
+  defineModel(PHI4, {
     id: "phi-4",
-    azureName: "Phi-4", // /info output in the first revisions of deploy-models-phi-4.md (§5)
-    architecture: "phi3",
+    azureName: "Phi-4",
     parameters: "14.7B",
     contextLength: 16384,
-    supportsSystemRole: false,
     chatTemplate: "phi4",
-    tokenizer: "cl100k-100352",
-    stopTokens: [...PHI4_STOP_TOKENS],
-    supportsTools: false,
-    supportsVision: false,
-    engine: "llama-cpp",
-    engineAvailable: true,
     download: {
       url: hf("bartowski/phi-4-GGUF", "phi-4-Q4_K_M.gguf"),
       fileName: "phi-4-Q4_K_M.gguf",
       sha256: "009aba717c09d4a35890c7d35eb59d54e1dba884c7c526e7197d9c13ab5911d9",
       source: "phi-models.md §7: bartowski/phi-4-GGUF; sha256 from mudler/LocalAI gallery",
     },
-    quota: { ...AZURE_SERVERLESS_QUOTA },
-  },
-  {
-    // Needs a llama.cpp with the `gpt-4o` pre-tokenizer (PR #12099's successor), partial rotary and tied output
-    // (phi-models.md §1, §9.5); the llama.cpp bundled with node-llama-cpp 3.22.1 is from 2025+, so assumed
-    // supported. Tools via T8 (`tools` on the system message, §4). No official Microsoft GGUF (§7).
+  }),
+  // Needs llama.cpp's `gpt-4o` pre-tokenizer, partial rotary and tied output; the bundled build (2025+) is assumed to
+  // have them. Tools ride on the system message (T8). No official Microsoft GGUF.
+  defineModel(PHI4_MINI, {
     id: "phi-4-mini-instruct",
-    azureName: "Phi-4-mini-instruct", // /info output in current deploy-models-phi-4.md (§5)
-    architecture: "phi3",
+    azureName: "Phi-4-mini-instruct",
     parameters: "3.8B",
     contextLength: 131072,
-    supportsSystemRole: false,
     chatTemplate: "phi4-mini",
-    tokenizer: "o200k-200064",
-    stopTokens: [...PHI4_MINI_STOP_TOKENS],
     supportsTools: true,
-    supportsVision: false,
-    engine: "llama-cpp",
-    engineAvailable: true,
     download: {
       url: hf("bartowski/microsoft_Phi-4-mini-instruct-GGUF", "microsoft_Phi-4-mini-instruct-Q4_K_M.gguf"),
       fileName: "microsoft_Phi-4-mini-instruct-Q4_K_M.gguf",
       sha256: "01999f17c39cc3074afae5e9c539bc82d45f2dd7faa3917c66cbef76fce8c0c2",
       source: "phi-models.md §7: bartowski/microsoft_Phi-4-mini-instruct-GGUF; sha256 from mudler/LocalAI gallery",
     },
-    quota: { ...AZURE_SERVERLESS_QUOTA },
-  },
-] satisfies CatalogModel[]);
+  }),
+]);
 
 /** Catalog id of the model served when none is named. */
 export const DEFAULT_MODEL_ID = "phi-3.5-mini-instruct";

@@ -73,9 +73,3 @@ export interface ServeConfig {
 }
 
 export const DEFAULT_CONTEXT_CAP = 4096;
-
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\])$/i;
-
-export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK.test(host);
-}

@@ -13,7 +13,7 @@ import type { UsageMeter } from "../serving/usage-meter.ts";
 import { toRateLimitHeaders } from "../quota/rate-limit-headers.ts";
 import type { DeploymentRegistry } from "../deployments/deployment-registry.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import { unauthenticated } from "../auth/api-key-authenticator.ts";
+import { unauthenticated } from "../auth/authenticator.ts";
 import { toValidationDetails, type AjvErrorLike } from "./validation-errors.ts";
 import { registerChatCompletionsRoutes } from "./routes/chat-completions.route.ts";
 import { registerInfoRoutes } from "./routes/info.route.ts";
