@@ -1,6 +1,12 @@
 #!/usr/bin/env node
-// Entry point for `npx phiserve`: registers the TypeScript loader, then runs the CLI.
-import { register } from "tsx/esm/api";
+// Entry point for `npx phiserve` and `npm start`: runs the compiled CLI in dist/ (plain JavaScript,
+// no TypeScript loader). `npm install` builds it (the `prepare` script); `npm run build` rebuilds it.
+// From the sources instead: `npm run dev` (tsx).
+import { existsSync } from "node:fs";
 
-register();
-await import("../src/cli/main.ts");
+const main = new URL("../dist/cli/main.js", import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write("phiserve: dist/ is not built; run `npm run build` (or `npm install`) in the phiserve folder first\n");
+  process.exit(1);
+}
+await import(main.href);

@@ -1,6 +1,10 @@
 /**
  * Starts the real `phiserve serve` CLI as a child process on a free port (port 0) and waits for
  * its "ready" line. Used by integration tests with the official clients.
+ *
+ * Which CLI: by default the TypeScript sources through tsx, so a test runs what was just edited with no
+ * build step and no stale dist/. With PHISERVE_TEST_CLI=dist, the compiled `bin/phiserve.js` that users
+ * run (`npm run build` first); CI runs the suite that way on its second Node version.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -9,7 +13,13 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const CLI = fileURLToPath(new URL("../../bin/phiserve.js", import.meta.url));
+const CLI_ARGS = cliArgs(process.env.PHISERVE_TEST_CLI ?? "source");
+
+function cliArgs(kind: string): string[] {
+  if (kind === "dist") return [fileURLToPath(new URL("../../bin/phiserve.js", import.meta.url))];
+  if (kind === "source") return ["--import", import.meta.resolve("tsx"), fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url))];
+  throw new Error(`PHISERVE_TEST_CLI must be "source" or "dist", not ${JSON.stringify(kind)}`);
+}
 
 /** Each test server gets its own data folder (its default SQLite usage database), unless the test passes one. */
 function isolatedEnv(env: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
@@ -25,7 +35,7 @@ export interface RunningServer {
 }
 
 export async function startServer(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunningServer> {
-  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--gpu", "cpu", ...args], {
+  const child = spawn(process.execPath, [...CLI_ARGS, "serve", "--port", "0", "--gpu", "cpu", ...args], {
     env: isolatedEnv(options.env),
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -61,7 +71,7 @@ export async function startServer(args: string[], options: { env?: NodeJS.Proces
 
 /** Runs the CLI to completion; resolves with its exit code and output. */
 export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: isolatedEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...CLI_ARGS, ...args], { env: isolatedEnv(env), stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
