@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CHAT_TEMPLATES, isChatTemplateId, renderChatTemplate, templateSupportsSystemRole } from "./chat-templates.ts";
-import { CATALOG, DEFAULT_MODEL_ID, findCatalogModel } from "./phi-models.ts";
+import { AZURE_SERVERLESS_QUOTA, CATALOG, DEFAULT_MODEL_ID, findCatalogModel } from "./phi-models.ts";
 
 test("catalog has the twelve requested models", () => {
   assert.deepEqual(
@@ -33,7 +33,7 @@ test("ids and Azure names are unique (case-insensitively); ids are lower-case", 
   for (const m of CATALOG) assert.equal(m.azureName.toLowerCase(), m.id, m.id);
 });
 
-test("Azure names documented as /info output are spelled exactly (phi-models.md §5)", () => {
+test("Azure names documented as /info output are spelled exactly (docs/MODELS.md: Model table)", () => {
   assert.equal(findCatalogModel("phi-3.5-mini-instruct")?.azureName, "Phi-3.5-Mini-Instruct");
   assert.equal(findCatalogModel("phi-3-mini-4k-instruct")?.azureName, "Phi-3-mini-4k-Instruct");
   assert.equal(findCatalogModel("phi-3-vision-128k-instruct")?.azureName, "Phi-3-vision-128k-Instruct");
@@ -50,8 +50,18 @@ test("every chat template id exists and its template is consistent with the syst
   }
 });
 
-test("quotas are Azure serverless 200000 TPM / 1000 RPM (azure §7)", () => {
+test("quotas are Azure serverless 200000 TPM / 1000 RPM (docs/MODELS.md: Azure quota)", () => {
+  assert.deepEqual(AZURE_SERVERLESS_QUOTA, { tokensPerMinute: 200_000, requestsPerMinute: 1_000 });
   for (const m of CATALOG) assert.deepEqual(m.quota, { tokensPerMinute: 200_000, requestsPerMinute: 1_000 }, m.id);
+});
+
+test("entries share no mutable state: each has its own stop-token list and quota", () => {
+  const stopLists = new Set(CATALOG.map((m) => m.stopTokens));
+  const quotas = new Set(CATALOG.map((m) => m.quota));
+  assert.equal(stopLists.size, CATALOG.length);
+  assert.equal(quotas.size, CATALOG.length);
+  for (const m of CATALOG) assert.notEqual(m.quota, AZURE_SERVERLESS_QUOTA, m.id);
+  assert.ok(Object.isFrozen(AZURE_SERVERLESS_QUOTA));
 });
 
 test("availability: unavailable entries have a reason; only llama-cpp is available for now", () => {
@@ -94,7 +104,7 @@ test("downloads: Hugging Face resolve/main URLs, file name matches, sha256 only 
     "https://huggingface.co/bartowski/Phi-3.5-mini-instruct-GGUF/resolve/main/Phi-3.5-mini-instruct-Q4_K_M.gguf",
   );
   assert.equal(def?.download?.fileName, "Phi-3.5-mini-instruct-Q4_K_M.gguf");
-  // Full digests given in phi-models.md §7.
+  // Full digests (docs/MODELS.md: Downloads).
   assert.equal(
     findCatalogModel("phi-4-mini-instruct")?.download?.sha256,
     "01999f17c39cc3074afae5e9c539bc82d45f2dd7faa3917c66cbef76fce8c0c2",
@@ -132,7 +142,7 @@ test("findCatalogModel is case-insensitive by id and Azure name", () => {
   assert.equal(findCatalogModel("phi"), undefined);
 });
 
-test("context lengths per Azure docs (azure §5.3)", () => {
+test("context lengths per Azure docs (docs/MODELS.md: Model table)", () => {
   const ctx = Object.fromEntries(CATALOG.map((m) => [m.id, m.contextLength]));
   assert.deepEqual(ctx, {
     "phi-3-mini-4k-instruct": 4096,
@@ -150,7 +160,7 @@ test("context lengths per Azure docs (azure §5.3)", () => {
   });
 });
 
-test("stop tokens, tokenizer and tools per family (phi-models.md §2, §4)", () => {
+test("stop tokens, tokenizer and tools per family (docs/MODELS.md: Tokenizers and stop tokens, Tool calling)", () => {
   for (const m of CATALOG) {
     assert.ok(m.stopTokens.length > 0, m.id);
     if (m.tokenizer === "llama-spm-32064") {
@@ -164,7 +174,7 @@ test("stop tokens, tokenizer and tools per family (phi-models.md §2, §4)", () 
   assert.equal(findCatalogModel("phi-4")?.tokenizer, "cl100k-100352");
 });
 
-test("system messages follow Azure: every catalog model translates system into user (phi-models.md §5)", () => {
+test("system messages follow Azure: every catalog model translates system into user (docs/MODELS.md: System messages)", () => {
   for (const m of CATALOG) assert.equal(m.supportsSystemRole, false, m.id);
 });
 

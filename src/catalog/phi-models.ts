@@ -1,14 +1,13 @@
 /**
  * The Phi model catalog, as data.
  *
- * Every value cites `shared/spec/phi-models.md` (sections §1 summary matrix, §2 special/stop tokens, §3 chat
- * templates, §5 Azure facts, §7 GGUF sources) or `shared/spec/azure-model-inference-api.md` (§5.3 context sizes,
- * §7 quotas). Things the spec marks **[unverified]** are marked the same way here.
+ * The facts behind every value, and where each was found, are in docs/MODELS.md; values marked **[inferred]** or
+ * **[unverified]** there are marked the same way here.
  *
- * Download policy (phi-models.md §7): Hugging Face `resolve/main` URLs of the GGUF repos listed there. A `sha256`
- * is given only where the spec quotes the full 64-hex digest; otherwise it is left undefined and the downloader
- * falls back to the server's `x-linked-etag`. `sizeBytes` is left undefined everywhere: the spec gives sizes only
- * rounded to 10 MB ("2.39 GB"), which must not be mistaken for exact sizes; approximate sizes are in comments.
+ * Download policy (docs/MODELS.md, "Downloads"): Hugging Face `resolve/main` URLs. A `sha256` is given only where a
+ * source quotes the full 64-hex digest; otherwise it is left undefined and the downloader falls back to the
+ * server's `x-linked-etag`. `sizeBytes` is left undefined everywhere: the sources round sizes to 10 MB
+ * ("2.39 GB"), which must not be mistaken for exact sizes.
  *
  * @module
  */
@@ -21,26 +20,26 @@ export type EngineKind = "llama-cpp" | "onnx-vision" | "none";
 export interface CatalogModel {
   /** Catalog name used on the CLI: the lower-cased Hugging Face id without `microsoft/`, e.g. "phi-3.5-mini-instruct". */
   id: string;
-  /** `/info` `model_name` as Azure spells it (phi-models.md §5 table), e.g. "Phi-3.5-Mini-Instruct". */
+  /** `/info` `model_name` as Azure spells it (docs/MODELS.md, "Model table"), e.g. "Phi-3.5-Mini-Instruct". */
   azureName: string;
-  /** Hugging Face `model_type` family (phi-models.md §1). */
+  /** Hugging Face `model_type` family (docs/MODELS.md, "Model table"). */
   architecture: "phi3" | "phimoe" | "phi3small" | "phi3v" | "phi4mm";
   /** Parameter count as documented, e.g. "3.8B". */
   parameters: string;
-  /** Azure-documented context window in tokens (azure-model-inference-api.md §5.3). */
+  /** Azure-documented context window in tokens (docs/MODELS.md, "Model table"). */
   contextLength: number;
-  /** Per Azure docs (phi-models.md §5): false => system messages are translated into user messages. */
+  /** Per Azure docs (docs/MODELS.md, "System messages"): false => system messages are translated into user messages. */
   supportsSystemRole: boolean;
-  /** Chat template of the model (phi-models.md §3), matching the template embedded in the catalog download. */
+  /** Chat template of the model (docs/MODELS.md, "Chat templates"), matching the template embedded in the catalog download. */
   chatTemplate: ChatTemplateId;
-  /** Tokenizer family and vocabulary size (phi-models.md §2). */
+  /** Tokenizer family and vocabulary size (docs/MODELS.md, "Tokenizers and stop tokens"). */
   tokenizer: "llama-spm-32064" | "cl100k-100352" | "o200k-200064";
   /**
-   * Token texts that end generation (phi-models.md §2). Includes tokens llama.cpp already treats as
+   * Token texts that end generation (docs/MODELS.md, "Tokenizers and stop tokens"). Includes tokens llama.cpp already treats as
    * end-of-generation; extra ones (`<|assistant|>` for SPM Phi) must be added as stop triggers by the engine.
    */
   stopTokens: string[];
-  /** Native tool calling (Phi-4-mini only, phi-models.md §4). */
+  /** Native tool calling (Phi-4-mini only; docs/MODELS.md, "Tool calling"). */
   supportsTools: boolean;
   /** Accepts images (Phi-3/3.5-vision). */
   supportsVision: boolean;
@@ -58,10 +57,10 @@ export interface CatalogModel {
     sizeBytes?: number;
     /** Full lower-case hex sha256, only when a source gives all 64 digits. */
     sha256?: string;
-    /** Where the URL/digest come from (spec section and upstream source). */
+    /** Where the URL/digest come from (upstream repo and digest source; see docs/MODELS.md, "Downloads"). */
     source: string;
   };
-  /** Azure serverless quota per deployment (azure-model-inference-api.md §7). */
+  /** Azure serverless quota per deployment; always {@link AZURE_SERVERLESS_QUOTA} (docs/MODELS.md, "Azure quota"). */
   quota: { tokensPerMinute: number; requestsPerMinute: number };
 }
 
@@ -166,13 +165,13 @@ const PHI3_SMALL = {
   unavailableReason:
     "Phi-3-small (Phi3SmallForCausalLM, block-sparse attention, cl100k tokenizer) has no llama.cpp architecture and no " +
     "GGUF converter; it needs ONNX Runtime GenAI (microsoft/Phi-3-small-*-onnx-*), and the ONNX text engine is not " +
-    "implemented yet (phi-models.md §1, §7)",
+    "implemented yet (see docs/MODELS.md)",
 } as const satisfies FamilyDefaults;
 
 /** Why the vision models cannot be served yet; each entry prefixes its own name. */
 const VISION_UNAVAILABLE =
   "has no llama.cpp/GGUF path (no converter or mmproj for Phi3VForCausalLM); it needs the ONNX Runtime GenAI " +
-  "'phi3v' pipeline, and the onnx-vision engine is not implemented yet (phi-models.md §1, §7, §8)";
+  "'phi3v' pipeline, and the onnx-vision engine is not implemented yet (see docs/MODELS.md)";
 
 /** Phi-3 / Phi-3.5 vision: SPM vocabulary plus `<|image|>`, template T6, for the (not yet built) ONNX vision engine. */
 const PHI3_VISION = {
@@ -223,7 +222,7 @@ export const CATALOG: readonly CatalogModel[] = Object.freeze([
     download: {
       url: hf("microsoft/Phi-3-mini-4k-instruct-gguf", "Phi-3-mini-4k-instruct-q4.gguf"),
       fileName: "Phi-3-mini-4k-instruct-q4.gguf",
-      source: "phi-models.md §7: official microsoft/Phi-3-mini-4k-instruct-gguf (HF tree page); template T1",
+      source: "official microsoft/Phi-3-mini-4k-instruct-gguf (HF tree page); template T1",
     },
   }),
   // No official GGUF; the community repo and its template (T2, the July-2024 update) are [unverified].
@@ -236,7 +235,7 @@ export const CATALOG: readonly CatalogModel[] = Object.freeze([
     download: {
       url: hf("bartowski/Phi-3.1-mini-128k-instruct-GGUF", "Phi-3.1-mini-128k-instruct-Q4_K_M.gguf"),
       fileName: "Phi-3.1-mini-128k-instruct-Q4_K_M.gguf",
-      source: "phi-models.md §7: community bartowski/Phi-3.1-mini-128k-instruct-GGUF [unverified repo and file name]",
+      source: "community bartowski/Phi-3.1-mini-128k-instruct-GGUF [unverified repo and file name]",
     },
   }),
   defineModel(PHI3_SMALL, {
@@ -260,7 +259,7 @@ export const CATALOG: readonly CatalogModel[] = Object.freeze([
     download: {
       url: hf("bartowski/Phi-3-medium-4k-instruct-GGUF", "Phi-3-medium-4k-instruct-Q4_K_M.gguf"),
       fileName: "Phi-3-medium-4k-instruct-Q4_K_M.gguf",
-      source: "phi-models.md §7: bartowski/Phi-3-medium-4k-instruct-GGUF (mudler/LocalAI gallery)",
+      source: "bartowski/Phi-3-medium-4k-instruct-GGUF (mudler/LocalAI gallery)",
     },
   }),
   defineModel(PHI3_SPM_TEXT, {
@@ -272,7 +271,7 @@ export const CATALOG: readonly CatalogModel[] = Object.freeze([
     download: {
       url: hf("bartowski/Phi-3-medium-128k-instruct-GGUF", "Phi-3-medium-128k-instruct-Q4_K_M.gguf"),
       fileName: "Phi-3-medium-128k-instruct-Q4_K_M.gguf",
-      source: "phi-models.md §7: bartowski/Phi-3-medium-128k-instruct-GGUF [unverified repo and file name]",
+      source: "bartowski/Phi-3-medium-128k-instruct-GGUF [unverified repo and file name]",
     },
   }),
   // The default model. bartowski's Q4_K_M is the file llama.cpp's server tool-call tests use; the digest found next
@@ -286,7 +285,7 @@ export const CATALOG: readonly CatalogModel[] = Object.freeze([
     download: {
       url: hf("bartowski/Phi-3.5-mini-instruct-GGUF", "Phi-3.5-mini-instruct-Q4_K_M.gguf"),
       fileName: "Phi-3.5-mini-instruct-Q4_K_M.gguf",
-      source: "phi-models.md §7: bartowski/Phi-3.5-mini-instruct-GGUF :Q4_K_M (llama.cpp PR #12288)",
+      source: "bartowski/Phi-3.5-mini-instruct-GGUF :Q4_K_M (llama.cpp PR #12288)",
     },
   }),
   // llama.cpp architecture `phimoe` (PR #11003, in the bundled build). Template believed to be Phi-3.5-mini's
@@ -302,7 +301,7 @@ export const CATALOG: readonly CatalogModel[] = Object.freeze([
       url: hf("bartowski/Phi-3.5-MoE-instruct-GGUF", "Phi-3.5-MoE-instruct-Q4_K_M.gguf"),
       fileName: "Phi-3.5-MoE-instruct-Q4_K_M.gguf",
       sha256: "43e91bb720869bd8a92d8eb86bc3c74a52c49cf61642ca709b3d7bb89644df36",
-      source: "phi-models.md §7: bartowski/Phi-3.5-MoE-instruct-GGUF; sha256 from mudler/LocalAI gallery",
+      source: "bartowski/Phi-3.5-MoE-instruct-GGUF; sha256 from mudler/LocalAI gallery",
     },
   }),
   // Azure: one image per turn, no system messages.
@@ -328,7 +327,7 @@ export const CATALOG: readonly CatalogModel[] = Object.freeze([
       url: hf("bartowski/phi-4-GGUF", "phi-4-Q4_K_M.gguf"),
       fileName: "phi-4-Q4_K_M.gguf",
       sha256: "009aba717c09d4a35890c7d35eb59d54e1dba884c7c526e7197d9c13ab5911d9",
-      source: "phi-models.md §7: bartowski/phi-4-GGUF; sha256 from mudler/LocalAI gallery",
+      source: "bartowski/phi-4-GGUF; sha256 from mudler/LocalAI gallery",
     },
   }),
   // Needs llama.cpp's `gpt-4o` pre-tokenizer, partial rotary and tied output; the bundled build (2025+) is assumed to
@@ -344,7 +343,7 @@ export const CATALOG: readonly CatalogModel[] = Object.freeze([
       url: hf("bartowski/microsoft_Phi-4-mini-instruct-GGUF", "microsoft_Phi-4-mini-instruct-Q4_K_M.gguf"),
       fileName: "microsoft_Phi-4-mini-instruct-Q4_K_M.gguf",
       sha256: "01999f17c39cc3074afae5e9c539bc82d45f2dd7faa3917c66cbef76fce8c0c2",
-      source: "phi-models.md §7: bartowski/microsoft_Phi-4-mini-instruct-GGUF; sha256 from mudler/LocalAI gallery",
+      source: "bartowski/microsoft_Phi-4-mini-instruct-GGUF; sha256 from mudler/LocalAI gallery",
     },
   }),
 ]);
@@ -354,7 +353,7 @@ export const DEFAULT_MODEL_ID = "phi-3.5-mini-instruct";
 
 /**
  * Looks a model up by catalog id or Azure name, case-insensitively (Azure's own casing is inconsistent:
- * `…-Instruct` for Phi-3, `-instruct` for Phi-4-mini — phi-models.md §5). Surrounding whitespace and a
+ * `…-Instruct` for Phi-3, `-instruct` for Phi-4-mini — docs/MODELS.md, "Model table"). Surrounding whitespace and a
  * Hugging Face `microsoft/` prefix are ignored, so `microsoft/Phi-3.5-mini-instruct` finds the catalog entry too.
  */
 export function findCatalogModel(nameOrAzureName: string): CatalogModel | undefined {
