@@ -1,115 +1,119 @@
 /**
- * Who is calling. Three sources, any combination: static keys (`--api-key`), keys stored in the
- * database (`phiserve keys create`), and Entra-style bearer tokens (`--jwt-issuer`). Either
- * `api-key` or `Authorization: Bearer` may carry a credential (the Azure clients send both).
- * Authentication is on when any source is configured; only a server with none runs open.
+ * Who is calling: one authenticator over any combination of credential sources, static keys
+ * (`--api-key`), keys stored in the database (`phiserve keys create`) and Entra-style bearer
+ * tokens (`--jwt-issuer`). Either `api-key` or `Authorization: Bearer` may carry a credential
+ * (the Azure clients send both). Authentication is on when any source is enabled; only a server
+ * with none runs open.
  */
 import { AppError } from "../errors/app-error.ts";
-import type { ApiKeyRecord, Store } from "../store/store.ts";
-import { bearerToken, createApiKeyAuthenticator } from "./api-key-authenticator.ts";
-import { hashApiKey } from "../store/api-keys.ts";
-import { JwksUnavailableError, JwtAuthenticator } from "./jwt-authenticator.ts";
+import type { CredentialSource } from "./credential-source.ts";
+import type { JwtAuthenticator } from "./jwt-authenticator.ts";
+import { createJwtSource } from "./jwt-source.ts";
+import type { Principal } from "./principal.ts";
+import { createStaticKeySource } from "./static-key-source.ts";
+import { createStoredKeySource, type ApiKeyLookup } from "./stored-key-source.ts";
 
-export interface Principal {
-  /** Stable id for usage, quotas and fairness: "key:<id>", "static:<digest prefix>", "jwt:<sub>" or "anonymous". */
-  id: string;
-  /** Deployments this caller may use; null = all. */
-  deployments: string[] | null;
-  /** Per-caller limits (stored keys); null = only the deployment's. */
-  requestsPerMinute: number | null;
-  tokensPerMinute: number | null;
-}
+// The identity vocabulary is defined in principal.ts; re-exported so the rest of the server
+// imports auth from this one module.
+export { ANONYMOUS, type Principal } from "./principal.ts";
+export type { CredentialSource } from "./credential-source.ts";
 
+/** The credentials a request presents, as raw header values. */
 export interface RequestCredentials {
+  /** The `api-key` header. */
   apiKey?: string | undefined;
+  /** The `Authorization` header: `Bearer <credential>` or a bare credential. */
   authorization?: string | undefined;
 }
 
 export interface Authenticator {
+  /** True when requests must carry a credential (some source is enabled). */
   isEnabled(): boolean;
-  /** The caller, or undefined when no presented credential is valid. */
+  /**
+   * The caller, or undefined when no presented credential is valid.
+   * @throws AppError AUTH_UNAVAILABLE when a token cannot be checked (identity provider down).
+   */
   authenticate(credentials: RequestCredentials): Promise<Principal | undefined>;
+  /** Stops every source's timers. */
   close(): void;
 }
 
-export const ANONYMOUS: Principal = { id: "anonymous", deployments: null, requestsPerMinute: null, tokensPerMinute: null };
-
-/** Revocations and new keys reach every replica within this time (issue: "refused within 5 s"). */
-const STORED_KEY_TTL_MS = 4000;
-
 export interface AuthenticatorSources {
+  /** Static keys; empty = none. */
   staticKeys: readonly string[];
-  store?: Store | undefined;
+  /** Store holding API keys; undefined = no stored keys. */
+  store?: ApiKeyLookup | undefined;
+  /** Token verifier; undefined = bearer tokens are not accepted as tokens. */
   jwt?: JwtAuthenticator | undefined;
-}
-
-export async function createAuthenticator(sources: AuthenticatorSources): Promise<Authenticator> {
-  const statics = createApiKeyAuthenticator(sources.staticKeys);
-  const stored = sources.store ? new StoredKeys(sources.store) : undefined;
-  await stored?.refreshPresence();
-  return {
-    isEnabled: () => statics.isEnabled || sources.jwt !== undefined || (stored?.hasKeys ?? false),
-    async authenticate(credentials) {
-      const candidates = [credentials.apiKey, bearerToken(credentials.authorization)].filter((c): c is string => typeof c === "string" && c.length > 0);
-      for (const candidate of candidates) {
-        if (sources.jwt && JwtAuthenticator.looksLikeJwt(candidate)) {
-          const principal = await verifyJwt(sources.jwt, candidate);
-          if (principal) return principal;
-          continue;
-        }
-        const fixed = statics.authenticate({ apiKey: candidate });
-        if (fixed && statics.isEnabled) return { ...ANONYMOUS, id: `static:${fixed.keyId}` };
-        const record = await stored?.find(candidate);
-        if (record) return { id: `key:${record.id}`, deployments: record.deployments, requestsPerMinute: record.rpm, tokensPerMinute: record.tpm };
-      }
-      return undefined;
-    },
-    close: () => stored?.close(),
-  };
-}
-
-async function verifyJwt(jwt: JwtAuthenticator, token: string): Promise<Principal | undefined> {
-  try {
-    const principal = await jwt.verify(token);
-    return principal ? { ...ANONYMOUS, id: `jwt:${principal.subject}`, deployments: principal.deployments } : undefined;
-  } catch (error) {
-    if (error instanceof JwksUnavailableError) {
-      throw new AppError("AUTH_UNAVAILABLE", "The identity provider's signing keys cannot be fetched; retry shortly.", { retryAfterSeconds: 5, cause: error });
-    }
-    throw error;
-  }
+  /** Clock for the stored-key cache, ms. Default `Date.now`. */
+  now?: (() => number) | undefined;
 }
 
 /**
- * Stored keys, looked up by SHA-256 and cached briefly (positive and negative), so a revoked key
- * stops working within STORED_KEY_TTL_MS on every replica without a query per request.
+ * Builds the sources that are configured, in the order they are asked: static keys (no I/O),
+ * then stored keys, with the JWT source judging JWT-shaped credentials alone.
  */
-class StoredKeys {
-  hasKeys = false;
-  private readonly cache = new Map<string, { record: ApiKeyRecord | undefined; at: number }>();
-  private readonly timer: NodeJS.Timeout;
+export async function createAuthenticator(options: AuthenticatorSources): Promise<Authenticator> {
+  const sources: CredentialSource[] = [createStaticKeySource(options.staticKeys)];
+  if (options.store) sources.push(await createStoredKeySource({ store: options.store, now: options.now }));
+  if (options.jwt) sources.push(createJwtSource(options.jwt));
+  return composeAuthenticator(sources);
+}
 
-  constructor(private readonly store: Store) {
-    this.timer = setInterval(() => void this.refreshPresence().catch(() => undefined), STORED_KEY_TTL_MS).unref();
-  }
+/**
+ * One authenticator over `sources`. Each presented credential (the `api-key` header first, then
+ * the Authorization header) is tried in turn, and the first that proves a caller wins, so a stale
+ * value in one header does not shadow a valid one in the other. A credential some source claims
+ * (a JWT, when a token issuer is configured) goes to the claiming sources only; any other goes to
+ * every source that claims nothing, in order.
+ */
+export function composeAuthenticator(sources: readonly CredentialSource[]): Authenticator {
+  return {
+    isEnabled: () => sources.some((source) => source.isEnabled()),
+    async authenticate(credentials) {
+      for (const credential of presentedCredentials(credentials)) {
+        const principal = await verifyCredential(sources, credential);
+        if (principal) return principal;
+      }
+      return undefined;
+    },
+    close() {
+      for (const source of sources) source.close?.();
+    },
+  };
+}
 
-  async refreshPresence(): Promise<void> {
-    this.hasKeys = (await this.store.listApiKeys()).some((k) => k.revokedAt === null);
+async function verifyCredential(sources: readonly CredentialSource[], credential: string): Promise<Principal | undefined> {
+  const claimants = sources.filter((source) => source.claims?.(credential) === true);
+  const asked = claimants.length > 0 ? claimants : sources.filter((source) => source.claims === undefined);
+  for (const source of asked) {
+    const principal = await source.verify(credential);
+    if (principal) return principal;
   }
+  return undefined;
+}
 
-  async find(secret: string): Promise<ApiKeyRecord | undefined> {
-    const hash = hashApiKey(secret);
-    const hit = this.cache.get(hash);
-    let record = hit && Date.now() - hit.at < STORED_KEY_TTL_MS ? hit.record : undefined;
-    if (!hit || Date.now() - hit.at >= STORED_KEY_TTL_MS) {
-      record = await this.store.findApiKeyByHash(hash);
-      if (this.cache.size > 10_000) this.cache.clear();
-      this.cache.set(hash, { record, at: Date.now() });
-    }
-    return record && record.revokedAt === null ? record : undefined;
-  }
+/** The non-empty credentials a request carries, `api-key` first, each once. */
+function presentedCredentials(credentials: RequestCredentials): string[] {
+  const apiKey = credentials.apiKey;
+  const bearer = bearerToken(credentials.authorization);
+  const presented: string[] = [];
+  if (apiKey) presented.push(apiKey);
+  // Clients that send both headers usually send the same value: check it once.
+  if (bearer && bearer !== apiKey) presented.push(bearer);
+  return presented;
+}
 
-  close(): void {
-    clearInterval(this.timer);
-  }
+/** The credential in an Authorization header: after "Bearer ", or the bare value (seen in the wild). */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const match = /^Bearer\s+(.+)$/i.exec(header.trim());
+  return match ? match[1] : header.trim();
+}
+
+/** The 401 message Azure's serverless endpoints send, word for word (clients and scripts match on it). */
+export const UNAUTHENTICATED_MESSAGE = "Auth token validation failed. Please provide a valid key or a valid AAD token";
+
+export function unauthenticated(): AppError {
+  return new AppError("UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE);
 }

@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { jwtVerify } from "jose";
 import { deploymentGrants, JwksUnavailableError, JwtAuthenticator, type JwtAuthOptions } from "./jwt-authenticator.ts";
 import { startTestIdentityProvider, type TestIdentityProvider } from "./test-jwks.ts";
+import { isLoopbackHost } from "../lib/loopback.ts";
 
 let idp: TestIdentityProvider;
 before(async () => {
@@ -234,6 +235,38 @@ describe("JwtAuthenticator: key source failures", () => {
     assert.throws(() => new JwtAuthenticator({ ...base, deploymentClaimPrefix: "" }), TypeError);
     assert.ok(new JwtAuthenticator(base));
     assert.ok(new JwtAuthenticator({ ...base, issuer: "https://sts.windows.net/t/", jwksUri: "https://login.microsoftonline.com/common/discovery/keys" }));
+  });
+});
+
+describe("JwtAuthenticator: plain http follows the one loopback rule", () => {
+  // The same hosts `serve` accepts for an unauthenticated bind (src/lib/loopback.ts); before the
+  // rules were merged, 127.0.0.2 passed the serve check and failed this one.
+  const base = { issuer: "https://login.microsoftonline.com/t/v2.0", audience: "api://x" };
+  const cases: [host: string, loopback: boolean][] = [
+    ["127.0.0.1", true],
+    ["127.0.0.2", true],
+    ["127.200.0.9", true],
+    ["localhost", true],
+    ["[::1]", true],
+    ["[::ffff:127.0.0.2]", true],
+    ["128.0.0.1", false],
+    ["[::ffff:10.0.0.1]", false],
+    ["0.0.0.0", false],
+    ["keys.example", false],
+  ];
+
+  it("accepts an http jwksUri exactly when isLoopbackHost accepts its host", () => {
+    for (const [host, loopback] of cases) {
+      const jwksUri = `http://${host}:8080/keys`;
+      assert.equal(isLoopbackHost(new URL(jwksUri).hostname), loopback, host);
+      if (loopback) assert.ok(new JwtAuthenticator({ ...base, jwksUri }), host);
+      else assert.throws(() => new JwtAuthenticator({ ...base, jwksUri }), TypeError, host);
+    }
+  });
+
+  it("applies the same rule to an http issuer used for discovery", () => {
+    assert.ok(new JwtAuthenticator({ ...base, issuer: "http://127.0.0.2:9000" }));
+    assert.throws(() => new JwtAuthenticator({ ...base, issuer: "http://128.0.0.1:9000" }), TypeError);
   });
 });
 

@@ -26,6 +26,7 @@ import {
   type JWTPayload,
   type RemoteJWKSet,
 } from "jose";
+import { isLoopbackHost } from "../lib/loopback.ts";
 
 /** Default allowed clock skew, in seconds, for `exp` and `nbf`. */
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 60;
@@ -79,8 +80,8 @@ export interface JwtAuthOptions {
   fetchImpl?: typeof fetch;
 }
 
-/** An authenticated caller. */
-export interface JwtPrincipal {
+/** What a valid token proves; the JWT credential source turns it into a `Principal`. */
+export interface VerifiedJwt {
   /** The token's `sub`. */
   subject: string;
   /** Deployments this token may use; null = all deployments. */
@@ -126,10 +127,10 @@ export class JwtAuthenticator {
 
   /**
    * Verifies a compact JWS access token.
-   * @returns the principal, or undefined for any invalid token (never throws for bad tokens).
+   * @returns what the token proves, or undefined for any invalid token (never throws for bad tokens).
    * @throws {JwksUnavailableError} when the signing keys cannot be fetched.
    */
-  async verify(token: string): Promise<JwtPrincipal | undefined> {
+  async verify(token: string): Promise<VerifiedJwt | undefined> {
     if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH || !JwtAuthenticator.looksLikeJwt(token)) {
       return undefined;
     }
@@ -270,9 +271,11 @@ function discoveryUrl(issuer: string): string {
   return `${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`;
 }
 
-const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
-
-/** Parses a key-source URL: https, or http only on loopback (plain http lets anyone swap keys). */
+/**
+ * Parses a key-source URL: https, or http only on a loopback host. Plain http to any other host
+ * lets whoever sits on the network path swap in their own signing keys and mint tokens; loopback
+ * traffic never leaves the machine. The loopback rule is the one `serve` binds by (src/lib/loopback.ts).
+ */
 function secureUrl(value: string, what: string): URL {
   let url: URL;
   try {
@@ -280,7 +283,7 @@ function secureUrl(value: string, what: string): URL {
   } catch {
     throw new TypeError(`${what} is not a valid URL`);
   }
-  if (url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname))) return url;
+  if (url.protocol === "https:" || (url.protocol === "http:" && isLoopbackHost(url.hostname))) return url;
   throw new TypeError(`${what} must use https (http is allowed only on loopback hosts)`);
 }
 

@@ -1,0 +1,22 @@
+/**
+ * Who is calling: the one identity type every credential source produces and every later stage
+ * (deployment grants, quotas, fairness, usage) reads. No stage looks at the credential itself.
+ */
+
+/** An authenticated caller (or {@link ANONYMOUS} when authentication is off). */
+export interface Principal {
+  /**
+   * Stable id for usage, quotas and fairness: "key:<id>" (stored key), "static:<8 hex of the key's
+   * SHA-256>" (static key), "jwt:<sub>" (bearer token) or "anonymous". Never the secret itself.
+   */
+  id: string;
+  /** Deployments this caller may use; null = all. */
+  deployments: string[] | null;
+  /** Per-caller requests per minute (stored keys); null = only the deployment's limit. */
+  requestsPerMinute: number | null;
+  /** Per-caller tokens per minute (stored keys); null = only the deployment's limit. */
+  tokensPerMinute: number | null;
+}
+
+/** The caller of a server with no credential source configured. Frozen: it is shared by every request. */
+export const ANONYMOUS: Principal = Object.freeze({ id: "anonymous", deployments: null, requestsPerMinute: null, tokensPerMinute: null });

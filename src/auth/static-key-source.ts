@@ -1,0 +1,44 @@
+/**
+ * Static API keys (`--api-key`, `PHISERVE_API_KEYS`), compared in constant time.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { CredentialSource } from "./credential-source.ts";
+import type { Principal } from "./principal.ts";
+
+const digest = (value: string): Buffer => createHash("sha256").update(value, "utf8").digest();
+
+/** A source that accepts exactly the given keys (empty strings ignored); disabled when there are none. */
+export function createStaticKeySource(keys: readonly string[]): CredentialSource {
+  // Compare SHA-256 digests, not the keys: equal lengths let timingSafeEqual run for a presented
+  // key of any length, so the time taken does not reveal a configured key's length.
+  const digests = keys.filter((k) => k.length > 0).map(digest);
+  // Keys already verified, so the common case skips hashing. Only exact configured keys enter it
+  // (at most one entry per key, so a flood of wrong keys cannot grow it), and a lookup can only
+  // hit for a caller who already holds a valid key.
+  const verified = new Map<string, Principal>();
+  return {
+    kind: "static",
+    isEnabled: () => digests.length > 0,
+    async verify(credential) {
+      const known = verified.get(credential);
+      if (known) return known;
+      if (digests.length === 0) return undefined;
+      const presented = digest(credential);
+      // Every configured key is compared, even after a match, so the time taken does not say
+      // which key matched or how many keys there are before it.
+      let matched = false;
+      for (const key of digests) matched = timingSafeEqual(presented, key) || matched;
+      if (!matched) return undefined;
+      // The id is a digest prefix, never the key: logs and usage rows can name the caller
+      // without holding anything that authenticates.
+      const principal: Principal = Object.freeze({
+        id: `static:${presented.toString("hex").slice(0, 8)}`,
+        deployments: null,
+        requestsPerMinute: null,
+        tokensPerMinute: null,
+      });
+      verified.set(credential, principal);
+      return principal;
+    },
+  };
+}
