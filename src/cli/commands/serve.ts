@@ -1,10 +1,11 @@
-import pino from "pino";
+import type { Logger } from "pino";
 import { createApp } from "../../app.ts";
 import { type DeploymentSettings, type ServeConfig } from "../../config/serve-config.ts";
 import { loadConfigFile, parseByteSize, type ConfigFile } from "../../config/config-file.ts";
 import { resolveDatabaseUrl } from "../../store/create-store.ts";
 import { isLoopbackHost } from "../../lib/loopback.ts";
 import type { GpuChoice } from "../../engine/llama-cpp/llama-cpp-engine.ts";
+import { createLogger } from "../../observability/logger.ts";
 import { CliError, resolveModel } from "../resolve-model.ts";
 import { exitWithCliError } from "./exit.ts";
 
@@ -41,7 +42,7 @@ interface ServeFlags {
 }
 
 export async function runServe(flags: ServeFlags): Promise<void> {
-  const logger = pino({ level: flags.logLevel, redact: ["req.headers.authorization", 'req.headers["api-key"]'] }, pino.destination(2));
+  const logger = createLogger({ level: flags.logLevel });
   try {
     const apiKeys = [...flags.apiKey, ...(process.env.PHISERVE_API_KEYS ?? "").split(",")].map((k) => k.trim()).filter(Boolean);
     const config: ServeConfig = Object.freeze({
@@ -163,7 +164,7 @@ function isUserError(error: Error): boolean {
   return /not found|Unknown catalog|no chat template|EADDRINUSE/.test(error.message);
 }
 
-function checkExposure(host: string, hasIdentity: boolean, authRequired: boolean, logger: pino.Logger): void {
+function checkExposure(host: string, hasIdentity: boolean, authRequired: boolean, logger: Logger): void {
   if (hasIdentity) return;
   if (!isLoopbackHost(host)) {
     if (authRequired) {
