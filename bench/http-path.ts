@@ -17,7 +17,7 @@ import { promisify } from "node:util";
 import Fastify, { type FastifyInstance } from "fastify";
 import pino from "pino";
 import { createApp } from "../src/app.ts";
-import { FakeEngine } from "../src/engine/fake/fake-engine.ts";
+import { createFakeEngineFactory } from "../src/engine/fake/fake-engine-factory.ts";
 import { ChatCompletionsRequestSchema } from "../src/protocol/chat-completions.schema.ts";
 import type { ServeConfig } from "../src/config/serve-config.ts";
 import { fakeServeConfig } from "../test/helpers/fake-config.ts";
@@ -67,7 +67,7 @@ async function bareServer(withContractHeaders: boolean): Promise<{ app: FastifyI
 async function main(): Promise<void> {
   const seconds = Number(args.seconds);
   const config: ServeConfig = fakeServeConfig({ apiKeys: [KEY] }, { parallel: 64, maxQueue: 1024, quota: { requestsPerMinute: 1e9, tokensPerMinute: 1e12 } });
-  const phiserve = await createApp(config, pino({ level: "silent" }), { engine: new FakeEngine({ tokens: ["Hello", " world"], yieldBetweenTokens: false }) });
+  const phiserve = await createApp(config, pino({ level: "silent" }), { engines: createFakeEngineFactory({ tokens: ["Hello", " world"], yieldBetweenTokens: false }) });
   const targets = [
     { name: "bare fastify route", ...(await bareServer(false)) },
     { name: "bare + contract headers", ...(await bareServer(true)) },

@@ -1,13 +1,16 @@
 /**
  * The composition root: the only place that builds every layer. `createApp` wires deployments
- * (engine, service, scheduler each), authentication, metrics and the HTTP server from a frozen
- * config; `close()` tears down in reverse order.
+ * (an engine from the engine factory, a generation step and a scheduler each), authentication,
+ * quota, metering, the chat use case and the HTTP server from a frozen config; `close()` tears
+ * down in reverse order.
  */
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { totalmem } from "node:os";
 import type { ServeConfig } from "./config/serve-config.ts";
-import type { Engine } from "./engine/engine.ts";
+import type { EngineFactory } from "./engine/engine-factory.ts";
+import { createLlamaCppEngineFactory } from "./engine/llama-cpp/llama-cpp-engine-factory.ts";
+import { ChatCompletionsService } from "./serving/chat-completions.service.ts";
 import { createAuthenticator } from "./auth/authenticator.ts";
 import { JwtAuthenticator } from "./auth/jwt-authenticator.ts";
 import { createStore } from "./store/create-store.ts";
@@ -31,15 +34,14 @@ export interface App {
 }
 
 export interface AppOverrides {
-  /** Replace the engine of every deployment (unit tests of the layers above it). */
-  engine?: Engine;
+  /** Makes every deployment's engine; default: llama.cpp for GGUF files (tests of the layers above pass a fake one). */
+  engines?: EngineFactory;
 }
 
 export async function createApp(config: ServeConfig, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
+  const engines = overrides.engines ?? createLlamaCppEngineFactory();
   const built = [];
-  for (const settings of config.deployments) {
-    built.push(await Deployment.create(settings, { gpu: config.gpu, logger, ...(overrides.engine ? { engine: overrides.engine } : {}) }));
-  }
+  for (const settings of config.deployments) built.push(await Deployment.create(settings, { engines, gpu: config.gpu, logger }));
   const deployments = new DeploymentRegistry(built, {
     defaultName: config.defaultDeployment,
     singleModel: config.singleModel,
@@ -55,16 +57,16 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
   const jwt = config.jwt ? new JwtAuthenticator({ issuer: config.jwt.issuer, audience: config.jwt.audience, ...(config.jwt.jwksUri ? { jwksUri: config.jwt.jwksUri } : {}) }) : undefined;
   const authenticator = await createAuthenticator({ staticKeys: config.apiKeys, store, jwt });
   const usage = new UsageMeter(store, logger);
+  const chat = new ChatCompletionsService({ deployments, quota, usage, metrics, shutdownSignal: shutdown.signal });
   const http = createHttpServer(
     {
       logger,
       authenticator,
+      chat,
       deployments,
       state: () => (draining ? "draining" : deployments.default.isLoaded() ? "ready" : "loading"),
-      shutdownSignal: shutdown.signal,
       metrics,
       quota,
-      usage,
     },
     { bodyLimitBytes: config.bodyLimitBytes, requestTimeoutMs: config.requestTimeoutMs },
   );

@@ -8,6 +8,7 @@ import { runTestModel } from "./commands/test-model.ts";
 import { runModels, runPull } from "./commands/models.ts";
 import { runKeysCreate, runKeysList, runKeysRevoke } from "./commands/keys.ts";
 import { runUsage } from "./commands/usage.ts";
+import { GPU_CHOICES } from "../config/serve-config.ts";
 
 const integer = (min: number) => (value: string): number => {
   const n = Number(value);
@@ -44,7 +45,7 @@ program
   .option("--threads <n>", "CPU threads (default: 1 for tiny models, all cores otherwise)", integer(1))
   .option("--batch-size <n>", "tokens per evaluation batch; long prompts are evaluated in chunks of this size", integer(16), 512)
   .option("--decode-batch <n>", "most decode tokens (one per generating sequence) per evaluation batch; 0 = all generating sequences together", integer(0), 0)
-  .addOption(new Option("--gpu <kind>", "compute backend").choices(["auto", "cpu", "cuda", "vulkan", "metal"]).default("auto"))
+  .addOption(new Option("--gpu <kind>", "compute backend").choices(GPU_CHOICES).default("auto"))
   .addOption(new Option("--json-policy <policy>", "constrained: JSON response formats are guaranteed by grammar; azure: 422 as Azure does for Phi").choices(["constrained", "azure"]).default("constrained"))
   .option("--max-n <n>", "largest n (choices per request)", integer(1), 16)
   .option("--tool-emulation", "offer tools to models without native tool calling (constrained JSON); default: 422 as Azure", false)

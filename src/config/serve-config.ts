@@ -2,7 +2,10 @@
  * The frozen configuration `serve` runs with: built once from flags, environment and the config
  * file in src/cli (the only reader of process.env), then passed to the composition root.
  */
-import type { GpuChoice } from "../engine/llama-cpp/llama-cpp-engine.ts";
+
+/** Compute backends `--gpu` accepts; `auto` lets the engine pick what the machine has. */
+export const GPU_CHOICES = ["auto", "cpu", "cuda", "vulkan", "metal"] as const;
+export type GpuChoice = (typeof GPU_CHOICES)[number];
 
 /** One deployment: a model file and how it is served. */
 export interface DeploymentSettings {
@@ -71,5 +74,3 @@ export interface ServeConfig {
   bodyLimitBytes: number;
   logLevel: string;
 }
-
-export const DEFAULT_CONTEXT_CAP = 4096;

@@ -1,31 +1,35 @@
 /**
- * One deployment: a model file, the engine that runs it, its chat service and its admission
- * scheduler. The engine is loaded on first use (or at start for the default deployment) and may
- * be unloaded when idle; everything else lives as long as the process.
+ * One deployment: a model, the engine that runs it (made by the injected engine factory), its
+ * generation step and its admission scheduler. The engine is loaded on first use (or at start for
+ * the default deployment) and may be unloaded when idle; everything else lives as long as the process.
  */
-import { statSync } from "node:fs";
-import { totalmem } from "node:os";
 import type { Logger } from "pino";
-import { DEFAULT_CONTEXT_CAP, type DeploymentSettings } from "../config/serve-config.ts";
+import type { DeploymentSettings, GpuChoice } from "../config/serve-config.ts";
 import type { Engine } from "../engine/engine.ts";
-import { LlamaCppEngine, type GpuChoice } from "../engine/llama-cpp/llama-cpp-engine.ts";
-import { defaultParallel, readGgufSummary } from "../engine/llama-cpp/gguf-metadata.ts";
-import { ChatCompletionsService, type ServedModel } from "../serving/chat-completions.service.ts";
+import type { EngineFactory } from "../engine/engine-factory.ts";
+import { ChatGeneration } from "../serving/chat-generation.ts";
+import type { ServedModel } from "../serving/served-model.ts";
 import { AdmissionScheduler } from "../scheduler/admission-scheduler.ts";
-import { planServedModel, type ServedModelPlan } from "../served-model.ts";
+import { planServedModel, type ServedModelPlan } from "./plan-served-model.ts";
 import { AppError } from "../errors/app-error.ts";
 import type { Principal } from "../auth/authenticator.ts";
 import type { Limit } from "../quota/quota.ts";
+import { AZURE_SERVERLESS_QUOTA } from "../catalog/phi-models.ts";
 
-/** Azure serverless Phi quota (azure-model-inference-api.md §7), used when neither config nor catalog says. */
-const AZURE_QUOTA = { requestsPerMinute: 1000, tokensPerMinute: 200_000 };
+export interface DeploymentDeps {
+  engines: EngineFactory;
+  gpu: GpuChoice;
+  logger: Logger;
+}
 
 export class Deployment {
   readonly name: string;
   readonly model: ServedModel;
-  readonly chat: ChatCompletionsService;
+  readonly chat: ChatGeneration;
   readonly scheduler: AdmissionScheduler;
   readonly quota: { requestsPerMinute: number; tokensPerMinute: number };
+  /** The deployment's own rate limit (Azure serverless: per deployment). */
+  readonly limit: Limit;
   /** Estimated resident memory when loaded: weights + KV caches. */
   readonly memoryBytes: number;
   lastUsedAt = 0;
@@ -34,45 +38,43 @@ export class Deployment {
   private constructor(
     readonly plan: ServedModelPlan,
     readonly engine: Engine,
-    parallel: number,
     settings: DeploymentSettings,
-    memoryBytes: number,
   ) {
+    const capacity = engine.capacity();
     this.model = plan.model;
     this.name = plan.model.deploymentName;
-    this.chat = new ChatCompletionsService({ engine, model: plan.model });
-    this.scheduler = new AdmissionScheduler({ slots: parallel, maxQueue: settings.maxQueue ?? Math.max(16, 8 * parallel) });
+    this.chat = new ChatGeneration({ engine, model: plan.model });
+    this.scheduler = new AdmissionScheduler({ slots: capacity.sequences, maxQueue: settings.maxQueue ?? Math.max(16, 8 * capacity.sequences) });
+    const catalogQuota = plan.catalog?.quota ?? AZURE_SERVERLESS_QUOTA;
     this.quota = {
-      requestsPerMinute: settings.quota?.requestsPerMinute ?? plan.catalog?.quota.requestsPerMinute ?? AZURE_QUOTA.requestsPerMinute,
-      tokensPerMinute: settings.quota?.tokensPerMinute ?? plan.catalog?.quota.tokensPerMinute ?? AZURE_QUOTA.tokensPerMinute,
+      requestsPerMinute: settings.quota?.requestsPerMinute ?? catalogQuota.requestsPerMinute,
+      tokensPerMinute: settings.quota?.tokensPerMinute ?? catalogQuota.tokensPerMinute,
     };
-    this.memoryBytes = memoryBytes;
+    this.limit = { scope: `deployment:${this.name}`, ...this.quota };
+    this.memoryBytes = capacity.memoryBytes;
   }
 
-  static async create(settings: DeploymentSettings, deps: { gpu: GpuChoice; logger: Logger; engine?: Engine }): Promise<Deployment> {
-    const summary = deps.engine ? {} : await readGgufSummary(settings.modelPath);
-    const plan = planServedModel(settings.modelPath, summary, settings.catalogModelId, settings.name, {
+  static async create(settings: DeploymentSettings, deps: DeploymentDeps): Promise<Deployment> {
+    const facts = await deps.engines.describe(settings.modelPath);
+    const plan = planServedModel(settings.modelPath, facts, settings.catalogModelId, settings.name, {
       jsonPolicy: settings.jsonPolicy,
       maxChoices: settings.maxChoices,
       toolEmulation: settings.toolEmulation,
       systemRole: settings.systemRole,
     });
-    const contextSize = settings.contextSize ?? Math.min(plan.modelContextLength ?? DEFAULT_CONTEXT_CAP, DEFAULT_CONTEXT_CAP);
-    const parallel = settings.parallel ?? defaultParallel(summary.kvBytesPerToken, contextSize, totalmem());
-    const engine =
-      deps.engine ??
-      new LlamaCppEngine(
-        { modelPath: settings.modelPath, contextSize, parallel, threads: settings.threads, batchSize: settings.batchSize, decodeBatch: settings.decodeBatch, gpu: deps.gpu, extraStopTokens: plan.extraStopTokens },
-        deps.logger.child({ component: "engine", deployment: settings.name ?? plan.model.deploymentName }),
-      );
-    const weights = deps.engine ? 0 : statSync(settings.modelPath).size;
-    const kv = (summary.kvBytesPerToken ?? 0) * contextSize * parallel;
-    return new Deployment(plan, engine, parallel, settings, weights + kv);
-  }
-
-  /** The deployment's own rate limit (Azure serverless: per deployment). */
-  get limit(): Limit {
-    return { scope: `deployment:${this.name}`, requestsPerMinute: this.quota.requestsPerMinute, tokensPerMinute: this.quota.tokensPerMinute };
+    const engine = await deps.engines.create({
+      modelPath: settings.modelPath,
+      modelContextLength: plan.modelContextLength,
+      contextSize: settings.contextSize,
+      parallel: settings.parallel,
+      threads: settings.threads,
+      batchSize: settings.batchSize,
+      decodeBatch: settings.decodeBatch,
+      gpu: deps.gpu,
+      extraStopTokens: plan.extraStopTokens,
+      logger: deps.logger.child({ component: "engine", deployment: plan.model.deploymentName }),
+    });
+    return new Deployment(plan, engine, settings);
   }
 
   /** True when `principal` may use this deployment (keys and tokens can be restricted to some). */

@@ -3,10 +3,10 @@
  * tokens) when one matches, otherwise what the file's own metadata says.
  */
 import { basename } from "node:path";
-import { CATALOG, findCatalogModel, type CatalogModel } from "./catalog/phi-models.ts";
-import { CHAT_TEMPLATES, templateSupportsSystemRole } from "./catalog/chat-templates.ts";
-import type { ServedModel } from "./serving/chat-completions.service.ts";
-import type { GgufSummary } from "./engine/llama-cpp/gguf-metadata.ts";
+import { CATALOG, findCatalogModel, type CatalogModel } from "../catalog/phi-models.ts";
+import { CHAT_TEMPLATES, templateSupportsSystemRole } from "../catalog/chat-templates.ts";
+import type { ServedModel } from "../serving/served-model.ts";
+import type { ModelFileFacts } from "../engine/engine-factory.ts";
 
 export interface ServedModelPlan {
   model: ServedModel;
@@ -39,7 +39,7 @@ export interface ServingPolicy {
   systemRole: "azure" | "native";
 }
 
-export function planServedModel(modelPath: string, summary: GgufSummary, catalogId: string | undefined, deploymentName: string | undefined, policy: ServingPolicy): ServedModelPlan {
+export function planServedModel(modelPath: string, summary: ModelFileFacts, catalogId: string | undefined, deploymentName: string | undefined, policy: ServingPolicy): ServedModelPlan {
   const catalog = catalogId ? findCatalogModel(catalogId) : matchCatalogModel(modelPath, summary.name);
   if (catalogId && !catalog) throw new Error(`Unknown catalog model '${catalogId}'. Run 'phiserve models' to list them.`);
   const chatTemplate = catalog ? CHAT_TEMPLATES[catalog.chatTemplate] : summary.chatTemplate;

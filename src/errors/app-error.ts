@@ -18,6 +18,7 @@ export type AppErrorCode =
   | "OVERLOADED"
   | "GENERATION_TIMEOUT"
   | "AUTH_UNAVAILABLE"
+  | "CLIENT_CLOSED"
   | "INTERNAL";
 
 /** Every code, in catalog order; docs/ERRORS.md is kept in sync with this list by a test. */
@@ -36,6 +37,7 @@ export const APP_ERROR_CODES: readonly AppErrorCode[] = [
   "OVERLOADED",
   "GENERATION_TIMEOUT",
   "AUTH_UNAVAILABLE",
+  "CLIENT_CLOSED",
   "INTERNAL",
 ];
 

@@ -25,6 +25,8 @@ const HTTP_SHAPES: Record<AppErrorCode, HttpShape> = {
   OVERLOADED: { status: 503, wireCode: "overloaded", type: "unavailable_error" },
   GENERATION_TIMEOUT: { status: 504, wireCode: "timeout", type: "timeout_error" },
   AUTH_UNAVAILABLE: { status: 503, wireCode: "auth_unavailable", type: "unavailable_error" },
+  // Never sent (the client is gone): the status usage records and logs carry, as nginx's 499.
+  CLIENT_CLOSED: { status: 499, wireCode: "client_closed", type: "client_closed" },
   INTERNAL: { status: 500, wireCode: "internal_error", type: "server_error" },
 };
 

@@ -6,19 +6,19 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import pino from "pino";
 import { createApp, type App } from "../app.ts";
-import { FakeEngine } from "../engine/fake/fake-engine.ts";
+import { createFakeEngineFactory } from "../engine/fake/fake-engine-factory.ts";
 import type { ServeConfig } from "../config/serve-config.ts";
 import { fakeServeConfig } from "../../test/helpers/fake-config.ts";
 
 const KEY = "unit-test-key";
-const engine = new FakeEngine({ tokens: ["Hel", "lo", " wor", "ld", "!"], contextLength: 200 });
+const engines = createFakeEngineFactory({ tokens: ["Hel", "lo", " wor", "ld", "!"], contextLength: 200 });
 let app: App;
 
 const config: ServeConfig = fakeServeConfig({ apiKeys: [KEY], bodyLimitBytes: 2048 }, { jsonPolicy: "azure", maxChoices: 4 });
 
 before(async () => {
-  app = await createApp(config, pino({ level: "silent" }), { engine });
-  await engine.load();
+  app = await createApp(config, pino({ level: "silent" }), { engines });
+  await app.deployments.default.load();
 });
 after(async () => app.close());
 
@@ -60,9 +60,9 @@ test("a chat completion has the documented shape and exact usage", async () => {
   assert.match(body.id, /^[0-9a-f]{32}$/);
   assert.equal(Number.isInteger(body.created), true);
   assert.deepEqual(body.choices, [{ index: 0, message: { role: "assistant", content: "Hello world!", tool_calls: null }, finish_reason: "stop", logprobs: null }]);
-  // Phi-3.5-mini: the system message is folded into the user turn (Azure translates it).
-  const prompt = engine.requests.at(-1)?.prompt;
-  assert.equal(prompt, "<|user|>\nBe terse.\nhi<|end|>\n<|assistant|>\n");
+  // Phi-3.5-mini: the system message becomes a user message of its own (Azure translates it).
+  const prompt = engines.engines[0]!.requests.at(-1)?.prompt;
+  assert.equal(prompt, "<|user|>\nBe terse.<|end|>\n<|user|>\nhi<|end|>\n<|assistant|>\n");
   assert.deepEqual(body.usage, { prompt_tokens: prompt!.length, completion_tokens: 5, total_tokens: prompt!.length + 5 });
 });
 
@@ -81,7 +81,7 @@ test("max_tokens cuts with finish_reason length; stop strings are never emitted"
 test("numeric strings are accepted where numbers are expected", async () => {
   const res = await chat({ messages: user, presence_penalty: "0.1", temperature: "0", max_tokens: "3" });
   assert.equal(res.statusCode, 200);
-  assert.equal(engine.requests.at(-1)?.presencePenalty, 0.1);
+  assert.equal(engines.engines[0]!.requests.at(-1)?.presencePenalty, 0.1);
   assert.equal(res.json().usage.completion_tokens, 3);
 });
 
@@ -180,8 +180,9 @@ test("a stream with an invalid body is a JSON 422, not SSE", async () => {
 });
 
 test("before the model is loaded /health is 503; a chat request loads it (shared with start-up) instead of failing", async () => {
-  const fresh = new FakeEngine({ tokens: ["ok"] });
-  const loading = await createApp({ ...config, apiKeys: [] }, pino({ level: "silent" }), { engine: fresh });
+  const freshEngines = createFakeEngineFactory({ tokens: ["ok"] });
+  const loading = await createApp({ ...config, apiKeys: [] }, pino({ level: "silent" }), { engines: freshEngines });
+  const fresh = freshEngines.engines[0]!;
   try {
     const health = await loading.http.inject({ method: "GET", url: "/health" });
     assert.equal(health.statusCode, 503);

@@ -7,29 +7,27 @@ import type { Logger } from "pino";
 import { AppError } from "../errors/app-error.ts";
 import { toHttpError } from "../errors/http-mapping.ts";
 import { createRequestId } from "../lib/ids.ts";
-import { ANONYMOUS, type Authenticator, type Principal } from "../auth/authenticator.ts";
+import type { Authenticator } from "../auth/authenticator.ts";
 import type { Quota } from "../quota/quota.ts";
-import type { UsageMeter } from "../serving/usage-meter.ts";
 import { toRateLimitHeaders } from "../quota/rate-limit-headers.ts";
-import type { DeploymentRegistry } from "../deployments/deployment-registry.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { unauthenticated } from "../auth/authenticator.ts";
 import { toValidationDetails, type AjvErrorLike } from "./validation-errors.ts";
-import { registerChatCompletionsRoutes } from "./routes/chat-completions.route.ts";
-import { registerInfoRoutes } from "./routes/info.route.ts";
+import { registerChatCompletionsRoutes, type ChatCompletions } from "./routes/chat-completions.route.ts";
+import { registerInfoRoutes, type InfoDeployments } from "./routes/info.route.ts";
+import { decorateRequestState, ROUTE_PREFIXES } from "./request-state.ts";
 
 export interface HttpServerDeps {
   logger: Logger;
   authenticator: Authenticator;
-  deployments: DeploymentRegistry;
+  /** The chat use case. */
+  chat: ChatCompletions;
+  /** Deployments, for /info and /v1/models. */
+  deployments: InfoDeployments;
   /** "loading" | "ready" | "draining": what /health reports (503 unless ready). */
   state: () => "loading" | "ready" | "draining";
-  /** Aborts every generation still running when the drain timeout passes. */
-  shutdownSignal: AbortSignal;
   metrics: Metrics;
   quota: Quota;
-  /** Meters every request's usage into the store (when one is configured). */
-  usage: UsageMeter;
 }
 
 export interface HttpServerOptions {
@@ -38,16 +36,6 @@ export interface HttpServerOptions {
   /** Deadline of a chat request, from arrival; 0 = none. */
   requestTimeoutMs: number;
 }
-
-const principals = new WeakMap<FastifyRequest, Principal>();
-
-/** Who sent the request (the fairness tenant); anonymous when authentication is off. */
-export function principalOf(request: FastifyRequest): Principal {
-  return principals.get(request) ?? ANONYMOUS;
-}
-
-/** Path prefixes every API route is served under. */
-export const ROUTE_PREFIXES = ["", "/models"] as const;
 
 const isHealthPath = (url: string): boolean => /^\/(models\/)?health(\?|$)/.test(url);
 
@@ -63,6 +51,7 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
     routerOptions: { ignoreTrailingSlash: true },
     ajv: { customOptions: { coerceTypes: true, allErrors: true, removeAdditional: false, useDefaults: false, strict: false } },
   });
+  decorateRequestState(app);
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
@@ -74,7 +63,7 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
       authorization: headerValue(request.headers.authorization),
     });
     if (!principal) throw unauthenticated();
-    principals.set(request, principal);
+    request.principal = principal;
   });
 
   // Every API response reports the rate-limit state; chat responses set it from their own reservation.
@@ -112,8 +101,8 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
     reply.header("content-type", deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });
-  registerInfoRoutes(app, deps);
-  registerChatCompletionsRoutes(app, deps, { requestTimeoutMs: options.requestTimeoutMs });
+  registerInfoRoutes(app, deps.deployments);
+  registerChatCompletionsRoutes(app, deps.chat, { requestTimeoutMs: options.requestTimeoutMs });
   return app;
 }
 

@@ -1,27 +1,19 @@
 /**
- * The chat-completions use case: render the prompt with the model's template, check it fits the
- * context window, run the engine, apply stop strings, and count usage exactly. No HTTP here.
+ * One deployment's generation step of the chat use case: render the prompt with the model's
+ * template, check it fits the context window, run the engine for each of the `n` choices, apply
+ * stop strings, and count usage exactly. The request's life around it (deployment, quota,
+ * admission, metering) is `chat-completions.service.ts`.
  */
 import type { Engine, GenerationRequest, TokenLogprob } from "../engine/engine.ts";
 import { checkLogitBiasIds } from "./decoding-options.ts";
 import { AppError } from "../errors/app-error.ts";
 import { renderChatTemplate } from "../catalog/chat-templates.ts";
-import type { ChatCommand, ModelCapabilities } from "./chat-command.ts";
+import type { ChatCommand } from "./chat-command.ts";
+import type { ServedModel } from "./served-model.ts";
 import { ChoiceOutput, type ChoiceEvent, type ChoiceFinishReason } from "./choice-output.ts";
 import { planPrompt, type PromptPlan } from "./prompt-plan.ts";
 import type { ToolCall } from "./tools.ts";
 import { Cancellation, type CancelSignal } from "../lib/cancellation.ts";
-
-/** The model a deployment serves, resolved at start-up. */
-export interface ServedModel {
-  deploymentName: string;
-  /** `model_name` in /info and `model` in responses, e.g. "Phi-3.5-Mini-Instruct". */
-  azureName: string;
-  chatTemplate: string;
-  /** False: system messages are translated into user messages (Azure behaviour). */
-  supportsSystemRole: boolean;
-  capabilities: ModelCapabilities;
-}
 
 export interface Usage {
   promptTokens: number;
@@ -73,7 +65,7 @@ export interface UsageRecord extends Usage {
   finishReasons: ChoiceFinishReason[];
 }
 
-export interface ChatCompletionsServiceDeps {
+export interface ChatGenerationDeps {
   engine: Engine;
   model: ServedModel;
 }
@@ -81,8 +73,8 @@ export interface ChatCompletionsServiceDeps {
 /** Seconds a client is told to wait while the model is still loading. */
 const LOADING_RETRY_AFTER_SECONDS = 5;
 
-export class ChatCompletionsService {
-  constructor(private readonly deps: ChatCompletionsServiceDeps) {}
+export class ChatGeneration {
+  constructor(private readonly deps: ChatGenerationDeps) {}
 
   /** Renders and measures the prompt; throws the errors that must precede any streamed byte. */
   async prepare(command: ChatCommand): Promise<PreparedChat> {

@@ -1,0 +1,246 @@
+/**
+ * The chat-completions use case: one object owns a request's whole life, with no transport in
+ * it (the route only adapts HTTP to it, as vLLM's router does over `create_chat_completion`):
+ *
+ *   resolve deployment → authorize → map the command → load → prepare (template, exact prompt
+ *   tokens, context check) → reserve quota → admit → run → release, reconcile quota → meter
+ *
+ * Every check that can fail runs before `create` resolves, so the caller can still answer with a
+ * plain error; what fails later ends a stream with an error. Time to first token, queue wait,
+ * usage (metrics, the log line and the usage store) are measured here and nowhere else.
+ */
+import type { Logger } from "pino";
+import type { ChatCompletionChunk, ChatCompletionResponse, ChatCompletionsRequest } from "../protocol/chat-completions.schema.ts";
+import type { Principal } from "../auth/authenticator.ts";
+import type { Limit, Quota, RateLimitState, Reservation } from "../quota/quota.ts";
+import { toRateLimitHeaders } from "../quota/rate-limit-headers.ts";
+import type { Admission, AdmitRequest } from "../scheduler/admission-scheduler.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import { AppError } from "../errors/app-error.ts";
+import { statusOf } from "../errors/http-mapping.ts";
+import { createCompletionId } from "../lib/ids.ts";
+import { AsyncChannel } from "../lib/async-channel.ts";
+import type { CancelSignal } from "../lib/cancellation.ts";
+import { toChatCommand } from "./chat-command.ts";
+import type { ChatGeneration, GenerationSink, PreparedChat, UsageRecord } from "./chat-generation.ts";
+import type { ServedModel } from "./served-model.ts";
+import { RequestLifetime } from "./request-lifetime.ts";
+import { toCompletionResponse, toContentChunk, toFinalChunk, toRoleChunk, toToolCallsChunk, type CompletedChoice, type ResponseMeta } from "./to-protocol.ts";
+import type { UsageMeter } from "./usage-meter.ts";
+
+/** The logging the use case does on a request's logger (a pino logger or fastify's request.log). */
+export type RequestLog = Pick<Logger, "debug" | "info" | "warn" | "error">;
+
+/** A validated chat request, as the transport received it. */
+export interface ChatCompletionsCommand {
+  body: ChatCompletionsRequest;
+  /** Parameters `extra-parameters: pass-through` hands on to the model. */
+  passThrough: Readonly<Record<string, unknown>>;
+  /** The `azureml-model-deployment` header, when sent. */
+  deploymentName: string | undefined;
+}
+
+/** Who asks, and when the request must end. Times are `performance.now()` milliseconds. */
+export interface ChatRequestContext {
+  principal: Principal;
+  /** Aborted when the client goes away. */
+  signal: CancelSignal;
+  arrivedAt: number;
+  /** Give up (504 before the first byte, an error chunk after it) at this time; undefined = never. */
+  deadlineAt: number | undefined;
+  requestId: string;
+  /** The request's logger (carries its id). */
+  log: RequestLog;
+}
+
+/** What `create` resolves with: a finished response, or chunks to stream as they come. */
+export type ChatCompletionsResult =
+  | { stream: false; response: ChatCompletionResponse; rateLimit: RateLimitState }
+  /** Iterating drives nothing: generation runs on its own and waits when the reader falls behind. Leaving the loop early stops it. */
+  | { stream: true; chunks: AsyncIterable<ChatCompletionChunk>; rateLimit: RateLimitState };
+
+/** What the use case needs of a deployment. */
+export interface ChatDeployment {
+  readonly name: string;
+  readonly model: ServedModel;
+  readonly chat: ChatGeneration;
+  readonly scheduler: { admit(request: AdmitRequest): Promise<Admission> };
+  readonly limit: Limit;
+  /** Throws FORBIDDEN unless `principal` may use it. */
+  authorize(principal: Principal): void;
+}
+
+export interface ChatDeployments<D extends ChatDeployment> {
+  /** The deployment a request names (header, then body `model`), or the default; MODEL_NOT_FOUND otherwise. */
+  resolve(header: string | undefined, bodyModel: string | undefined): D;
+  /** Loads the deployment's engine if needed (within the memory budget). */
+  ensureLoaded(deployment: D): Promise<void>;
+}
+
+export interface ChatCompletionsDeps<D extends ChatDeployment> {
+  deployments: ChatDeployments<D>;
+  quota: Quota;
+  usage: UsageMeter;
+  metrics: Metrics;
+  /** Aborted when the drain timeout passes: every request still running ends. */
+  shutdownSignal: CancelSignal;
+}
+
+/** Chunks a stream may hold unread before generation waits for the reader. */
+const STREAM_HIGH_WATER_MARK = 4;
+
+/** One admitted request: what its run and its accounting share. */
+interface Exchange {
+  deployment: ChatDeployment;
+  context: ChatRequestContext;
+  prepared: PreparedChat;
+  meta: ResponseMeta;
+  lifetime: RequestLifetime;
+  admission: Admission;
+  reservation: Reservation;
+  usage: UsageRecord | undefined;
+  sawOutput: boolean;
+}
+
+export class ChatCompletionsService<D extends ChatDeployment> {
+  constructor(private readonly deps: ChatCompletionsDeps<D>) {}
+
+  async create(command: ChatCompletionsCommand, context: ChatRequestContext): Promise<ChatCompletionsResult> {
+    const deployment = this.deps.deployments.resolve(command.deploymentName, command.body.model);
+    deployment.authorize(context.principal);
+    const chat = toChatCommand(command.body, { ...command.passThrough }, deployment.model.capabilities);
+    await this.deps.deployments.ensureLoaded(deployment);
+    const prepared = await deployment.chat.prepare(chat);
+    // Reserve the worst case (prompt + every choice's max_tokens); reconciled with actual usage at the end.
+    const { reservation, state } = await this.reserve(deployment, context.principal, prepared.promptTokens + prepared.maxTokens * chat.n);
+    const lifetime = new RequestLifetime(context.signal, context.deadlineAt, this.deps.shutdownSignal);
+    let admission: Admission;
+    try {
+      // Admission happens before the first byte, so 503 (queue full) and 504 (deadline) are plain errors.
+      admission = await deployment.scheduler.admit({ tenant: context.principal.id, slots: chat.n, signal: lifetime.signal, deadlineAt: context.deadlineAt });
+    } catch (error) {
+      lifetime.dispose();
+      await this.commit(reservation, 0, context.log);
+      throw lifetime.explain(error);
+    }
+    context.log.debug({ event: "scheduler.admitted", queuedMs: Math.round(admission.queuedMs) }, "admitted");
+    this.deps.metrics.queueWait.observe(admission.queuedMs / 1000);
+    const meta: ResponseMeta = { id: createCompletionId(), created: Math.floor(Date.now() / 1000), model: deployment.model.azureName };
+    const exchange: Exchange = { deployment, context, prepared, meta, lifetime, admission, reservation, usage: undefined, sawOutput: false };
+    if (!chat.stream) return { stream: false, response: await this.collect(exchange), rateLimit: state };
+    const channel = new AsyncChannel<ChatCompletionChunk>(STREAM_HIGH_WATER_MARK, () => lifetime.cancel("the reader stopped"));
+    void this.pump(exchange, channel);
+    return { stream: true, chunks: channel, rateLimit: state };
+  }
+
+  /** Checks and reserves the deployment's (and the caller's own) limits; 429 with retry headers when over. */
+  private async reserve(deployment: ChatDeployment, principal: Principal, tokens: number): Promise<{ reservation: Reservation; state: RateLimitState }> {
+    const limits: Limit[] = [deployment.limit];
+    if (principal.requestsPerMinute !== null || principal.tokensPerMinute !== null) {
+      limits.push({ scope: `principal:${principal.id}`, requestsPerMinute: principal.requestsPerMinute ?? Infinity, tokensPerMinute: principal.tokensPerMinute ?? Infinity });
+    }
+    const result = await this.deps.quota.reserve(limits, tokens).catch((error: unknown) => {
+      // Fail closed: without the shared counters the limits cannot be enforced.
+      throw new AppError("OVERLOADED", "Rate limiting is unavailable; retry shortly.", { retryAfterSeconds: 1, cause: error });
+    });
+    if (result.ok) return { reservation: result.reservation, state: result.state };
+    const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
+    throw new AppError("RATE_LIMITED", `Rate limit is exceeded. Try again in ${seconds} seconds.`, { retryAfterSeconds: result.retryAfterMs / 1000, headers: toRateLimitHeaders(result.state) });
+  }
+
+  /** Runs to the end and builds the whole response. */
+  private async collect(exchange: Exchange): Promise<ChatCompletionResponse> {
+    const { prepared, meta, lifetime } = exchange;
+    const choices: CompletedChoice[] = [];
+    const wantLogprobs = prepared.command.topLogprobs !== undefined;
+    for (let i = 0; i < prepared.command.n; i++) choices.push({ content: "", finishReason: "length", toolCalls: undefined, logprobs: wantLogprobs ? [] : undefined });
+    let response: ChatCompletionResponse | undefined;
+    let status = 200;
+    try {
+      await this.run(exchange, {
+        text(index, text, logprobs) {
+          const choice = choices[index]!;
+          choice.content += text;
+          if (logprobs) choice.logprobs?.push(...logprobs);
+        },
+        toolCalls(index, calls) {
+          choices[index]!.toolCalls = calls;
+        },
+        end(index, finishReason, usage) {
+          choices[index]!.finishReason = finishReason;
+          if (usage) response = toCompletionResponse(meta, choices, usage);
+        },
+      });
+      if (!response) throw lifetime.explain(new Error("generation ended early"));
+      return response;
+    } catch (error) {
+      const explained = lifetime.explain(error);
+      status = explained instanceof AppError ? statusOf(explained.code) : 500;
+      throw explained;
+    } finally {
+      await this.settle(exchange, status);
+    }
+  }
+
+  /** Runs in the background of a stream, feeding `channel`; failures after the first byte end it with an error. */
+  private async pump(exchange: Exchange, channel: AsyncChannel<ChatCompletionChunk>): Promise<void> {
+    const { prepared, meta, lifetime, context } = exchange;
+    try {
+      for (let index = 0; index < prepared.command.n; index++) await channel.push(toRoleChunk(meta, index));
+      await this.run(exchange, {
+        text: (index, text, logprobs) => channel.push(toContentChunk(meta, index, text, logprobs)),
+        toolCalls: (index, calls) => channel.push(toToolCallsChunk(meta, index, calls)),
+        end: (index, finishReason, usage) => channel.push(toFinalChunk(meta, index, finishReason, usage)),
+      });
+      // Cut short by the deadline or the shutdown: the reader must see an error, not a quiet end.
+      const reason = lifetime.endReason();
+      if (reason === "deadline" || reason === "shutdown") channel.fail(lifetime.explain(undefined));
+      else channel.close();
+    } catch (error) {
+      const explained = lifetime.explain(error);
+      if (!(explained instanceof AppError) || statusOf(explained.code) >= 500) context.log.error({ event: "stream.failed", err: error }, "stream failed after the first byte");
+      channel.fail(explained);
+    } finally {
+      // Streams answer 200 whatever happens after the headers (the store records the status sent).
+      await this.settle(exchange, 200);
+    }
+  }
+
+  /** The generation, with time to first output recorded once, whichever sink call comes first. */
+  private async run(exchange: Exchange, sink: GenerationSink): Promise<void> {
+    const note = () => {
+      if (exchange.sawOutput) return;
+      exchange.sawOutput = true;
+      this.deps.metrics.timeToFirstToken.observe((performance.now() - exchange.context.arrivedAt) / 1000);
+    };
+    await exchange.deployment.chat.run(exchange.prepared, exchange.lifetime.signal, {
+      text: (index, text, logprobs) => (note(), sink.text(index, text, logprobs)),
+      toolCalls: (index, calls) => (note(), sink.toolCalls(index, calls)),
+      end: (index, finishReason, usage) => (note(), sink.end(index, finishReason, usage)),
+    }, (usage) => (exchange.usage = usage));
+  }
+
+  /** Once per admitted request, finished or not: frees the sequences, reconciles the quota, meters the usage. */
+  private async settle(exchange: Exchange, status: number): Promise<void> {
+    const { context, deployment, prepared, lifetime, admission } = exchange;
+    admission.release();
+    lifetime.dispose();
+    const usage = exchange.usage ?? { promptTokens: prepared.promptTokens, completionTokens: 0, completed: false, finishReasons: [] };
+    const { metrics } = this.deps;
+    metrics.promptTokens.inc(usage.promptTokens);
+    metrics.completionTokens.inc(usage.completionTokens);
+    const durationMs = performance.now() - context.arrivedAt;
+    const endReason = lifetime.endReason();
+    context.log.info({ event: "chat.usage", ...usage, status, stream: prepared.command.stream, endReason, queuedMs: Math.round(admission.queuedMs), durationMs: Math.round(durationMs) }, "chat usage");
+    this.deps.usage.record({
+      requestId: context.requestId, principal: context.principal.id, deployment: deployment.name, model: deployment.model.azureName,
+      promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, status, stream: prepared.command.stream,
+      completed: usage.completed, queuedMs: admission.queuedMs, durationMs, createdAt: new Date(),
+    });
+    await this.commit(exchange.reservation, usage.promptTokens + usage.completionTokens, context.log);
+  }
+
+  private async commit(reservation: Reservation, tokens: number, log: RequestLog): Promise<void> {
+    await reservation.commit(tokens).catch((error: unknown) => log.warn({ event: "quota.commit_failed", err: error }, "quota not reconciled"));
+  }
+}
