@@ -13,6 +13,7 @@ export class AsyncChannel<T> implements AsyncIterableIterator<T> {
   private reader: { resolve: (result: IteratorResult<T>) => void; reject: (error: unknown) => void } | undefined;
   private space: { promise: Promise<void>; resolve: () => void } | undefined;
   private cancelled = false;
+  private unbounded = false;
 
   constructor(
     private readonly highWaterMark: number,
@@ -29,13 +30,22 @@ export class AsyncChannel<T> implements AsyncIterableIterator<T> {
       return undefined;
     }
     this.items.push(item);
-    if (this.items.length - this.head < this.highWaterMark) return undefined;
+    if (this.unbounded || this.items.length - this.head < this.highWaterMark) return undefined;
     if (!this.space) {
       let resolve!: () => void;
       const promise = new Promise<void>((r) => (resolve = r));
       this.space = { promise, resolve };
     }
     return this.space.promise;
+  }
+
+  /**
+   * Stops applying backpressure: a waiting `push` resolves and later ones never wait. For a writer
+   * that must wind down (its request was stopped) although the reader is stalled.
+   */
+  unblock(): void {
+    this.unbounded = true;
+    this.releaseSpace();
   }
 
   /** No more items: the reader finishes after the queued ones. */
@@ -100,7 +110,7 @@ export class AsyncChannel<T> implements AsyncIterableIterator<T> {
   }
 
   private releaseSpace(): void {
-    if (!this.space || (!this.cancelled && this.items.length - this.head >= this.highWaterMark)) return;
+    if (!this.space || (!this.cancelled && !this.unbounded && this.items.length - this.head >= this.highWaterMark)) return;
     const { resolve } = this.space;
     this.space = undefined;
     resolve();

@@ -71,10 +71,6 @@ export class AdmissionScheduler {
     return { busySlots: this.busy, queued: this.queuedCount, admitted: this.admittedCount, rejected: this.rejectedCount };
   }
 
-  get isDraining(): boolean {
-    return this.draining;
-  }
-
   admit(request: AdmitRequest): Promise<Admission> {
     const slots = Math.min(Math.max(1, request.slots), this.options.slots);
     const normalized = { ...request, slots };

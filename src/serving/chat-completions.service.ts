@@ -129,6 +129,8 @@ export class ChatCompletionsService<D extends ChatDeployment> {
     const exchange: Exchange = { deployment, context, prepared, meta, lifetime, admission, reservation, usage: undefined, sawOutput: false };
     if (!chat.stream) return { stream: false, response: await this.collect(exchange), rateLimit: state };
     const channel = new AsyncChannel<ChatCompletionChunk>(STREAM_HIGH_WATER_MARK, () => lifetime.cancel("the reader stopped"));
+    // A stopped request must wind down (free its sequence, settle its quota) even when its reader stalls.
+    lifetime.signal.addEventListener("abort", () => channel.unblock(), { once: true });
     void this.pump(exchange, channel);
     return { stream: true, chunks: channel, rateLimit: state };
   }

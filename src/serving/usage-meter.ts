@@ -9,7 +9,7 @@ export class UsageMeter {
   private readonly pending = new Set<Promise<void>>();
 
   constructor(
-    private readonly store: Store | undefined,
+    private readonly store: Pick<Store, "recordUsage"> | undefined,
     private readonly logger: Logger,
   ) {}
 
