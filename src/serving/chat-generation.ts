@@ -4,7 +4,7 @@
  * stop strings, and count usage exactly. The request's life around it (deployment, quota,
  * admission, metering) is `chat-completions.service.ts`.
  */
-import type { Engine, GenerationRequest, TokenLogprob } from "../engine/engine.ts";
+import type { Engine, EngineModelInfo, GenerationRequest, TokenLogprob } from "../engine/engine.ts";
 import { checkLogitBiasIds } from "./decoding-options.ts";
 import { AppError } from "../errors/app-error.ts";
 import { renderChatTemplate } from "../catalog/chat-templates.ts";
@@ -70,6 +70,16 @@ export interface ChatGenerationDeps {
   model: ServedModel;
 }
 
+/**
+ * The prompt as llama.cpp's chat path would tokenize it: when the model file asks for a BOS
+ * (`tokenizer.ggml.add_bos_token`), one is added unless the template already rendered it, so a
+ * BOS is never doubled (docs/ENGINE-NOTES.md, "Tokenization and BOS").
+ */
+export function withBos(prompt: string, info: Pick<EngineModelInfo, "addBosToken" | "bosToken">): string {
+  if (!info.addBosToken || info.bosToken === "" || prompt.startsWith(info.bosToken)) return prompt;
+  return info.bosToken + prompt;
+}
+
 /** Seconds a client is told to wait while the model is still loading. */
 const LOADING_RETRY_AFTER_SECONDS = 5;
 
@@ -86,7 +96,7 @@ export class ChatGeneration {
     }
     const info = engine.modelInfo();
     const plan = planPrompt(command, model);
-    const prompt = renderChatTemplate(model.chatTemplate, plan.messages, { bosToken: info.bosToken, eosToken: info.eosToken }) + plan.promptSuffix;
+    const prompt = withBos(renderChatTemplate(model.chatTemplate, plan.messages, { bosToken: info.bosToken, eosToken: info.eosToken }) + plan.promptSuffix, info);
     checkLogitBiasIds(command.logitBias, info.vocabSize);
     const promptTokens = engine.countTokens(prompt);
     const requested = command.maxTokens ?? 0;
