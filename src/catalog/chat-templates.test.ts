@@ -9,8 +9,11 @@ import {
   isChatTemplateId,
   renderChatTemplate,
   renderWithJinja,
+  systemToUserMessages,
+  templateOpensAssistantAfterEachUserTurn,
   templateRendersBosToken,
   templateSupportsSystemRole,
+  translateSystemMessages,
 } from "./chat-templates.ts";
 
 // The doc's example input (phi-models.md §3).
@@ -259,6 +262,89 @@ test("templateSupportsSystemRole: false only for T1 and T4", () => {
   const raising =
     "{% for message in messages %}{% if message['role'] == 'system' %}{{ raise_exception('no system') }}{% endif %}{{ message['content'] }}{% endfor %}";
   assert.equal(templateSupportsSystemRole(raising), false);
+});
+
+/** The catalog templates that open an assistant turn after every user message: T1, T4 and T7a. */
+const ASSISTANT_AFTER_EACH_USER: readonly ChatTemplateId[] = ["phi3-mini-apr2024", "phi3-medium", "phi4-release"];
+
+test("templateOpensAssistantAfterEachUserTurn: true for T1, T4 and T7a, false for the other catalog templates", () => {
+  for (const id of CHAT_TEMPLATE_IDS) {
+    const expected = ASSISTANT_AFTER_EACH_USER.includes(id);
+    assert.equal(templateOpensAssistantAfterEachUserTurn(CHAT_TEMPLATES[id]), expected, id);
+    // The same template as a GGUF might carry it with a trailing comment: rendered by Jinja, detected alike.
+    assert.equal(templateOpensAssistantAfterEachUserTurn(`${CHAT_TEMPLATES[id]}{# copied from a GGUF #}`), expected, `${id} via Jinja`);
+  }
+});
+
+test("templateOpensAssistantAfterEachUserTurn: GGUF templates unknown to the catalog", () => {
+  const chatml =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+  assert.equal(templateOpensAssistantAfterEachUserTurn(chatml), false);
+  // "User: …\nAssistant: " after each user message, whatever follows.
+  const chatty = "{% for m in messages %}{% if m['role'] == 'user' %}User: {{ m['content'] }}\nAssistant: {% else %}{{ m['content'] }}\n{% endif %}{% endfor %}";
+  assert.equal(templateOpensAssistantAfterEachUserTurn(chatty), true);
+  // A template that insists on alternating roles cannot take two user messages in a row.
+  const alternating =
+    "{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}";
+  assert.equal(templateOpensAssistantAfterEachUserTurn(alternating), true);
+  // Nothing between a user and an assistant message: no way to tell an empty assistant turn, so the fold is kept.
+  assert.equal(templateOpensAssistantAfterEachUserTurn("{% for m in messages %}{{ m['content'] }}{% endfor %}"), true);
+});
+
+// The Azure docs' REST sample: Azure reports 19 prompt tokens for it on Phi-3.5-Mini-Instruct.
+const REST_SAMPLE_AS_USER_MESSAGES =
+  "<|user|>\nYou are a helpful assistant.<|end|>\n<|user|>\nHow many languages are in the world?<|end|>\n<|assistant|>\n";
+
+test("translateSystemMessages: Phi-3.5-mini gets the REST sample's system message as a user message of its own", () => {
+  const t5 = CHAT_TEMPLATES["phi3.5-mini"];
+  const translated = translateSystemMessages(t5, EXAMPLE);
+  assert.deepEqual(translated, [
+    { role: "user", content: "You are a helpful assistant." },
+    { role: "user", content: "How many languages are in the world?" },
+  ]);
+  assert.equal(renderChatTemplate(t5, translated, { bosToken: "<s>", eosToken: "<|endoftext|>" }), REST_SAMPLE_AS_USER_MESSAGES);
+  // Phi-4-mini (T8) and phi-4 (T7b) likewise.
+  assert.equal(
+    renderChatTemplate(CHAT_TEMPLATES["phi4-mini"], translateSystemMessages(CHAT_TEMPLATES["phi4-mini"], EXAMPLE), { bosToken: "", eosToken: "" }),
+    "<|user|>You are a helpful assistant.<|end|><|user|>How many languages are in the world?<|end|><|assistant|>",
+  );
+  assert.deepEqual(translateSystemMessages(CHAT_TEMPLATES.phi4, EXAMPLE), translated);
+});
+
+test("translateSystemMessages: T1, T4 and T7a keep the fold (no empty assistant turn between two user turns)", () => {
+  const folded = [{ role: "user", content: "You are a helpful assistant.\nHow many languages are in the world?" }];
+  for (const id of ASSISTANT_AFTER_EACH_USER) assert.deepEqual(translateSystemMessages(CHAT_TEMPLATES[id], EXAMPLE), folded, id);
+  assert.equal(
+    renderChatTemplate(CHAT_TEMPLATES["phi3-mini-apr2024"], translateSystemMessages(CHAT_TEMPLATES["phi3-mini-apr2024"], EXAMPLE), { bosToken: "<s>", eosToken: "" }),
+    "<s><|user|>\nYou are a helpful assistant.\nHow many languages are in the world?<|end|>\n<|assistant|>\n",
+  );
+  // What the fold avoids: separate user messages would give T4 an empty assistant turn.
+  assert.equal(
+    renderChatTemplate(CHAT_TEMPLATES["phi3-medium"], systemToUserMessages(EXAMPLE), { bosToken: "", eosToken: "" }),
+    "<|user|>\nYou are a helpful assistant.<|end|>\n<|assistant|>\n<|user|>\nHow many languages are in the world?<|end|>\n<|assistant|>\n",
+  );
+});
+
+test("systemToUserMessages: each system message becomes a user message in place; empty ones, tools and nothing else change", () => {
+  const input: TemplateMessage[] = [
+    { role: "system", content: "A", tools: "[]" },
+    { role: "system", content: "" },
+    { role: "user", content: "Q" },
+    { role: "assistant", content: "R" },
+    { role: "system", content: "B" },
+    { role: "tool", content: "T" },
+  ];
+  const snapshot = structuredClone(input);
+  assert.deepEqual(systemToUserMessages(input), [
+    { role: "user", content: "A" },
+    { role: "user", content: "Q" },
+    { role: "assistant", content: "R" },
+    { role: "user", content: "B" },
+    { role: "tool", content: "T" },
+  ]);
+  assert.deepEqual(input, snapshot);
+  const withDeveloper = [{ role: "developer", content: "D" }, { role: "user", content: "Q" }] as unknown as TemplateMessage[];
+  assert.deepEqual(systemToUserMessages(withDeveloper), [{ role: "user", content: "D" }, { role: "user", content: "Q" }]);
 });
 
 test("foldSystemIntoUser: system first is prepended to the first user message", () => {

@@ -252,7 +252,7 @@ function toContextMessages(messages: readonly TemplateMessage[]): Record<string,
  *
  * The context is the Hugging Face one: `messages`, `add_generation_prompt`, `bos_token`, `eos_token`.
  * `bos_token` is rendered verbatim (see the module comment). System messages are passed as given: call
- * {@link foldSystemIntoUser} first for models that do not support the system role.
+ * {@link translateSystemMessages} first for models that do not support the system role.
  *
  * @throws Error when the template does not parse or raises during rendering (e.g. `raise_exception`).
  */
@@ -317,10 +317,83 @@ export function templateSupportsSystemRole(template: string): boolean {
   return supported;
 }
 
+/** Probe texts for {@link templateOpensAssistantAfterEachUserTurn}, unlikely to appear in any template. */
+const TURN_PROBES = ["<<phiserve-turn-probe-1>>", "<<phiserve-turn-probe-2>>"] as const;
+const assistantAfterUserCache = new Map<string, boolean>();
+
 /**
- * Azure behaviour for models that don't support the system role: "system messages are translated to user
- * messages" (azure-model-inference-api.md §2.1, §5.3; phi-models.md §5). Implemented as llama.cpp's
- * (minja's) system-role polyfill, whose output phi-models.md §3 (end) prescribes:
+ * True when the template opens an assistant turn after every user message, whatever comes next: T1 (Phi-3-mini
+ * Apr-2024) and T4 (Phi-3-medium) render `<|user|>\n…<|end|>\n<|assistant|>\n` for each user turn, and T7a
+ * (phi-4 release) does the same in ChatML. Two consecutive user messages would then have an empty assistant turn
+ * between them, so system messages must be folded into the user turn rather than sent as user messages of their own.
+ *
+ * Detected by rendering, so that it holds for a GGUF's own template too: what the template writes between a user
+ * message and a following assistant message (the end of the user turn and the assistant header) is looked for
+ * between two consecutive user messages. A template that raises on consecutive user messages (e.g. "roles must
+ * alternate"), drops the probe texts, or writes nothing between a user and an assistant message also counts as
+ * true: the fold never puts two user messages side by side.
+ */
+export function templateOpensAssistantAfterEachUserTurn(template: string): boolean {
+  const cached = assistantAfterUserCache.get(template);
+  if (cached !== undefined) return cached;
+  let opens = true;
+  try {
+    const [first, second] = TURN_PROBES;
+    const options = { bosToken: "", eosToken: "", addGenerationPrompt: false };
+    const userThenAssistant = gapBetween(renderChatTemplate(template, [{ role: "user", content: first }, { role: "assistant", content: second }], options), first, second);
+    const userThenUser = gapBetween(renderChatTemplate(template, [{ role: "user", content: first }, { role: "user", content: second }], options), first, second);
+    if (userThenAssistant !== undefined && userThenAssistant !== "" && userThenUser !== undefined) opens = userThenUser.includes(userThenAssistant);
+  } catch {
+    opens = true;
+  }
+  if (assistantAfterUserCache.size >= COMPILED_CACHE_MAX) assistantAfterUserCache.clear();
+  assistantAfterUserCache.set(template, opens);
+  return opens;
+}
+
+/** The text between the first occurrence of `first` and the following `second`; undefined when either is missing. */
+function gapBetween(rendered: string, first: string, second: string): string | undefined {
+  const start = rendered.indexOf(first);
+  if (start === -1) return undefined;
+  const end = rendered.indexOf(second, start + first.length);
+  return end === -1 ? undefined : rendered.slice(start + first.length, end);
+}
+
+/**
+ * Azure's behaviour for models that don't support the system role: "system messages are translated to user
+ * messages", read literally. The role is rewritten and the message stays where it is, so the Azure docs' REST
+ * sample on Phi-3.5-mini renders `<|user|>\nYou are a helpful assistant.<|end|>\n<|user|>\nHow many languages are in
+ * the world?<|end|>\n<|assistant|>\n`: 19 tokens, the figure Azure reports (folding it into the user turn gives 18).
+ *
+ * Templates that open an assistant turn after every user message ({@link templateOpensAssistantAfterEachUserTurn}:
+ * T1, T4, T7a, and any GGUF template found to do so) would render an empty assistant turn between the two user
+ * messages; for them the system text is folded into the next user message instead ({@link foldSystemIntoUser}).
+ */
+export function translateSystemMessages(template: string, messages: readonly TemplateMessage[]): TemplateMessage[] {
+  return templateOpensAssistantAfterEachUserTurn(template) ? foldSystemIntoUser(messages) : systemToUserMessages(messages);
+}
+
+/**
+ * Every system (and, defensively, `developer`) message becomes a user message at the same place, its content
+ * unchanged. Empty ones are dropped: they carry nothing (T5 skips empty system messages too). Tool definitions
+ * carried on a system message (`tools`) have no place in a user turn and are dropped. The input is not modified.
+ */
+export function systemToUserMessages(messages: readonly TemplateMessage[]): TemplateMessage[] {
+  const out: TemplateMessage[] = [];
+  for (const message of messages) {
+    // `developer` is not part of TemplateMessage's type, but API layers may pass it through (Azure treats it like system).
+    const role: string = message.role;
+    if (role !== "system" && role !== "developer") out.push({ ...message });
+    else if (message.content !== "") out.push({ role: "user", content: message.content });
+  }
+  return out;
+}
+
+/**
+ * The system-role fold for templates that open an assistant turn after every user message (see
+ * {@link translateSystemMessages}). Implemented as llama.cpp's (minja's) system-role polyfill, whose output
+ * llama.cpp's `tests/test-chat-template.cpp` expects for the Phi-3-mini and Phi-3-medium templates
+ * (`<|user|>\nYou are a helpful assistant\nHello<|end|>\n<|assistant|>\n`):
  *
  * - consecutive system (and, defensively, `developer`) messages are collected and joined with `"\n"`
  *   (empty ones are skipped);

@@ -2,11 +2,15 @@
  * From a command to what the engine sees: template messages (system role policy applied, tools
  * rendered the way the model expects), a prompt suffix, and the decoding constraints. Also says
  * how the output must be read back (plain text, native tool calls, or emulated JSON).
+ *
+ * System role: a model that doesn't support it gets its system messages as user messages of their
+ * own, as Azure words it, or folded into the next user turn where the template opens an assistant
+ * turn after every user message (`translateSystemMessages` in the catalog's chat templates).
  */
 import type { OutputConstraint } from "../engine/engine.ts";
-import { foldSystemIntoUser, type TemplateMessage } from "../catalog/chat-templates.ts";
+import { translateSystemMessages, type TemplateMessage } from "../catalog/chat-templates.ts";
 import type { ChatCommand, ChatMessage } from "./chat-command.ts";
-import type { ServedModel } from "./chat-completions.service.ts";
+import type { ServedModel } from "./served-model.ts";
 import { callsSchema, emulatedConstraint, emulatedInstructions, renderAssistantCalls, renderToolList, safeJson, TOOL_CALL_OPEN } from "./tools.ts";
 
 /** How generated text is interpreted. */
@@ -33,7 +37,7 @@ export interface PromptPlan {
 const DEFAULT_TOOL_SYSTEM = "You are a helpful assistant with some tools.";
 
 export function planPrompt(command: ChatCommand, model: ServedModel): PromptPlan {
-  const plain = (messages: TemplateMessage[]): TemplateMessage[] => (model.supportsSystemRole ? messages : foldSystemIntoUser(messages));
+  const plain = (messages: TemplateMessage[]): TemplateMessage[] => (model.supportsSystemRole ? messages : translateSystemMessages(model.chatTemplate, messages));
   const base = { promptSuffix: "", constraint: command.constraint, constrainAfter: undefined, suppressTokens: [], reading: "text" as OutputReading };
   const tools = command.tools;
   if (model.capabilities.toolMode === "native") {
@@ -49,8 +53,20 @@ export function planPrompt(command: ChatCommand, model: ServedModel): PromptPlan
   }
   const history = command.messages.map(emulatedHistory);
   if (!tools || tools.choice === "none") return { ...base, messages: plain(history) };
-  const instructions: TemplateMessage = { role: "system", content: emulatedInstructions(tools.tools, tools.choice) };
-  return { ...base, messages: plain([instructions, ...history]), constraint: emulatedConstraint(tools.tools, tools.choice), reading: "emulated" };
+  const messages = plain(withInstructions(history, emulatedInstructions(tools.tools, tools.choice)));
+  return { ...base, messages, constraint: emulatedConstraint(tools.tools, tools.choice), reading: "emulated" };
+}
+
+/**
+ * Emulated tools: the instructions extend the conversation's leading system text (after it), as one
+ * system message. A model with the system role gets one system turn; one without gets the same text
+ * as one user message (or folded into the first user turn), not a run of user messages.
+ */
+function withInstructions(history: readonly TemplateMessage[], instructions: string): TemplateMessage[] {
+  const firstOther = history.findIndex((m) => m.role !== "system");
+  const leading = firstOther === -1 ? history.length : firstOther;
+  const system = [...history.slice(0, leading).map((m) => m.content).filter(Boolean), instructions].join("\n");
+  return [{ role: "system", content: system }, ...history.slice(leading)];
 }
 
 function nativeHistory(message: ChatMessage): TemplateMessage {

@@ -80,7 +80,7 @@ test("#9 max_tokens 1 with a long prompt → length; #10 stop as list and string
   for (const stop of [["\n"], "\n"]) assert.equal((await call({ body: { ...hi, stop } })).status, 200);
 });
 
-test("#11 system + user on Phi-3.5-mini → 200 (system folded into the user turn)", async () => {
+test("#11 system + user on Phi-3.5-mini → 200 (system sent as a user message)", async () => {
   const res = await call({ body: { messages: [{ role: "system", content: "Be terse." }, { role: "user", content: "hi" }], max_tokens: 2 } });
   assert.equal(res.status, 200);
 });

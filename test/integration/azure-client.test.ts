@@ -10,19 +10,21 @@ import ModelClient, { isUnexpected, type ModelClient as Client } from "@azure-re
 import { AzureKeyCredential } from "@azure/core-auth";
 import { createSseStream } from "@azure/core-sse";
 import llamaTokenizer from "llama-tokenizer-js";
+import { readGgufFileInfo } from "node-llama-cpp";
 import { ensureTestModel } from "../../src/model-factory/test-models.ts";
 import { startServer, type RunningServer } from "../helpers/start-server.ts";
 
 const KEY = "integration-key-0123456789";
 let server: RunningServer;
 let client: Client;
+let modelPath: string;
 
 const clientFor = (endpoint: string, key = KEY): Client =>
   ModelClient(endpoint, new AzureKeyCredential(key), { allowInsecureConnection: true, retryOptions: { maxRetries: 0 } });
 
 before(async () => {
-  const model = await ensureTestModel();
-  server = await startServer(["--model", model, "--model-name", "phi-3.5-mini-instruct", "--api-key", KEY, "--parallel", "2"]);
+  modelPath = await ensureTestModel();
+  server = await startServer(["--model", modelPath, "--model-name", "phi-3.5-mini-instruct", "--api-key", KEY, "--parallel", "2"]);
   client = clientFor(server.url);
 });
 after(async () => server?.close());
@@ -65,14 +67,23 @@ test("chat completion: documented shape, exact prompt token count, echoed client
   assert.equal(res.headers["x-ms-client-request-id"], res.request.headers.get("x-ms-client-request-id"));
 });
 
-test("system messages fold into the user turn (Phi-3.5-mini does not support system) and count exactly", async () => {
-  const res = await complete({
-    messages: [{ role: "system", content: "Be terse." }, { role: "user", content: "Say hi" }],
-    max_tokens: 1,
-    temperature: 0,
-  }, { "extra-parameters": "drop" });
+test("the Azure docs' REST sample counts 19 prompt tokens on Phi-3.5-mini, as Azure reports", async () => {
+  // The messages of the docs' REST sample, exactly (Azure answers it with usage.prompt_tokens 19). Phi-3.5-mini
+  // does not support the system role, so the system message becomes a user message of its own:
+  // "<|user|>\nYou are a helpful assistant.<|end|>\n<|user|>\nHow many languages are in the world?<|end|>\n<|assistant|>\n"
+  // (folding it into the user turn gives 18). `max_tokens` is the only addition to the sample's body: it leaves the
+  // prompt alone and keeps the random-weight generation short (without it the model writes up to its context size).
+  const system = "You are a helpful assistant.";
+  const user = "How many languages are in the world?";
+  // Like the real Phi-3.5 GGUFs, the test model asks for no BOS, so the rendered prompt is all there is.
+  const gguf = await readGgufFileInfo(modelPath, { readTensorInfo: false });
+  assert.equal((gguf.metadata as unknown as { tokenizer: { ggml: { add_bos_token: boolean } } }).tokenizer.ggml.add_bos_token, false);
+  const res = await complete({ messages: [{ role: "system", content: system }, { role: "user", content: user }], max_tokens: 1 });
   if (isUnexpected(res)) throw res.body.error;
-  assert.equal(res.body.usage.prompt_tokens, 3 + llamaTokenizer.encode("Be terse.\nSay hi", false, true).length);
+  assert.equal(res.body.usage.prompt_tokens, 19);
+  // The same figure counted independently: five special tokens (llama.cpp strips the "\n" after Phi-3 specials)
+  // + the SentencePiece tokens of each text.
+  assert.equal(res.body.usage.prompt_tokens, 5 + llamaTokenizer.encode(system, false, true).length + llamaTokenizer.encode(user, false, true).length);
 });
 
 test("temperature 0 is deterministic, and the stream carries the same text as the JSON response", async () => {

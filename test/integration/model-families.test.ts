@@ -17,17 +17,17 @@ const o200k = getEncoding("o200k_base");
 interface Case {
   family: TestModelOptions["family"];
   azureName: string;
-  /** Expected prompt tokens for [system "Be brief.", user "Hello world"] (system folded into the user turn: Azure says these models don't support it). */
+  /** Expected prompt tokens for [system "Be brief.", user "Hello world"] (system sent as a user message of its own: Azure says these models don't support it). */
   promptTokens: number;
 }
 
 const cases: Case[] = [
-  // "<|user|>\nBe brief.\nHello world<|end|>\n<|assistant|>\n" (the "\n" after Phi-3 specials is stripped by llama.cpp)
-  { family: "phimoe", azureName: "Phi-3.5-MoE-Instruct", promptTokens: 3 + llamaTokenizer.encode("Be brief.\nHello world", false, true).length },
-  // "<|im_start|>user<|im_sep|>Be brief.\nHello world<|im_end|><|im_start|>assistant<|im_sep|>"
-  { family: "phi4", azureName: "Phi-4", promptTokens: 5 + cl100k.encode("user").length + cl100k.encode("Be brief.\nHello world").length + cl100k.encode("assistant").length },
-  // "<|user|>Be brief.\nHello world<|end|><|assistant|>"
-  { family: "phi4-mini", azureName: "Phi-4-mini-instruct", promptTokens: 3 + o200k.encode("Be brief.\nHello world").length },
+  // "<|user|>\nBe brief.<|end|>\n<|user|>\nHello world<|end|>\n<|assistant|>\n" (the "\n" after Phi-3 specials is stripped by llama.cpp)
+  { family: "phimoe", azureName: "Phi-3.5-MoE-Instruct", promptTokens: 5 + llamaTokenizer.encode("Be brief.", false, true).length + llamaTokenizer.encode("Hello world", false, true).length },
+  // "<|im_start|>user<|im_sep|>Be brief.<|im_end|><|im_start|>user<|im_sep|>Hello world<|im_end|><|im_start|>assistant<|im_sep|>"
+  { family: "phi4", azureName: "Phi-4", promptTokens: 8 + 2 * cl100k.encode("user").length + cl100k.encode("Be brief.").length + cl100k.encode("Hello world").length + cl100k.encode("assistant").length },
+  // "<|user|>Be brief.<|end|><|user|>Hello world<|end|><|assistant|>"
+  { family: "phi4-mini", azureName: "Phi-4-mini-instruct", promptTokens: 5 + o200k.encode("Be brief.").length + o200k.encode("Hello world").length },
 ];
 
 for (const { family, azureName, promptTokens } of cases) {
