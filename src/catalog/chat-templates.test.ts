@@ -16,15 +16,15 @@ import {
   translateSystemMessages,
 } from "./chat-templates.ts";
 
-// The doc's example input (phi-models.md §3).
+// The Azure docs' REST sample, the example input of docs/MODELS.md "Template renders".
 const EXAMPLE: readonly TemplateMessage[] = [
   { role: "system", content: "You are a helpful assistant." },
   { role: "user", content: "How many languages are in the world?" },
 ];
 
 /**
- * Expected renders copied from phi-models.md §3 (JSON strings, as the doc gives them), with the bos token the
- * doc used. Independent evidence: the doc rendered them with @huggingface/jinja from the JSON-encoded templates.
+ * Expected renders copied from docs/MODELS.md "Template renders" (JSON strings, as the doc gives them), with the
+ * bos token the doc used. Independent evidence: the doc rendered them with @huggingface/jinja from the JSON-encoded templates.
  */
 const EXPECTED: Record<ChatTemplateId, { bos: string; eos: string; rendered: string }> = {
   "phi3-mini-apr2024": {
@@ -172,7 +172,7 @@ test("bos_token is rendered verbatim: T1 with <s>, T1 with empty bos, T5 never",
   }
 });
 
-test("T8 renders tools on the system message (phi-models.md §4)", () => {
+test("T8 renders tools on the system message (docs/MODELS.md: Tool calling)", () => {
   const tools = '[{"name":"get_weather","description":"Current weather","parameters":{"city":{"type":"str"}}}]';
   const out = renderChatTemplate(
     CHAT_TEMPLATES["phi4-mini"],
@@ -193,7 +193,7 @@ test("T8 renders tools on the system message (phi-models.md §4)", () => {
     { bosToken: "", eosToken: "" },
   );
   assert.equal(plain, "<|system|>S<|end|><|user|>U<|end|><|assistant|>");
-  // Tool results render as <|tool|>…<|end|> (template behaviour noted in §4).
+  // Tool results render as <|tool|>…<|end|> (template behaviour: docs/MODELS.md "Tool calling").
   const withResult = renderChatTemplate(
     CHAT_TEMPLATES["phi4-mini"],
     [

@@ -1,7 +1,7 @@
 /**
  * Chat templates of the Phi family and the code that renders them.
  *
- * The template strings are copied byte-for-byte from `shared/spec/phi-models.md` §3, where they are given
+ * The template strings are copied byte-for-byte from their sources (listed in docs/MODELS.md "Chat templates"),
  * JSON-encoded exactly as they appear in `tokenizer_config.json` / GGUF `tokenizer.chat_template`; the string
  * literals below are those JSON strings verbatim (a JSON string is a valid TypeScript string literal, so `\n`
  * here is the same newline character the JSON escape stands for).
@@ -15,9 +15,9 @@
  * - Callers pass the model's real BOS text (`<s>` for the SPM Phi models, `<|endoftext|>` for Phi-3-small /
  *   phi-4 / Phi-4-mini, from the engine's `EngineModelInfo.bosToken`), and the engine must tokenize the
  *   rendered prompt with special-token parsing **and without adding a BOS of its own**. This is what
- *   node-llama-cpp's Jinja path does (shared/spec/engine-notes.md §4: "node-llama-cpp's Jinja path does not"
- *   prepend BOS), so a T1 GGUF with `tokenizer.ggml.add_bos_token = true` gets exactly one `<s>`
- *   (phi-models.md §3, T1 note: "the BOS would be doubled if you also render `bos_token`").
+ *   node-llama-cpp's Jinja path does (it does not prepend BOS: docs/ENGINE-NOTES.md "Tokenization and BOS"),
+ *   so a T1 GGUF with `tokenizer.ggml.add_bos_token = true` gets exactly one `<s>` (docs/MODELS.md "Template
+ *   renders": rendering `bos_token` and adding a BOS as well would double it).
  * - An engine that cannot avoid adding BOS itself should pass `bosToken: ""` instead; an engine that wants to
  *   add BOS only when the template does not can ask {@link templateRendersBosToken}.
  *
@@ -26,34 +26,36 @@
 import { Template } from "@huggingface/jinja";
 
 // ---------------------------------------------------------------------------------------------------------------
-// Template constants (phi-models.md §3). Provenance per template is in the doc comment of each constant.
+// Template constants (docs/MODELS.md "Chat templates"). Provenance per template is in the doc comment of each one.
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
  * T1 — Phi-3-mini-4k-instruct, release template (Apr 2024). Embedded in the official
  * `microsoft/Phi-3-mini-4k-instruct-gguf` files and llama.cpp `models/ggml-vocab-phi-3.gguf`.
- * Renders `{{ bos_token }}` itself and silently drops system messages (phi-models.md §3).
+ * Renders `{{ bos_token }}` itself and silently drops system messages (docs/MODELS.md "Chat templates").
  */
 export const T1_PHI3_MINI_APR2024 =
   "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + '\n'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\n'}}{% endif %}{% endfor %}";
 
 /**
  * T2 — Phi-3-mini June/July-2024 update ("Phi-3.1"). Source: Ollama `phi3:3.8b` GGUF via huggingface.js
- * `chat-template-automap.ts`; believed also used by Phi-3-mini-128k after its update [unverified] (phi-models.md §3).
+ * `chat-template-automap.ts`; believed also used by Phi-3-mini-128k after its update [unverified]
+ * (docs/MODELS.md "Chat templates").
  */
 export const T2_PHI3_MINI_JUL2024 =
   "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
 
 /**
  * T3 — Phi-3-small-8k / -128k (HF `tokenizer_config.json`; llama.cpp `tests/test-chat-template.cpp` "Phi-3-small").
- * Renders `{{ bos_token }}` (`<|endoftext|>` for this tokenizer) and passes every role through (phi-models.md §3).
+ * Renders `{{ bos_token }}` (`<|endoftext|>` for this tokenizer) and passes every role through
+ * (docs/MODELS.md "Chat templates").
  */
 export const T3_PHI3_SMALL =
   "{{ bos_token }}{% for message in messages %}{{'<|' + message['role'] + '|>' + '\n' + message['content'] + '<|end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
 
 /**
  * T4 — Phi-3-medium-4k / -128k (llama.cpp test "Phi-3-medium"; Ollama `phi3:14b`). Like T1 without BOS:
- * system messages are dropped (phi-models.md §3).
+ * system messages are dropped (docs/MODELS.md "Chat templates").
  */
 export const T4_PHI3_MEDIUM =
   "{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + '\n'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\n'}}{% endif %}{% endfor %}";
@@ -61,14 +63,14 @@ export const T4_PHI3_MEDIUM =
 /**
  * T5 — Phi-3.5-mini-instruct (llama.cpp `models/templates/microsoft-Phi-3.5-mini-instruct.jinja`; Ollama
  * `phi3.5:3.8b`); believed identical for Phi-3.5-MoE-instruct [unverified]. Empty system messages are skipped
- * (phi-models.md §3).
+ * (docs/MODELS.md "Chat templates").
  */
 export const T5_PHI35_MINI =
   "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
 
 /**
  * T6 — Phi-3-vision-128k-instruct (onnxruntime-genai `test/models/phi3-v/tokenizer_config.json`; llama.cpp test
- * "Phi-3-vision"); Phi-3.5-vision believed identical [unverified] (phi-models.md §3).
+ * "Phi-3-vision"); Phi-3.5-vision believed identical [unverified] (docs/MODELS.md "Chat templates").
  */
 export const T6_PHI3_VISION =
   "{% for message in messages %}{{'<|' + message['role'] + '|>' + '\n' + message['content'] + '<|end|>\n' }}{% endfor %}{% if add_generation_prompt and messages[-1]['role'] != 'assistant' %}{{- '<|assistant|>\n' -}}{% endif %}";
@@ -76,14 +78,14 @@ export const T6_PHI3_VISION =
 /**
  * T7a — phi-4 release template (Dec 2024; dotnet/machinelearning #7337 quoting `tokenizer_config.json`; llama.cpp
  * test "phi-4"). Ignores `add_generation_prompt`: every user turn already ends with the assistant header
- * (phi-models.md §3).
+ * (docs/MODELS.md "Chat templates").
  */
 export const T7A_PHI4_RELEASE =
   "{% for message in messages %}{% if (message['role'] == 'system') %}{{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}{% elif (message['role'] == 'user') %}{{'<|im_start|>user<|im_sep|>' + message['content'] + '<|im_end|><|im_start|>assistant<|im_sep|>'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|im_end|>'}}{% endif %}{% endfor %}";
 
 /**
  * T7b — phi-4 current template (microsoft/phi-4 metadata snapshot 2025-12; identical to Unsloth's "phi-4")
- * (phi-models.md §3).
+ * (docs/MODELS.md "Chat templates").
  */
 export const T7B_PHI4 =
   "{% for message in messages %}{% if (message['role'] == 'system') %}{{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}{% elif (message['role'] == 'user') %}{{'<|im_start|>user<|im_sep|>' + message['content'] + '<|im_end|>'}}{% elif (message['role'] == 'assistant') %}{{'<|im_start|>assistant<|im_sep|>' + message['content'] + '<|im_end|>'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant<|im_sep|>' }}{% endif %}";
@@ -91,12 +93,12 @@ export const T7B_PHI4 =
 /**
  * T8 — Phi-4-mini-instruct and Phi-4-multimodal-instruct (webgpu/Phi-4-mini-instruct-ONNX `tokenizer_config.json`,
  * pytorch/Phi-4-mini-instruct-INT4 `chat_template.jinja`, onnxruntime-genai `test/c_api_tests.cpp`). No newlines;
- * tools are read from a `tools` string **on the system message** (phi-models.md §3, §4).
+ * tools are read from a `tools` string **on the system message** (docs/MODELS.md "Chat templates", "Tool calling").
  */
 export const T8_PHI4_MINI =
   "{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and message['tools'] is not none %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + '<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}";
 
-/** Identifiers of the catalog chat templates (phi-models.md §3: T1…T8). */
+/** Identifiers of the catalog chat templates (docs/MODELS.md "Chat templates": T1…T8). */
 export type ChatTemplateId =
   | "phi3-mini-apr2024" // T1
   | "phi3-mini-jul2024" // T2
@@ -108,7 +110,7 @@ export type ChatTemplateId =
   | "phi4" // T7b
   | "phi4-mini"; // T8
 
-/** The catalog chat templates by id: exact Jinja sources from phi-models.md §3. */
+/** The catalog chat templates by id: exact Jinja sources (docs/MODELS.md "Chat templates"). */
 export const CHAT_TEMPLATES: Readonly<Record<ChatTemplateId, string>> = Object.freeze({
   "phi3-mini-apr2024": T1_PHI3_MINI_APR2024,
   "phi3-mini-jul2024": T2_PHI3_MINI_JUL2024,
@@ -141,7 +143,8 @@ export interface TemplateMessage {
   content: string;
   /**
    * Tool definitions (a JSON string) attached to a system message. Only T8 (Phi-4-mini) reads it, rendering
-   * `<|tool|>…<|/tool|>` inside the system turn (phi-models.md §4). Omitted from the template context when undefined.
+   * `<|tool|>…<|/tool|>` inside the system turn (docs/MODELS.md "Tool calling"). Omitted from the template context
+   * when undefined.
    */
   tools?: string;
 }
@@ -417,7 +420,7 @@ export function foldSystemIntoUser(messages: readonly TemplateMessage[]): Templa
   };
   for (const message of messages) {
     // `developer` is not part of TemplateMessage's type, but API layers may pass it through (Azure treats it like
-    // system: azure-model-inference-api.md §2.1).
+    // system: docs/AZURE-API.md "Messages").
     const role: string = message.role;
     if (role === "system" || role === "developer") {
       // An empty system message carries nothing; skipping it avoids a stray "\n" (minja likewise skips them).
