@@ -24,7 +24,8 @@ const EXAMPLE: readonly TemplateMessage[] = [
 
 /**
  * Expected renders copied from docs/MODELS.md "Template renders" (JSON strings, as the doc gives them), with the
- * bos token the doc used. Independent evidence: the doc rendered them with @huggingface/jinja from the JSON-encoded templates.
+ * bos token the doc used. Independent evidence: the doc rendered them with @huggingface/jinja from the JSON-encoded
+ * templates.
  */
 const EXPECTED: Record<ChatTemplateId, { bos: string; eos: string; rendered: string }> = {
   "phi3-mini-apr2024": {
