@@ -1,5 +1,5 @@
 /**
- * The Azure AI Model Inference JavaScript sample (shared/spec/azure-model-inference-api.md §8.3),
+ * The Azure AI Model Inference JavaScript sample (docs/AZURE-API.md "The JavaScript sample"),
  * unchanged but for `allowInsecureConnection` (needed for http:// endpoints), plus the
  * `presence_penalty: "0.1"` numeric string the Azure Phi docs' sample sends.
  *   ENDPOINT=http://127.0.0.1:8080 KEY=... npx tsx examples/azure-js-sample.ts

@@ -20,7 +20,7 @@ const HTTP_SHAPES: Record<AppErrorCode, HttpShape> = {
   MODEL_NOT_FOUND: { status: 404, wireCode: "model_not_found", type: "invalid_request_error" },
   PAYLOAD_TOO_LARGE: { status: 413, wireCode: "payload_too_large", type: "invalid_request_error" },
   ENGINE_UNAVAILABLE: { status: 503, wireCode: "engine_unavailable", type: "unavailable_error" },
-  // Azure's own 429 body uses the code "429" (azure-model-inference-api.md §7).
+  // Azure's own 429 body uses the code "429" (docs/AZURE-API.md "Errors").
   RATE_LIMITED: { status: 429, wireCode: "429", type: "rate_limit_error" },
   OVERLOADED: { status: 503, wireCode: "overloaded", type: "unavailable_error" },
   GENERATION_TIMEOUT: { status: 504, wireCode: "timeout", type: "timeout_error" },
@@ -40,7 +40,7 @@ export interface HttpErrorResponse {
 /**
  * The one place where errors become HTTP. The envelope `{"error":{code,message,type,param,status}}`
  * parses in the Azure clients (code/message) and the openai SDK (message/type/param/code); a few
- * cases add the top-level fields the live Azure service sends (spec §5.1).
+ * cases add the top-level fields the live Azure service sends (docs/AZURE-API.md "Errors").
  */
 export function toHttpError(error: unknown): HttpErrorResponse {
   const appError = error instanceof AppError ? error : new AppError("INTERNAL", "The server had an error processing the request.");

@@ -1,7 +1,8 @@
 /**
- * The `extra-parameters` header (spec §1.3, §5.1): what happens to body keys the API does not
- * define. Absent or `error` → 400 naming them; `drop` → removed; `pass-through` → handed to the
- * engine. Any other value → 400 listing the valid options, worded as the service words it.
+ * The `extra-parameters` header (docs/AZURE-API.md "extra-parameters", "Errors"): what happens to
+ * body keys the API does not define. Absent or `error` → 400 naming them; `drop` → removed;
+ * `pass-through` → handed to the engine. Any other value → 400 listing the valid options, worded
+ * as the service words it.
  */
 import { AppError } from "../errors/app-error.ts";
 import { KNOWN_REQUEST_KEYS } from "../protocol/chat-completions.schema.ts";

@@ -1,6 +1,6 @@
 /**
  * Turns ajv validation errors (fastify's schema check) into the pydantic-style items Azure
- * returns in 422 bodies: `{type, loc: ["body", …path], msg, input, ctx?}` (spec §5.2).
+ * returns in 422 bodies: `{type, loc: ["body", …path], msg, input, ctx?}` (docs/AZURE-API.md "Errors").
  */
 import type { ValidationDetail } from "../errors/app-error.ts";
 

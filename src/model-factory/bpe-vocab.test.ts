@@ -1,6 +1,6 @@
 /**
  * Tests for the byte-level BPE vocabularies rebuilt from js-tiktoken's rank tables
- * (phi-models.md §2.3, §2.4, §6.4, §6.5). Model loading is tested in model-factory.test.ts.
+ * (docs/MODELS.md "Vocabularies in GGUF form"). Model loading is tested in model-factory.test.ts.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -58,7 +58,7 @@ function typeHistogram(types: Int32Array): Record<number, number> {
   return histogram;
 }
 
-test("phi-4 vocabulary: 100352 ids, added tokens of §2.3", () => {
+test("phi-4 vocabulary: 100352 ids, torchtune's added tokens", () => {
   const { tokens, types, merges } = phi4Vocab();
   assert.equal(tokens.length, PHI4_VOCAB_SIZE);
   assert.equal(merges.length, 100000);
@@ -80,7 +80,7 @@ test("phi-4 vocabulary: 100352 ids, added tokens of §2.3", () => {
   assert.equal(new Set(tokens).size, tokens.length, "token strings are unique");
 });
 
-test("Phi-4-mini vocabulary: 200064 ids, added tokens of §2.4, tool-call tokens CONTROL", () => {
+test("Phi-4-mini vocabulary: 200064 ids, the HF config's added tokens, tool-call tokens CONTROL", () => {
   const { tokens, types, merges } = phi4MiniVocab();
   assert.equal(tokens.length, PHI4_MINI_VOCAB_SIZE);
   assert.equal(merges.length, 199742);

@@ -1,6 +1,6 @@
 /**
  * Byte-level BPE vocabularies (`tokenizer.ggml.model = "gpt2"`) rebuilt offline from tiktoken
- * rank tables (phi-models.md §6.4, §6.5).
+ * rank tables (docs/MODELS.md "Vocabularies in GGUF form").
  *
  * npm `js-tiktoken@1.0.21` ships `ranks/{cl100k_base,o200k_base}`: `{pat_str, special_tokens,
  * bpe_ranks}`, where `bpe_ranks` is lines of `"<tag> <startRank> <b64> <b64> …"` (consecutive

@@ -105,7 +105,7 @@ test("Q8_0 and Q4_0 decode back within quantization error", () => {
   }
 });
 
-test("phi3 vocabulary follows the §6.3 recipe", () => {
+test("phi3 vocabulary follows ggml-vocab-phi-3.gguf id by id (docs/MODELS.md: Vocabularies in GGUF form)", () => {
   const { tokens, scores, types } = phi3Vocab();
   assert.equal(tokens.length, PHI3_VOCAB_SIZE);
   assert.deepEqual([tokens[0], tokens[1], tokens[2], tokens[3], tokens[258], tokens[259]], ["<unk>", "<s>", "</s>", "<0x00>", "<0xFF>", "▁▁"]);

@@ -4,7 +4,7 @@
  * Ids 0–31999 are Meta's Llama-2 `tokenizer.model`, which npm `llama-tokenizer-js` ships as
  * `llama_vocab_base64`; the package only exposes it through its default tokenizer instance
  * (`vocabById`). Scores and types follow llama.cpp's `models/ggml-vocab-phi-3.gguf` exactly
- * (phi-models.md §2.1, §6.3, §6.5):
+ * (docs/MODELS.md "Vocabularies in GGUF form"):
  * - 0 `<unk>`, 1 `<s>`: CONTROL; 2 `</s>`: USER_DEFINED (Phi-3's config marks it non-special); score −1000.
  * - 3–258 `<0x00>`…`<0xFF>`: BYTE, score 0.
  * - 259–31999: NORMAL, score −(id − 259) — SentencePiece scores are merge priorities — except the

@@ -1,7 +1,7 @@
 /**
  * The Phi-4 (cl100k-based, 100352) and Phi-4-mini (o200k-based, 200064) byte-level BPE
- * vocabularies in GGUF form, rebuilt offline from js-tiktoken's rank tables (phi-models.md §2.3,
- * §2.4, §6.4, §6.5).
+ * vocabularies in GGUF form, rebuilt offline from js-tiktoken's rank tables
+ * (docs/MODELS.md "Vocabularies in GGUF form").
  *
  * Types follow `convert_hf_to_gguf.py` `get_vocab_base`: mergeable ranks NORMAL (1), special
  * added tokens CONTROL (3), non-special added tokens USER_DEFINED (4), ids without a token
@@ -27,7 +27,7 @@ export interface BpeVocab {
   wholeUtf8: Uint8Array;
 }
 
-/** Well-known phi-4 token ids (§2.3). */
+/** Well-known phi-4 token ids (docs/MODELS.md "Vocabularies in GGUF form"). */
 export const PHI4_TOKEN_IDS = {
   dummy0: 100256,
   endOfText: 100257,
@@ -45,7 +45,7 @@ export const PHI4_TOKEN_IDS = {
 /** phi-4 vocabulary size (100256 cl100k ranks + 96 added tokens). */
 export const PHI4_VOCAB_SIZE = 100352;
 
-/** Well-known Phi-4-mini token ids (§2.4). */
+/** Well-known Phi-4-mini token ids (docs/MODELS.md "Tokenizers and stop tokens"). */
 export const PHI4_MINI_TOKEN_IDS = {
   endOfText: 199999,
   endOfPrompt: 200018,
@@ -64,7 +64,10 @@ export const PHI4_MINI_VOCAB_SIZE = 200064;
 
 type AddedTokens = ReadonlyMap<number, { text: string; type: TokenType }>;
 
-/** phi-4's added tokens: torchtune's `phi4/_tokenizer.py` table (§2.3), all CONTROL. */
+/**
+ * phi-4's added tokens: torchtune's `phi4/_tokenizer.py` table (docs/MODELS.md "Vocabularies in GGUF
+ * form"), all CONTROL.
+ */
 function phi4AddedTokens(): AddedTokens {
   const named: Record<number, string> = {
     100257: "<|endoftext|>",
@@ -84,7 +87,7 @@ function phi4AddedTokens(): AddedTokens {
   return added;
 }
 
-/** Phi-4-mini's added tokens (§2.4); see the module comment for the types. */
+/** Phi-4-mini's added tokens (docs/MODELS.md "Tokenizers and stop tokens"); see the module comment for the types. */
 function phi4MiniAddedTokens(): AddedTokens {
   const ids = PHI4_MINI_TOKEN_IDS;
   const control = (text: string) => ({ text, type: TokenType.CONTROL });

@@ -181,7 +181,7 @@ const QUANT_TYPES = {
   q4_0: { type: GgmlType.Q4_0, fileType: 2 },
 } as const;
 
-/** Per-family architecture constants (phi-models.md §1, §6.1). */
+/** Per-family architecture constants (docs/MODELS.md "GGUF layout"). */
 const ARCH = {
   phi3: { arch: "phi3", ropeFreqBase: 10000, rotaryFactor: 1, tied: false },
   phi4: { arch: "phi3", ropeFreqBase: 250000, rotaryFactor: 1, tied: false },
@@ -268,7 +268,7 @@ export function phimoeFileSpec(o: ResolvedTestModelOptions): GgufFileSpec {
   return { metadata, tensors: phimoeTensors(o, vocab) };
 }
 
-/** `general.*` and `<arch>.*` keys (phi-models.md §6.1; `conversion/phi.py` Phi3MiniModel, PhiMoeModel). */
+/** `general.*` and `<arch>.*` keys (docs/MODELS.md "GGUF layout"; `conversion/phi.py` Phi3MiniModel, PhiMoeModel). */
 function archMetadata(o: ResolvedTestModelOptions): Map<string, GgufValue> {
   const { arch, ropeFreqBase } = ARCH[o.family];
   const metadata = new Map<string, GgufValue>([
@@ -296,7 +296,10 @@ function archMetadata(o: ResolvedTestModelOptions): Map<string, GgufValue> {
   return metadata;
 }
 
-/** `tokenizer.*` keys of a SentencePiece (`"llama"`) vocabulary with Phi-3's special ids (§6.3). */
+/**
+ * `tokenizer.*` keys of a SentencePiece (`"llama"`) vocabulary with Phi-3's special ids
+ * (docs/MODELS.md "Vocabularies in GGUF form").
+ */
 function spmTokenizerMetadata(vocab: SpmVocab, o: ResolvedTestModelOptions): Map<string, GgufValue> {
   return new Map<string, GgufValue>([
     ["tokenizer.ggml.model", gguf.string("llama")],
@@ -333,7 +336,7 @@ export const BPE_SPECIAL_IDS = {
   "phi4-mini": { bos: PHI4_MINI_TOKEN_IDS.endOfText, eos: PHI4_MINI_TOKEN_IDS.endOfText, pad: PHI4_MINI_TOKEN_IDS.endOfText, unk: PHI4_MINI_TOKEN_IDS.endOfText },
 } as const;
 
-/** `tokenizer.*` keys of a byte-level BPE (`"gpt2"`) vocabulary (§6.4). */
+/** `tokenizer.*` keys of a byte-level BPE (`"gpt2"`) vocabulary (docs/MODELS.md "Vocabularies in GGUF form"). */
 function bpeTokenizerMetadata(vocab: BpeVocab, o: ResolvedTestModelOptions): Map<string, GgufValue> {
   if (o.family !== "phi4" && o.family !== "phi4-mini") throw new Error(`no BPE vocabulary for ${o.family}`);
   const ids = BPE_SPECIAL_IDS[o.family];
@@ -387,7 +390,7 @@ function reservedDims(o: ResolvedTestModelOptions): number {
 }
 
 /**
- * Tensors of the `phi3` architecture (phi3, phi4, phi4-mini; engine-notes.md §2): fused QKV and
+ * Tensors of the `phi3` architecture (phi3, phi4, phi4-mini; docs/MODELS.md "GGUF layout"): fused QKV and
  * fused gate‖up FFN, RMS norms without bias; `output.weight` omitted when embeddings are tied.
  */
 function denseTensors(o: ResolvedTestModelOptions, nVocab: number, emittable: (id: number) => boolean): GgufTensorSpec[] {

@@ -1,5 +1,5 @@
 /**
- * Wire contract of POST /chat/completions (shared/spec/azure-model-inference-api.md §2, §3).
+ * Wire contract of POST /chat/completions (docs/AZURE-API.md "Request body", "Messages", "Response", "Streaming").
  * JSON Schema is the single source: fastify validates with it (ajv, numeric strings coerced),
  * and the TypeScript types below mirror it. Field names keep the spec's snake_case.
  */
@@ -145,7 +145,7 @@ export interface WireTokenLogprob {
   top_logprobs: { token: string; logprob: number; bytes: number[] }[];
 }
 
-/** OpenAI's logprobs shape (not defined by the Azure spec; §3.1). */
+/** OpenAI's logprobs shape (not defined by the Azure spec; docs/AZURE-API.md "Response"). */
 export interface WireLogprobs {
   content: WireTokenLogprob[];
 }

@@ -1,5 +1,5 @@
 /**
- * Server-sent-event framing for chat streams. The Python client's parser is strict (spec §3.2):
+ * Server-sent-event framing for chat streams. The Python client's parser is strict (docs/AZURE-API.md "Streaming"):
  * only `data: ` lines, LF endings, one JSON per line, no comments or other fields, and a final
  * `data: [DONE]`. Everything streamed goes through these two functions.
  */

@@ -52,7 +52,7 @@ export interface ModelCapabilities {
   maxChoices: number;
 }
 
-/** Azure's spec default for temperature (§2). */
+/** Azure's spec default for temperature (docs/AZURE-API.md "Request body"). */
 export const DEFAULT_TEMPERATURE = 0.7;
 
 export function toChatCommand(

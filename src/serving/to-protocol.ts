@@ -1,4 +1,7 @@
-/** Maps service results to the wire shapes of spec §3 (one mapper for JSON, one for stream chunks). */
+/**
+ * Maps service results to the wire shapes of docs/AZURE-API.md "Response" and "Streaming" (one mapper
+ * for JSON, one for stream chunks).
+ */
 import type { ChatCompletionChunk, ChatCompletionResponse, WireLogprobs, WireToolCall, WireUsage } from "../protocol/chat-completions.schema.ts";
 import type { TokenLogprob } from "../engine/engine.ts";
 import type { Usage } from "./chat-generation.ts";

@@ -1,6 +1,6 @@
 /**
- * The conformance cases of shared/spec/azure-model-inference-api.md §9 that the core server covers,
- * numbered as in the spec, sent as raw HTTP to a real phiserve process (seeded Phi-3 test model).
+ * The conformance cases of docs/AZURE-API.md "Conformance cases" that the core server covers,
+ * numbered as there, sent as raw HTTP to a real phiserve process (seeded Phi-3 test model).
  * Cases 21–22 (logprobs, n), 27–28 (vision), 34–37 (content safety, quotas) and 40 (multiple
  * deployments) belong to later issues.
  */

@@ -13,7 +13,7 @@ export interface GgufSummary {
 /**
  * Sequences to run at once when `--parallel` is not given: as many KV caches of `contextSize`
  * as fit in a quarter of the machine's memory, between 1 and 8 (on 2 cores, aggregate decode
- * stops improving past a handful of sequences: shared/spec/engine-notes.md).
+ * stops improving past a handful of sequences: docs/ENGINE-NOTES.md "Contexts, sequences and memory").
  */
 export function defaultParallel(kvBytesPerToken: number | undefined, contextSize: number, memoryBytes: number): number {
   if (!kvBytesPerToken) return 2;
