@@ -62,12 +62,16 @@ export type EngineEvent =
 export interface EngineModelInfo {
   /** Context window per sequence, in tokens. */
   contextLength: number;
-  /** `tokenizer.chat_template` from the model file, when it has one. */
-  chatTemplate?: string;
-  /** `general.name` from the model file. */
-  fileModelName?: string;
   bosToken: string;
   eosToken: string;
+  /**
+   * Whether the model's prompts start with BOS (GGUF `tokenizer.ggml.add_bos_token`; when absent,
+   * llama.cpp's default: true for SPM "llama" vocabularies, false for BPE "gpt2" ones). Engines
+   * never add it themselves: the prompt is evaluated exactly as rendered, so the renderer prepends
+   * `bosToken` when this is true and the template has not already (docs/ENGINE-NOTES.md
+   * "Tokenization and BOS").
+   */
+  addBosToken: boolean;
   /** Number of token ids (valid `logit_bias` keys are 0 … vocabSize − 1). */
   vocabSize: number;
 }
@@ -85,7 +89,16 @@ export interface EngineStats {
   decodeBatchTokens: number;
 }
 
+/** What an engine can run at once and holds in memory, known before it loads (for admission and memory budgets). */
+export interface EngineCapacity {
+  /** Sequences that generate at once (a request takes one per choice). */
+  sequences: number;
+  /** Estimated resident memory once loaded (weights + caches), in bytes; 0 when it lives elsewhere. */
+  memoryBytes: number;
+}
+
 export interface Engine {
+  capacity(): EngineCapacity;
   stats(): EngineStats;
   /** Loads the model and allocates contexts; resolves when ready to serve. */
   load(): Promise<void>;

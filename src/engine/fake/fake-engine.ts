@@ -11,20 +11,29 @@ export interface FakeEngineOptions {
   contextLength?: number;
   /** Counts prompt tokens; default: one per character. */
   countTokens?: (prompt: string) => number;
+  /** Sequences it reports it can run at once (`capacity().sequences`); default 1. */
+  sequences?: number;
   /** Yield to the event loop (setImmediate) before each token, like a real engine; default true. */
   yieldBetweenTokens?: boolean;
+  /** What `modelInfo().addBosToken` reports (the renderer then prepends `<s>`); default false. */
+  addBosToken?: boolean;
 }
 
 export class FakeEngine implements Engine {
   private ready = false;
   /** Every request the engine was asked to generate, for assertions. */
   readonly requests: GenerationRequest[] = [];
+  /** Tokens handed to consumers so far, over all requests. */
+  private generatedTokens = 0;
 
   constructor(private readonly options: FakeEngineOptions) {}
 
+  capacity() {
+    return { sequences: this.options.sequences ?? 1, memoryBytes: 0 };
+  }
+
   stats() {
-    const generatedTokens = this.requests.length;
-    return { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens, decodeBatches: 0, decodeBatchTokens: 0 };
+    return { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: this.generatedTokens, decodeBatches: 0, decodeBatchTokens: 0 };
   }
 
   async load(): Promise<void> {
@@ -36,7 +45,13 @@ export class FakeEngine implements Engine {
   }
 
   modelInfo(): EngineModelInfo {
-    return { contextLength: this.options.contextLength ?? 4096, bosToken: "<s>", eosToken: "<|endoftext|>", vocabSize: 32064 };
+    return {
+      contextLength: this.options.contextLength ?? 4096,
+      bosToken: "<s>",
+      eosToken: "<|endoftext|>",
+      addBosToken: this.options.addBosToken ?? false,
+      vocabSize: 32064,
+    };
   }
 
   countTokens(prompt: string): number {
@@ -51,6 +66,7 @@ export class FakeEngine implements Engine {
     for (const text of this.options.tokens) {
       if (signal.aborted) return;
       if (this.options.yieldBetweenTokens !== false) await new Promise<void>((resolve) => setImmediate(resolve));
+      this.generatedTokens += 1; // counted as it is handed over: a consumer may stop right after it
       yield { type: "token", text, tokenCount: 1 };
       produced += 1;
       if (produced >= request.maxTokens) {

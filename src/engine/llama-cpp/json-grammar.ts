@@ -37,3 +37,24 @@ export async function createJsonGrammar(llama: Llama, constraint: OutputConstrai
     : await llama.createGrammarForJsonSchema(constraint.schema as never);
   return llama.createGrammar({ grammar: tightenNumberRules(generated.grammar), rootRuleName: generated.rootRuleName });
 }
+
+/**
+ * Compiled grammars by constraint, shared by every request: the generic JSON grammar and each
+ * distinct schema are compiled once (at most 64 kept). A failed compile is forgotten, so the
+ * error is raised again for the next request instead of being cached.
+ */
+export class JsonGrammarCache {
+  private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
+
+  get(llama: Llama, constraint: OutputConstraint): Promise<LlamaGrammar> {
+    const key = constraint.type === "json" ? "json" : JSON.stringify(constraint.schema);
+    let grammar = this.grammars.get(key);
+    if (!grammar) {
+      grammar = createJsonGrammar(llama, constraint);
+      if (this.grammars.size > 64) this.grammars.clear();
+      this.grammars.set(key, grammar);
+      grammar.catch(() => this.grammars.delete(key));
+    }
+    return grammar;
+  }
+}

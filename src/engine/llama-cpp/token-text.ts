@@ -1,5 +1,5 @@
 /**
- * Turns generated tokens into text as they arrive: a token that ends inside a multi-byte UTF-8
+ * Token ids and their text. `TokenTextDecoder` turns generated tokens into text as they arrive: a token that ends inside a multi-byte UTF-8
  * character is held back until the character completes, and each piece is detokenized with the
  * tokens before it as context so SentencePiece's leading spaces come out right.
  */
@@ -8,6 +8,12 @@ import type { TokenAlternative } from "../engine.ts";
 
 const REPLACEMENT_CHAR = "\uFFFD";
 const CONTEXT_TOKENS = 8;
+
+/** The id of a token text that is exactly one token (special tokens parsed as such), else undefined. */
+export function singleToken(model: LlamaModel, text: string): Token | undefined {
+  const tokens = model.tokenize(text, true);
+  return tokens.length === 1 ? tokens[0] : undefined;
+}
 
 export class TokenTextDecoder {
   private readonly generated: Token[] = [];

@@ -1,0 +1,96 @@
+/**
+ * What the two decoding paths (fast-decode.ts, logprob-decode.ts) share: the run they carry out,
+ * the engine facilities they use, the OpenAI penalties both apply the same way, and how they take
+ * their evaluation steps (`DecodeSteps`).
+ *
+ * A generation's first step evaluates the input (the prompt); after it the sequence is decoding
+ * and takes part in the decode gate (decode-gate.ts), which steps decoding sequences in groups so
+ * llama.cpp evaluates them in one pass. Every step is also held while a KV-cache edit is pending
+ * (kv-maintenance.ts).
+ */
+import type { LlamaModel, Token, TokenBias } from "node-llama-cpp";
+import type { GenerationRequest } from "../engine.ts";
+import type { CancelSignal } from "../../lib/cancellation.ts";
+import type { DecodeGate, DecodeSlot } from "./decode-gate.ts";
+import type { KvMaintenance } from "./kv-maintenance.ts";
+import type { TokenDescriber, TokenTextDecoder } from "./token-text.ts";
+
+/** Everything one generation needs besides the sequence. */
+export interface Run {
+  request: GenerationRequest;
+  signal: CancelSignal;
+  promptTokens: Token[];
+  /** The part of the prompt the sequence does not hold yet: what is evaluated. */
+  inputTokens: Token[];
+  seed: number;
+  tokenBias: TokenBias | undefined;
+  decoder: TokenTextDecoder;
+}
+
+/** What the decoding paths use of the loaded engine. */
+export interface DecodeTools {
+  model: LlamaModel;
+  /** Token ids that end a generation besides the model's own end-of-generation tokens. */
+  stopTokenIds: ReadonlySet<Token>;
+  describer: TokenDescriber;
+  steps: DecodeSteps;
+}
+
+/** OpenAI penalties over the generated tokens (not the prompt), as llama.cpp's penalties sampler applies them. */
+export function repeatPenalty(request: GenerationRequest, decoder: TokenTextDecoder) {
+  return {
+    punishTokens: () => decoder.tokens as Token[],
+    maxPunishTokens: Math.max(64, Math.min(request.maxTokens, 4096)),
+    penalty: 1,
+    frequencyPenalty: request.frequencyPenalty,
+    presencePenalty: request.presencePenalty,
+  };
+}
+
+/** Steps a generation through the decode gate and around KV-cache edits. */
+export class DecodeSteps {
+  constructor(
+    private readonly gate: DecodeGate,
+    private readonly maintenance: KvMaintenance,
+  ) {}
+
+  /** The sequence is decoding now (its first step came back): it joins the decode gate. */
+  join(): DecodeSlot {
+    return this.gate.join();
+  }
+
+  /**
+   * Iterates a `sequence.evaluate()` evaluation step by step (the fast path): joins the gate after
+   * the first step, leaves it and ends the evaluation however the iteration stops.
+   */
+  async *tokens(evaluation: AsyncGenerator<Token, void, void | Token | Token[]>): AsyncGenerator<Token> {
+    let slot: DecodeSlot | undefined;
+    try {
+      for (;;) {
+        const step = await this.step(slot, () => evaluation.next());
+        if (step.done) return;
+        slot ??= this.join();
+        yield step.value;
+      }
+    } finally {
+      slot?.leave();
+      await evaluation.return();
+    }
+  }
+
+  /**
+   * One evaluation step: waits for the decode gate when the sequence is decoding (`slot`), then
+   * while a KV-cache edit is pending, then runs it. Neither wait costs an await when there is
+   * nothing to wait for (the gate's grouping depends on when steps reach the library's queue).
+   */
+  async step<T>(slot: DecodeSlot | undefined, run: () => Promise<T>): Promise<T> {
+    const gated = slot?.ready();
+    if (gated) await gated;
+    try {
+      if (this.maintenance.isPending) await this.maintenance.idle();
+      return await run();
+    } finally {
+      slot?.returned();
+    }
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * How a llama.cpp engine is configured (`LlamaCppEngineOptions`) and the defaults it picks itself.
+ * Re-exported by llama-cpp-engine.ts, where importers find them.
+ */
+import { availableParallelism } from "node:os";
+
+export type GpuChoice = "auto" | "cpu" | "cuda" | "vulkan" | "metal";
+
+export interface LlamaCppEngineOptions {
+  modelPath: string;
+  /** Context window per sequence, in tokens. */
+  contextSize: number;
+  /** Sequences generating at once. */
+  parallel: number;
+  /** CPU threads for evaluation; default chosen by model size (see `defaultThreads`). */
+  threads?: number | undefined;
+  /**
+   * Tokens per evaluation batch (all sequences together). A long prompt is evaluated in chunks of
+   * at most this size, and every batch also carries the next token of each decoding sequence, so a
+   * long prompt does not stall the streams.
+   */
+  batchSize: number;
+  /**
+   * Most decode tokens (one per generating sequence) in one evaluation batch; 0 = every decoding
+   * sequence together. Decoding sequences are stepped in groups (see decode-gate.ts); a group larger
+   * than this is evaluated as several batches back to back.
+   */
+  decodeBatch?: number | undefined;
+  gpu: GpuChoice;
+  /** Token texts that end a generation besides the model's own end-of-generation tokens (e.g. "<|assistant|>"). */
+  extraStopTokens: readonly string[];
+  /** Estimated resident memory once loaded (weights + KV caches), reported by `capacity()`; default 0. */
+  memoryBytes?: number | undefined;
+}
+
+/**
+ * Measured on 2-core machines (docs/ENGINE-NOTES.md, "Threads decide everything for small models"):
+ * tiny models run ~150x faster on one thread than on two (the ggml thread pool spins against
+ * Node's thread); models of real size need every core.
+ */
+export function defaultThreads(modelBytes: number): number {
+  return modelBytes < 256 * 1024 * 1024 ? 1 : Math.max(1, availableParallelism());
+}

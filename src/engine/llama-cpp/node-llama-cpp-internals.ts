@@ -1,0 +1,85 @@
+/**
+ * Every read of node-llama-cpp's private fields, in one place, behind a version guard.
+ *
+ * Two behaviours the engine needs have no public API in node-llama-cpp 3.22.1
+ * (docs/ENGINE-NOTES.md "Decode batching and sequence order"):
+ * - `LlamaContext._queuedDecodes`: the queue the batch loop builds the strategy's items from, in
+ *   the same order (its `getOrderedQueuedDecodes`). Reading it gives each batch item its sequence
+ *   id, so a batch can be put in sequence order (see `decodeFirstStrategy` in decode-gate.ts).
+ * - `TokenBias._biases`: the token → logit map the sampler reads. `TokenBias.set()` skips
+ *   end-of-generation tokens, but OpenAI's `logit_bias` may bias those too, so entries are written
+ *   to the map directly.
+ *
+ * An upgrade may rename, reshape or repurpose either, and nothing would fail: logit_bias would
+ * quietly stop reaching EOG tokens, batches would quietly lose their order. So the engine calls
+ * `checkNodeLlamaCppVersion()` before it loads anything and the accessors below check the fields'
+ * shape at load: a different version, or a field gone, fails the load with an error naming both.
+ * After an upgrade, re-read the two fields in the new release, then raise `VERIFIED_VERSION`.
+ */
+import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { BatchItem, LlamaContext, Token, TokenBias } from "node-llama-cpp";
+
+/** The node-llama-cpp release whose private fields this module was checked against. */
+export const VERIFIED_VERSION = "3.22.1";
+
+const HELP = "phiserve reads this private field; see src/engine/llama-cpp/node-llama-cpp-internals.ts";
+
+/** The version in the installed node-llama-cpp's package.json (its `exports` do not expose the file). */
+export function installedNodeLlamaCppVersion(): string {
+  let dir = dirname(createRequire(import.meta.url).resolve("node-llama-cpp"));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: unknown; version?: unknown };
+      if (pkg.name === "node-llama-cpp" && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // no package.json at this level: keep walking up
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return "unknown";
+    dir = parent;
+  }
+}
+
+/** Throws unless `installed` is the version the private fields were verified against. */
+export function checkNodeLlamaCppVersion(installed: string = installedNodeLlamaCppVersion()): void {
+  if (installed === VERIFIED_VERSION) return;
+  throw new Error(
+    `node-llama-cpp ${installed} is installed, but phiserve's access to its private fields ` +
+      `(LlamaContext._queuedDecodes, TokenBias._biases) was verified against ${VERIFIED_VERSION} only. ` +
+      `Install node-llama-cpp@${VERIFIED_VERSION}, or re-verify those fields and update src/engine/llama-cpp/node-llama-cpp-internals.ts.`,
+  );
+}
+
+function fieldError(owner: string, field: string, expected: string, version: string): Error {
+  return new Error(`node-llama-cpp ${version}: ${owner}.${field} is missing or is not ${expected} (${HELP}, verified against ${VERIFIED_VERSION}).`);
+}
+
+/** What a queued decode holds that matters here (node-llama-cpp 3.22.1's `_decodeTokens`). */
+interface QueuedDecode {
+  sequenceId: number;
+  tokens: readonly Token[];
+}
+
+/**
+ * For the batch strategy: the sequence id of `items[index]`, read from the context's queue, which
+ * the items are built from one for one and in order (the item shares the queued decode's `tokens`
+ * array, which is checked). Undefined when the queue does not match, so the batch is counted as
+ * unordered instead of being ordered wrongly. Throws now when the queue is not there.
+ */
+export function batchItemSequenceIds(context: LlamaContext, version?: string): (item: BatchItem, index: number) => number | undefined {
+  const holder = context as unknown as { _queuedDecodes?: unknown };
+  if (!Array.isArray(holder._queuedDecodes)) throw fieldError("LlamaContext", "_queuedDecodes", "an array", version ?? installedNodeLlamaCppVersion());
+  return (item, index) => {
+    const queued = (holder._queuedDecodes as readonly Partial<QueuedDecode>[] | undefined)?.[index];
+    return queued?.tokens === item.tokens && typeof queued.sequenceId === "number" ? queued.sequenceId : undefined;
+  };
+}
+
+/** The token → logit map a TokenBias hands to the sampler (−Infinity bans the token). */
+export function tokenBiasEntries(bias: TokenBias, version?: string): Map<Token, number> {
+  const entries = (bias as unknown as { _biases?: unknown })._biases;
+  if (!(entries instanceof Map)) throw fieldError("TokenBias", "_biases", "a Map", version ?? installedNodeLlamaCppVersion());
+  return entries as Map<Token, number>;
+}
