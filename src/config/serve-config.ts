@@ -32,7 +32,7 @@ export interface DeploymentSettings {
   decodeBatch?: number | undefined;
   /** `constrained` (default): json_object/json_schema enforced by grammar; `azure`: 422 parameter_not_supported. */
   jsonPolicy: "constrained" | "azure";
-  /** `azure` (default): system messages folded into user turns where Azure does; `native`: the template's own system turn. */
+  /** `azure` (default): system messages translated into user messages where Azure does; `native`: the template's own system turn. */
   systemRole: "azure" | "native";
   /** Largest `n` (choices per request). Default 16. */
   maxChoices: number;

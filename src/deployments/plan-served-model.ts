@@ -35,7 +35,7 @@ export interface ServingPolicy {
   maxChoices: number;
   /** Offer tools to models without native tool calling, by constrained JSON. */
   toolEmulation: boolean;
-  /** `azure`: fold system messages into user turns where Azure does; `native`: the template's own system turn when it has one. */
+  /** `azure`: translate system messages into user messages where Azure does; `native`: the template's own system turn when it has one. */
   systemRole: "azure" | "native";
 }
 
