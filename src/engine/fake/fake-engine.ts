@@ -2,7 +2,7 @@
  * A scripted, deterministic engine for unit tests of the layers above the engine. It never
  * stands in for real inference in tests that are about inference.
  */
-import type { Engine, EngineEvent, EngineModelInfo, GenerationRequest } from "../engine.ts";
+import type { Engine, EngineEvent, EngineModelInfo, GenerationRequest, TokenLogprob } from "../engine.ts";
 import type { CancelSignal } from "../../lib/cancellation.ts";
 
 export interface FakeEngineOptions {
@@ -67,7 +67,7 @@ export class FakeEngine implements Engine {
       if (signal.aborted) return;
       if (this.options.yieldBetweenTokens !== false) await new Promise<void>((resolve) => setImmediate(resolve));
       this.generatedTokens += 1; // counted as it is handed over: a consumer may stop right after it
-      yield { type: "token", text, tokenCount: 1 };
+      yield request.topLogprobs === undefined ? { type: "token", text, tokenCount: 1 } : { type: "token", text, tokenCount: 1, logprobs: [scriptedLogprob(text, request.topLogprobs)] };
       produced += 1;
       if (produced >= request.maxTokens) {
         yield { type: "done", finishReason: "length" };
@@ -80,4 +80,10 @@ export class FakeEngine implements Engine {
   async close(): Promise<void> {
     this.ready = false;
   }
+}
+
+/** A scripted token is certain: logprob 0, and it is its own only alternative. */
+function scriptedLogprob(text: string, top: number): TokenLogprob {
+  const alternative = { token: text, logprob: 0, bytes: [...Buffer.from(text, "utf8")] };
+  return { ...alternative, topLogprobs: top > 0 ? [alternative] : [] };
 }
