@@ -53,8 +53,8 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
   const metrics = new Metrics({ engine: () => deployments.engineStats(), scheduler: () => deployments.schedulerStats() });
   const store = config.databaseUrl ? await createStore(config.databaseUrl) : undefined;
   await store?.migrate();
-  const quota = await createQuota(config.redisUrl ? { redisUrl: config.redisUrl } : {});
-  const jwt = config.jwt ? new JwtAuthenticator({ issuer: config.jwt.issuer, audience: config.jwt.audience, ...(config.jwt.jwksUri ? { jwksUri: config.jwt.jwksUri } : {}) }) : undefined;
+  const quota = await createQuota({ redisUrl: config.redisUrl });
+  const jwt = config.jwt ? new JwtAuthenticator({ issuer: config.jwt.issuer, audience: config.jwt.audience, jwksUri: config.jwt.jwksUri || undefined }) : undefined;
   const authenticator = await createAuthenticator({ staticKeys: config.apiKeys, store, jwt });
   const usage = new UsageMeter(store, logger);
   const chat = new ChatCompletionsService({ deployments, quota, usage, metrics, shutdownSignal: shutdown.signal });

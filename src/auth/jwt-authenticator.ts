@@ -63,21 +63,21 @@ export interface JwtAuthOptions {
    * issuers (`https://sts.windows.net/{tenant}/`) serve no discovery document, so pass it here.
    * Must be `https:`, or `http:` on a loopback host.
    */
-  jwksUri?: string;
+  jwksUri?: string | undefined;
   /** Allowed clock skew for `exp`/`nbf`, in seconds. Default 60. */
-  clockToleranceSeconds?: number;
+  clockToleranceSeconds?: number | undefined;
   /**
    * Prefix of deployment grants in the `roles` (array) and `scp` (space-separated) claims.
    * Default `"deployment:"`: `deployment:NAME` grants NAME, `deployment:*` grants all, and a
    * token carrying no such role/scope at all may use every deployment.
    */
-  deploymentClaimPrefix?: string;
+  deploymentClaimPrefix?: string | undefined;
   /** Seconds after a JWKS fetch before an unknown `kid` triggers a re-fetch. Default 30. */
-  jwksCooldownSeconds?: number;
+  jwksCooldownSeconds?: number | undefined;
   /** Seconds a fetched JWKS stays cached. Default 600. */
-  jwksCacheMaxAgeSeconds?: number;
+  jwksCacheMaxAgeSeconds?: number | undefined;
   /** fetch used for discovery and the JWKS (default: global `fetch`). */
-  fetchImpl?: typeof fetch;
+  fetchImpl?: typeof fetch | undefined;
 }
 
 /** What a valid token proves; the JWT credential source turns it into a `Principal`. */

@@ -146,7 +146,7 @@ export interface TemplateMessage {
    * `<|tool|>…<|/tool|>` inside the system turn (docs/MODELS.md "Tool calling"). Omitted from the template context
    * when undefined.
    */
-  tools?: string;
+  tools?: string | undefined;
 }
 
 /** Options for {@link renderChatTemplate}. */

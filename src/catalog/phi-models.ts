@@ -48,7 +48,7 @@ export interface CatalogModel {
   /** False for engines not built yet (everything but llama-cpp for now); such models are listed honestly. */
   engineAvailable: boolean;
   /** Why the model cannot be served; present whenever `engineAvailable` is false. */
-  unavailableReason?: string;
+  unavailableReason?: string | undefined;
   /** Default single-file download (a GGUF) for llama-cpp models. */
   download?: {
     url: string;
@@ -119,6 +119,7 @@ function defineModel<F extends FamilyDefaults>(family: F, own: OwnFields<F>): Ca
     supportsVision: m.supportsVision,
     engine: m.engine,
     engineAvailable: m.engineAvailable,
+    // Absent, not undefined, where an entry has none (the catalog is compared and printed as data).
     ...(m.unavailableReason === undefined ? {} : { unavailableReason: m.unavailableReason }),
     ...(m.download === undefined ? {} : { download: m.download }),
     quota: { ...m.quota },

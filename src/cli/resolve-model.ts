@@ -59,8 +59,8 @@ export async function ensureDownloaded(entry: CatalogModel, env: NodeJS.ProcessE
     return await downloadModel(download, {
       cacheDir,
       onProgress: (p) => bar.update(p),
-      ...(env.PHISERVE_MODEL_BASE_URL ? { baseUrl: env.PHISERVE_MODEL_BASE_URL } : {}),
-      ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+      baseUrl: env.PHISERVE_MODEL_BASE_URL || undefined,
+      headers: token ? { authorization: `Bearer ${token}` } : undefined,
     });
   } catch (error) {
     throw new CliError(describeDownloadFailure(error, download, cacheDir));

@@ -15,22 +15,22 @@ export interface GenerationRequest {
   maxTokens: number;
   temperature: number;
   topP: number;
-  seed?: number;
+  seed?: number | undefined;
   presencePenalty: number;
   frequencyPenalty: number;
   /** OpenAI `logit_bias`: token id → bias added to its logit (−100 bans the token outright). */
-  logitBias?: ReadonlyMap<number, number>;
+  logitBias?: ReadonlyMap<number, number> | undefined;
   /** When set, report logprobs with this many top alternatives (0–20) for every generated token. */
-  topLogprobs?: number;
+  topLogprobs?: number | undefined;
   /** Constrained decoding: the output must match this. */
-  constraint?: OutputConstraint;
+  constraint?: OutputConstraint | undefined;
   /**
    * Free generation until the model emits `token` (e.g. Phi-4-mini's `<|tool_call|>`), then the
    * rest must match `constraint`. The engine reports the switch with a `constrained` event.
    */
-  constrainAfter?: { token: string; constraint: OutputConstraint };
+  constrainAfter?: { token: string; constraint: OutputConstraint } | undefined;
   /** Token texts that must never be generated (e.g. `<|tool_call|>` when tool_choice is "none"). */
-  suppressTokens?: readonly string[];
+  suppressTokens?: readonly string[] | undefined;
 }
 
 /** What constrained decoding enforces. `json_schema` schemas must use the supported subset (docs/DECODING.md). */

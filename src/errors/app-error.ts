@@ -52,13 +52,13 @@ export interface ValidationDetail {
 
 export interface AppErrorOptions {
   /** The request field at fault, e.g. "messages" or "temperature". */
-  param?: string;
-  details?: ValidationDetail[];
+  param?: string | undefined;
+  details?: ValidationDetail[] | undefined;
   /** Seconds a client should wait before retrying (503/429). */
-  retryAfterSeconds?: number;
+  retryAfterSeconds?: number | undefined;
   /** Informational headers that belong with this error (e.g. the rate-limit state on a 429). */
-  headers?: Record<string, string>;
-  cause?: unknown;
+  headers?: Record<string, string> | undefined;
+  cause?: unknown | undefined;
 }
 
 export class AppError extends Error {

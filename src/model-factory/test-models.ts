@@ -189,8 +189,11 @@ const ARCH = {
   phimoe: { arch: "phimoe", ropeFreqBase: 10000, rotaryFactor: 1, tied: false },
 } as const satisfies Record<TestModelFamily, { arch: string; ropeFreqBase: number; rotaryFactor: number; tied: boolean }>;
 
+/** Options as callers (CLI flags) pass them: an undefined value means "the default". */
+export type TestModelOverrides = { [K in keyof TestModelOptions]?: TestModelOptions[K] | undefined };
+
 /** Applies defaults and checks the shape is one llama.cpp can load. */
-export function resolveTestModelOptions(options: Partial<TestModelOptions> = {}): ResolvedTestModelOptions {
+export function resolveTestModelOptions(options: TestModelOverrides = {}): ResolvedTestModelOptions {
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<TestModelOptions>;
   const defaults = testModelDefaults(defined.family ?? TEST_MODEL_DEFAULTS.family);
   const o: ResolvedTestModelOptions = { ...defaults, ...defined, headsKv: defined.headsKv ?? defined.heads ?? defaults.headsKv };

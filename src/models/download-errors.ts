@@ -19,15 +19,15 @@ export interface ModelDownloadErrorDetails {
   /** The URL that failed (after mirror rewriting and redirects). */
   url: string;
   /** HTTP status, for `HTTP_STATUS`. */
-  status?: number;
+  status?: number | undefined;
   /** Expected digest, for `CHECKSUM_MISMATCH` (absent when only the size was checked). */
-  expectedSha256?: string;
+  expectedSha256?: string | undefined;
   /** Actual digest, for `CHECKSUM_MISMATCH`. */
-  actualSha256?: string;
+  actualSha256?: string | undefined;
   /** Bytes kept in `<fileName>.partial` for the next attempt to resume from. */
-  partialBytes?: number;
+  partialBytes?: number | undefined;
   /** The underlying error. */
-  cause?: unknown;
+  cause?: unknown | undefined;
 }
 
 /** A failed model download; `code` says why, the other fields give the details. */

@@ -24,15 +24,15 @@ export interface DownloadOptions {
   /** Where model files live (created when missing). */
   cacheDir: string;
   /** Cancels the download; the partial file is kept for a later resume. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Called when the transfer starts and after each chunk written to disk. */
-  onProgress?: (p: DownloadProgress) => void;
+  onProgress?: ((p: DownloadProgress) => void) | undefined;
   /** The `fetch` to use (tests); defaults to the global one. */
-  fetchImpl?: typeof fetch;
+  fetchImpl?: typeof fetch | undefined;
   /** Extra request headers, e.g. `Authorization: Bearer <token>` (dropped on cross-origin redirects). */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /** Mirror base URL that replaces the `https://huggingface.co` origin (see `rewriteDownloadUrl`). */
-  baseUrl?: string;
+  baseUrl?: string | undefined;
   /** Give up (as `OFFLINE`, partial kept) when no data arrives for this long; default 60 000 ms. */
-  stallTimeoutMs?: number;
+  stallTimeoutMs?: number | undefined;
 }

@@ -304,6 +304,7 @@ async function verifyAndFinalize(job: DownloadJob, actual: string, size: number,
   const what = expected !== undefined ? `SHA-256 ${actual}, expected ${expected}` : `${size} bytes, expected ${sizeBytes}`;
   throw new ModelDownloadError("CHECKSUM_MISMATCH", `Downloaded ${job.source.fileName} has ${what}`, {
     url: opened.url,
-    ...(expected !== undefined ? { expectedSha256: expected, actualSha256: actual } : {}),
+    expectedSha256: expected,
+    actualSha256: expected === undefined ? undefined : actual,
   });
 }

@@ -8,11 +8,11 @@ import { RedisQuota } from "./redis-quota.ts";
 /** Options for {@link createQuota}. */
 export interface CreateQuotaOptions {
   /** redis:// or rediss:// URL: share limits across replicas. Absent: in-memory (one replica). */
-  redisUrl?: string;
+  redisUrl?: string | undefined;
   /** Key prefix in Redis (default "phiserve:quota:"). */
-  keyPrefix?: string;
+  keyPrefix?: string | undefined;
   /** Redis connection errors after startup (ioredis reconnects by itself), e.g. to log them. */
-  onError?: (error: Error) => void;
+  onError?: ((error: Error) => void) | undefined;
 }
 
 /**
@@ -23,7 +23,7 @@ export async function createQuota(options: CreateQuotaOptions): Promise<Quota> {
   if (options.redisUrl === undefined || options.redisUrl === "") return new MemoryQuota();
   const { redisUrl, keyPrefix, onError } = options;
   return RedisQuota.connect(redisUrl, {
-    ...(keyPrefix === undefined ? {} : { keyPrefix }),
-    ...(onError === undefined ? {} : { onError }),
+    keyPrefix,
+    onError,
   });
 }

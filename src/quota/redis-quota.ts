@@ -27,19 +27,19 @@ export interface RedisQuotaOptions {
    * Prefix of every key. Under Redis Cluster, put a hash tag in it (e.g. "{phiserve}:quota:") so
    * all scopes of one request live in one slot, as a multi-key script requires.
    */
-  keyPrefix?: string;
+  keyPrefix?: string | undefined;
   /** Window length; 60 000 ms (the Azure minute). Shorter only to test expiry quickly. */
-  windowMs?: number;
+  windowMs?: number | undefined;
   /** Whether {@link RedisQuota.close} quits the client (true when the quota created it). */
-  ownsClient?: boolean;
+  ownsClient?: boolean | undefined;
 }
 
 /** Options for {@link RedisQuota.connect}. */
 export interface RedisConnectOptions extends Omit<RedisQuotaOptions, "ownsClient"> {
   /** ioredis settings, over this module's fail-fast defaults. */
-  redisOptions?: RedisOptions;
+  redisOptions?: RedisOptions | undefined;
   /** Connection errors after startup (e.g. to log them). */
-  onError?: (error: Error) => void;
+  onError?: ((error: Error) => void) | undefined;
 }
 
 /**

@@ -22,7 +22,7 @@ export interface AdmitRequest {
   /** Aborting leaves the queue (client gone). */
   signal: CancelSignal;
   /** Absolute time (ms, `now()` clock) after which waiting gives up with 504. */
-  deadlineAt?: number;
+  deadlineAt?: number | undefined;
 }
 
 export interface Admission {

@@ -13,9 +13,9 @@ export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
   content: string;
   /** Calls an assistant turn made (fed back in a tool round trip). */
-  toolCalls?: { id: string; function: { name: string; arguments: string } }[];
+  toolCalls?: { id: string; function: { name: string; arguments: string } }[] | undefined;
   /** For `tool` messages: the call answered. */
-  toolCallId?: string;
+  toolCallId?: string | undefined;
 }
 
 export interface ChatCommand {
@@ -123,21 +123,22 @@ function notSupported(loc: (string | number)[], input: unknown, message: string)
 }
 
 function toChatMessage(message: WireMessage, index: number): ChatMessage {
-  const role = message.role === "developer" ? "system" : message.role;
-  const extras = {
-    ...(message.tool_calls?.length ? { toolCalls: message.tool_calls } : {}),
-    ...(message.tool_call_id ? { toolCallId: message.tool_call_id } : {}),
-  };
+  const out: ChatMessage = { role: message.role === "developer" ? "system" : message.role, content: toContent(message, index) };
+  if (message.tool_calls?.length) out.toolCalls = message.tool_calls;
+  if (message.tool_call_id) out.toolCallId = message.tool_call_id;
+  return out;
+}
+
+function toContent(message: WireMessage, index: number): string {
   const content = message.content;
-  if (typeof content === "string") return { role, content, ...extras };
+  if (typeof content === "string") return content;
   if (content === null || content === undefined) {
-    if (role === "assistant" || role === "tool") return { role, content: "", ...extras };
+    if (message.role === "assistant" || message.role === "tool") return "";
     throw new AppError("INVALID_REQUEST", "Field required", {
       param: "messages",
       details: [{ type: "missing", loc: ["body", "messages", index, "content"], msg: "Field required" }],
     });
   }
   // Text parts are joined; image parts were rejected above unless the model reads images.
-  const text = content.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("\n");
-  return { role, content: text, ...extras };
+  return content.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("\n");
 }

@@ -189,12 +189,12 @@ export class ChatGeneration {
       presencePenalty: command.presencePenalty,
       frequencyPenalty: command.frequencyPenalty,
       // Choices differ by seed; a given seed still reproduces every choice.
-      ...(command.seed === undefined ? {} : { seed: command.seed + index }),
-      ...(command.logitBias.size > 0 ? { logitBias: command.logitBias } : {}),
-      ...(command.topLogprobs === undefined ? {} : { topLogprobs: command.topLogprobs }),
-      ...(prepared.plan.constraint ? { constraint: prepared.plan.constraint } : {}),
-      ...(prepared.plan.constrainAfter ? { constrainAfter: prepared.plan.constrainAfter } : {}),
-      ...(prepared.plan.suppressTokens.length > 0 ? { suppressTokens: prepared.plan.suppressTokens } : {}),
+      seed: command.seed === undefined ? undefined : command.seed + index,
+      logitBias: command.logitBias.size > 0 ? command.logitBias : undefined,
+      topLogprobs: command.topLogprobs,
+      constraint: prepared.plan.constraint,
+      constrainAfter: prepared.plan.constrainAfter,
+      suppressTokens: prepared.plan.suppressTokens.length > 0 ? prepared.plan.suppressTokens : undefined,
     };
   }
 }

@@ -74,7 +74,7 @@ function invalid(loc: (string | number)[], input: unknown, msg: string): AppErro
 
 /** The tool list as the model card renders it in the system turn. */
 export function renderToolList(tools: readonly ToolSpec[]): string {
-  return JSON.stringify(tools.map((t) => ({ name: t.name, ...(t.description ? { description: t.description } : {}), parameters: t.parameters })));
+  return JSON.stringify(tools.map((t) => ({ name: t.name, description: t.description || undefined, parameters: t.parameters })));
 }
 
 /** Schema of a JSON array of calls to the allowed tools (arguments constrained per tool). */

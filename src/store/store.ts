@@ -58,8 +58,8 @@ export interface UsageReportRow {
 }
 
 export interface UsageQuery {
-  since?: Date;
-  until?: Date;
+  since?: Date | undefined;
+  until?: Date | undefined;
   by: UsageGrouping;
 }
 

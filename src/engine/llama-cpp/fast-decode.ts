@@ -32,6 +32,7 @@ export async function* generateFast(
       topK: 0,
       minP: 0,
       seed: run.seed,
+      // node-llama-cpp's option types say absent, not undefined (exactOptionalPropertyTypes).
       ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}),
       repeatPenalty: repeatPenalty(request, decoder),
       ...(active ? { grammarEvaluationState: new LlamaGrammarEvaluationState({ model: tools.model, grammar: active }) } : {}),

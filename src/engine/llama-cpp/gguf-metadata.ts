@@ -2,12 +2,12 @@
 import { readGgufFileInfo } from "node-llama-cpp";
 
 export interface GgufSummary {
-  architecture?: string;
-  name?: string;
-  chatTemplate?: string;
-  contextLength?: number;
+  architecture?: string | undefined;
+  name?: string | undefined;
+  chatTemplate?: string | undefined;
+  contextLength?: number | undefined;
   /** f16 KV-cache bytes one token of context takes (2 · layers · kv heads · head size · 2 bytes). */
-  kvBytesPerToken?: number;
+  kvBytesPerToken?: number | undefined;
 }
 
 /**
@@ -36,10 +36,10 @@ export async function readGgufSummary(modelPath: string): Promise<GgufSummary> {
       ? 2 * layers * kvHeads * (embd / heads) * 2
       : undefined;
   return {
-    ...(typeof architecture === "string" ? { architecture } : {}),
-    ...(typeof name === "string" ? { name } : {}),
-    ...(typeof template === "string" ? { chatTemplate: template } : {}),
-    ...(typeof context === "number" ? { contextLength: context } : {}),
-    ...(kvBytesPerToken ? { kvBytesPerToken } : {}),
+    architecture: typeof architecture === "string" ? architecture : undefined,
+    name: typeof name === "string" ? name : undefined,
+    chatTemplate: typeof template === "string" ? template : undefined,
+    contextLength: typeof context === "number" ? context : undefined,
+    kvBytesPerToken: kvBytesPerToken || undefined,
   };
 }
