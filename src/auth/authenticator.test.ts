@@ -9,15 +9,9 @@ import { AppError } from "../errors/app-error.ts";
 import { toHttpError } from "../errors/http-mapping.ts";
 import { createStore } from "../store/create-store.ts";
 import type { Store } from "../store/store.ts";
-import {
-  ANONYMOUS,
-  composeAuthenticator,
-  createAuthenticator,
-  unauthenticated,
-  type Authenticator,
-  type CredentialSource,
-  type Principal,
-} from "./authenticator.ts";
+import { composeAuthenticator, createAuthenticator, unauthenticated, type Authenticator } from "./authenticator.ts";
+import type { CredentialSource } from "./credential-source.ts";
+import { ANONYMOUS, type Principal } from "./principal.ts";
 import { JwtAuthenticator } from "./jwt-authenticator.ts";
 import { STORED_KEY_TTL_MS } from "./stored-key-source.ts";
 import { startTestIdentityProvider, type TestIdentityProvider } from "./test-jwks.ts";

@@ -15,8 +15,6 @@ import { createStoredKeySource, type ApiKeyLookup } from "./stored-key-source.ts
 
 // The identity vocabulary is defined in principal.ts; re-exported so the rest of the server
 // imports auth from this one module.
-export { ANONYMOUS, type Principal } from "./principal.ts";
-export type { CredentialSource } from "./credential-source.ts";
 
 /** The credentials a request presents, as raw header values. */
 export interface RequestCredentials {

@@ -6,20 +6,19 @@
  * literals below are those JSON strings verbatim (a JSON string is a valid TypeScript string literal, so `\n`
  * here is the same newline character the JSON escape stands for).
  *
- * ## BOS handling (decision)
+ * ## BOS handling
  *
- * The template is authoritative for the beginning-of-sequence token, as in Hugging Face `apply_chat_template`
- * (which tokenizes the rendered text with `add_special_tokens=False`):
+ * The template renders what it renders, and the model file decides about an added BOS, as llama.cpp's chat
+ * path does:
  * - {@link renderChatTemplate} substitutes `options.bosToken` verbatim for `{{ bos_token }}`. Only T1
  *   (Phi-3-mini Apr-2024) and T3 (Phi-3-small) reference it; all other Phi templates never emit a BOS.
  * - Callers pass the model's real BOS text (`<s>` for the SPM Phi models, `<|endoftext|>` for Phi-3-small /
- *   phi-4 / Phi-4-mini, from the engine's `EngineModelInfo.bosToken`), and the engine must tokenize the
- *   rendered prompt with special-token parsing **and without adding a BOS of its own**. This is what
- *   node-llama-cpp's Jinja path does (it does not prepend BOS: docs/ENGINE-NOTES.md "Tokenization and BOS"),
- *   so a T1 GGUF with `tokenizer.ggml.add_bos_token = true` gets exactly one `<s>` (docs/MODELS.md "Template
- *   renders": rendering `bos_token` and adding a BOS as well would double it).
- * - An engine that cannot avoid adding BOS itself should pass `bosToken: ""` instead; an engine that wants to
- *   add BOS only when the template does not can ask {@link templateRendersBosToken}.
+ *   phi-4 / Phi-4-mini, from the engine's `EngineModelInfo.bosToken`). The engine tokenizes the rendered prompt
+ *   with special-token parsing and never adds a BOS of its own (docs/ENGINE-NOTES.md "Tokenization and BOS").
+ * - The serving layer (`withBos` in src/serving/chat-generation.ts) then prepends one BOS when the model file
+ *   asks for it (`tokenizer.ggml.add_bos_token`) and the rendered prompt does not already start with it, so a
+ *   T1 GGUF with the flag set gets exactly one `<s>` (docs/MODELS.md "Template renders": rendering `bos_token`
+ *   and adding a BOS as well would double it), and a Phi-3.5 GGUF (flag false) gets none.
  *
  * @module
  */
@@ -277,14 +276,6 @@ export function renderWithJinja(template: string, messages: readonly TemplateMes
     bos_token: options.bosToken,
     eos_token: options.eosToken,
   });
-}
-
-/**
- * Whether the template source references `bos_token` (T1 and T3 among the catalog templates). An engine that
- * otherwise adds BOS automatically can use this to avoid a doubled BOS.
- */
-export function templateRendersBosToken(template: string): boolean {
-  return /\bbos_token\b/.test(template);
 }
 
 /** Probe text unlikely to appear in any template. */

@@ -12,7 +12,7 @@ import type { ServedModel } from "../serving/served-model.ts";
 import { AdmissionScheduler } from "../scheduler/admission-scheduler.ts";
 import { planServedModel, type ServedModelPlan } from "./plan-served-model.ts";
 import { AppError } from "../errors/app-error.ts";
-import type { Principal } from "../auth/authenticator.ts";
+import type { Principal } from "../auth/principal.ts";
 import type { Limit } from "../quota/quota.ts";
 import { AZURE_SERVERLESS_QUOTA } from "../catalog/phi-models.ts";
 

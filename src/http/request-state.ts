@@ -4,7 +4,7 @@
  * are fastify request decorations (declared here, registered in server.ts with null defaults).
  */
 import type { FastifyInstance } from "fastify";
-import { ANONYMOUS, type Principal } from "../auth/authenticator.ts";
+import { ANONYMOUS, type Principal } from "../auth/principal.ts";
 
 declare module "fastify" {
   interface FastifyRequest {

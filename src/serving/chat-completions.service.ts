@@ -11,7 +11,7 @@
  */
 import type { Logger } from "pino";
 import type { ChatCompletionChunk, ChatCompletionResponse, ChatCompletionsRequest } from "../protocol/chat-completions.schema.ts";
-import type { Principal } from "../auth/authenticator.ts";
+import type { Principal } from "../auth/principal.ts";
 import type { Limit, Quota, RateLimitState, Reservation } from "../quota/quota.ts";
 import { toRateLimitHeaders } from "../quota/rate-limit-headers.ts";
 import type { Admission, AdmitRequest } from "../scheduler/admission-scheduler.ts";

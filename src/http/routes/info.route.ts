@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { ModelInfoResponse } from "../../protocol/info.schema.ts";
 import type { Limit } from "../../quota/quota.ts";
-import type { Principal } from "../../auth/authenticator.ts";
+import type { Principal } from "../../auth/principal.ts";
 import { principalOf, ROUTE_PREFIXES } from "../request-state.ts";
 
 /** What /info and /v1/models need of a deployment. */
