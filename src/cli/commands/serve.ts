@@ -1,10 +1,9 @@
 import type { Logger } from "pino";
 import { createApp } from "../../app.ts";
-import { type DeploymentSettings, type ServeConfig } from "../../config/serve-config.ts";
+import { type DeploymentSettings, type GpuChoice, type ServeConfig } from "../../config/serve-config.ts";
 import { loadConfigFile, parseByteSize, type ConfigFile } from "../../config/config-file.ts";
 import { resolveDatabaseUrl } from "../../store/create-store.ts";
 import { isLoopbackHost } from "../../lib/loopback.ts";
-import type { GpuChoice } from "../../engine/llama-cpp/llama-cpp-engine.ts";
 import { createLogger } from "../../observability/logger.ts";
 import { CliError, resolveModel } from "../resolve-model.ts";
 import { exitWithCliError } from "./exit.ts";
