@@ -4,27 +4,46 @@
  * fake engine, against a bare fastify route validating the same request schema, loaded in turn
  * by autocannon running in its own process on the same machine (as a client would).
  *
- * A third server is measured for context: the bare route answering with the response headers
- * the Azure contract makes phiserve send (x-request-id and four x-ratelimit-* headers), which
- * alone cost a share of the throughput on a small machine (the client parses them too).
+ * A third server is the one the target is set against: the bare route answering with the
+ * response headers the Azure contract makes phiserve send (x-request-id and four x-ratelimit-*
+ * headers) and the same body, which alone cost a share of the throughput on a small machine.
  *
- *   npm run bench:http -- [--seconds 10] [--connections 10] [--rounds 2]
+ * phiserve runs as shipped: the compiled JavaScript in dist/ (`npm run build` first), with the
+ * production logger at its default level (pino's asynchronous destination; lines go to
+ * /dev/null here unless --log-file names a file).
+ *
+ *   npm run build && npm run bench:http -- [--seconds 10] [--connections 10] [--rounds 2] [--log-file PATH]
  */
 import { parseArgs } from "node:util";
 import { execFile } from "node:child_process";
 import { createRequire } from "node:module";
 import { promisify } from "node:util";
 import Fastify, { type FastifyInstance } from "fastify";
-import pino from "pino";
-import { createApp } from "../src/app.ts";
-import { createFakeEngineFactory } from "../src/engine/fake/fake-engine-factory.ts";
+import { existsSync } from "node:fs";
 import { ChatCompletionsRequestSchema } from "../src/protocol/chat-completions.schema.ts";
 import type { ServeConfig } from "../src/config/serve-config.ts";
 import { fakeServeConfig } from "../test/helpers/fake-config.ts";
 
 const { values: args } = parseArgs({
-  options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "10" }, rounds: { type: "string", default: "2" } },
+  options: {
+    seconds: { type: "string", default: "10" },
+    connections: { type: "string", default: "10" },
+    rounds: { type: "string", default: "2" },
+    "log-file": { type: "string", default: "/dev/null" },
+  },
 });
+
+/** phiserve's compiled modules (what `npm start` runs), typed by their sources. */
+async function loadDist() {
+  const dist = new URL("../dist/", import.meta.url);
+  if (!existsSync(new URL("app.js", dist))) throw new Error("dist/ is not built: run `npm run build` first");
+  const load = (path: string) => import(new URL(path, dist).href);
+  return {
+    app: (await load("app.js")) as typeof import("../src/app.ts"),
+    fake: (await load("engine/fake/fake-engine-factory.js")) as typeof import("../src/engine/fake/fake-engine-factory.ts"),
+    logger: (await load("observability/logger.js")) as typeof import("../src/observability/logger.ts"),
+  };
+}
 const KEY = "bench-key-0123456789abcdef";
 const body = JSON.stringify({ messages: [{ role: "system", content: "Be terse." }, { role: "user", content: "Say hi" }], max_tokens: 2, temperature: 0 });
 const AUTOCANNON = createRequire(import.meta.url).resolve("autocannon/autocannon.js");
@@ -67,7 +86,10 @@ async function bareServer(withContractHeaders: boolean): Promise<{ app: FastifyI
 async function main(): Promise<void> {
   const seconds = Number(args.seconds);
   const config: ServeConfig = fakeServeConfig({ apiKeys: [KEY] }, { parallel: 64, maxQueue: 1024, quota: { requestsPerMinute: 1e9, tokensPerMinute: 1e12 } });
-  const phiserve = await createApp(config, pino({ level: "silent" }), { engines: createFakeEngineFactory({ tokens: ["Hello", " world"], yieldBetweenTokens: false }) });
+  const { app, fake, logger } = await loadDist();
+  const phiserve = await app.createApp(config, logger.createLogger({ level: "info", destination: args["log-file"] }), {
+    engines: fake.createFakeEngineFactory({ tokens: ["Hello", " world"], yieldBetweenTokens: false }),
+  });
   const targets = [
     { name: "bare fastify route", ...(await bareServer(false)) },
     { name: "bare + contract headers", ...(await bareServer(true)) },

@@ -11,6 +11,7 @@ import type { ServeConfig } from "./config/serve-config.ts";
 import type { EngineFactory } from "./engine/engine-factory.ts";
 import { createLlamaCppEngineFactory } from "./engine/llama-cpp/llama-cpp-engine-factory.ts";
 import { ChatCompletionsService } from "./serving/chat-completions.service.ts";
+import { Cancellation } from "./lib/cancellation.ts";
 import { createAuthenticator } from "./auth/authenticator.ts";
 import { JwtAuthenticator } from "./auth/jwt-authenticator.ts";
 import { createStore } from "./store/create-store.ts";
@@ -48,7 +49,8 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
     memoryBudgetBytes: config.memoryBudgetBytes ?? 0.75 * totalmem(),
     idleUnloadMs: config.idleUnloadMs,
   }, logger);
-  const shutdown = new AbortController();
+  // A Cancellation, not an AbortController: every request listens to it, and EventTarget listeners cost µs each.
+  const shutdown = new Cancellation();
   let draining = false;
   const metrics = new Metrics({ engine: () => deployments.engineStats(), scheduler: () => deployments.schedulerStats() });
   const store = config.databaseUrl ? await createStore(config.databaseUrl) : undefined;
@@ -57,7 +59,7 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
   const jwt = config.jwt ? new JwtAuthenticator({ issuer: config.jwt.issuer, audience: config.jwt.audience, jwksUri: config.jwt.jwksUri || undefined }) : undefined;
   const authenticator = await createAuthenticator({ staticKeys: config.apiKeys, store, jwt });
   const usage = new UsageMeter(store, logger);
-  const chat = new ChatCompletionsService({ deployments, quota, usage, metrics, shutdownSignal: shutdown.signal });
+  const chat = new ChatCompletionsService({ deployments, quota, usage, metrics, shutdownSignal: shutdown });
   const http = createHttpServer(
     {
       logger,
@@ -90,12 +92,12 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
       const timer = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), timeoutMs).unref());
       if ((await Promise.race([deployments.whenIdle(), timer])) === "timeout") {
         logger.warn({ event: "server.drain_timeout", busySlots: deployments.schedulerStats().busySlots }, "drain timeout: aborting in-flight requests");
-        shutdown.abort();
+        shutdown.abort(new Error("drain timeout"));
         await deployments.whenIdle();
       }
     },
     async close() {
-      shutdown.abort();
+      shutdown.abort(new Error("server closing"));
       await http.close();
       await deployments.close();
       await usage.flush();

@@ -12,6 +12,8 @@ declare module "fastify" {
     principal: Principal | null;
     /** Body keys passed through to the model (`extra-parameters: pass-through`); null when none. */
     passThrough: Record<string, unknown> | null;
+    /** True once a use case logged this request's `request.completed` line (with its usage): the server skips its own. */
+    completionLogged: boolean;
   }
 }
 
@@ -19,6 +21,7 @@ declare module "fastify" {
 export function decorateRequestState(app: FastifyInstance): void {
   app.decorateRequest("principal", null);
   app.decorateRequest("passThrough", null);
+  app.decorateRequest("completionLogged", false);
 }
 
 /** The caller: the authenticated principal, or anonymous when authentication is off. */

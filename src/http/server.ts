@@ -82,7 +82,8 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
   app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
     deps.metrics.countRequest(route, reply.statusCode);
-    request.log.info({ event: "request.completed", method: request.method, path: route, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime) }, "request.completed");
+    // One line per request: a chat request that ran logged its own, with its usage.
+    if (!request.completionLogged) request.log.info({ event: "request.completed", method: request.method, path: route, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime) }, "request.completed");
     done();
   });
 

@@ -13,11 +13,13 @@ import pino, { type Logger } from "pino";
 export interface LoggerOptions {
   /** pino level name: fatal, error, warn, info, debug, trace or silent. */
   level: string;
+  /** Where lines go: a file descriptor or a file path. Default 2 (stderr). */
+  destination?: number | string | undefined;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
     { level: options.level, redact: ["req.headers.authorization", 'req.headers["api-key"]'] },
-    pino.destination({ dest: 2, sync: false }),
+    pino.destination({ dest: options.destination ?? 2, sync: false }),
   );
 }

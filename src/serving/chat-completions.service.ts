@@ -51,6 +51,8 @@ export interface ChatRequestContext {
   requestId: string;
   /** The request's logger (carries its id). */
   log: RequestLog;
+  /** Called once the use case has logged the request's `request.completed` line (with its usage). */
+  onLogged?: (() => void) | undefined;
 }
 
 /** What `create` resolves with: a finished response, or chunks to stream as they come. */
@@ -233,7 +235,9 @@ export class ChatCompletionsService<D extends ChatDeployment> {
     metrics.completionTokens.inc(usage.completionTokens);
     const durationMs = performance.now() - context.arrivedAt;
     const endReason = lifetime.endReason();
-    context.log.info({ event: "chat.usage", ...usage, status, stream: prepared.command.stream, endReason, queuedMs: Math.round(admission.queuedMs), durationMs: Math.round(durationMs) }, "chat usage");
+    // The request's one log line (the transport skips its own once told, through onLogged).
+    context.log.info({ event: "request.completed", route: "chat.completions", ...usage, status, stream: prepared.command.stream, endReason, queuedMs: Math.round(admission.queuedMs), durationMs: Math.round(durationMs) }, "request.completed");
+    context.onLogged?.();
     this.deps.usage.record({
       requestId: context.requestId, principal: context.principal.id, deployment: deployment.name, model: deployment.model.azureName,
       promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, status, stream: prepared.command.stream,

@@ -76,7 +76,7 @@ test("a client that disconnects frees its sequence: generation stops and the nex
       assert.ok(generated < LONG, `the abandoned request went on: ${generated} tokens`);
     }
     // What the abandoned requests generated is still accounted for.
-    const cut = server.logs().split("\n").filter((l) => l.includes('"event":"chat.usage"')).map((l) => JSON.parse(l)).filter((u) => u.completed === false);
+    const cut = server.logs().split("\n").filter((l) => l.includes('"event":"request.completed"')).map((l) => JSON.parse(l)).filter((u) => u.completed === false);
     assert.equal(cut.length, 2, JSON.stringify(cut));
     for (const usage of cut) assert.ok(usage.completionTokens > 0 && usage.completionTokens < LONG);
   } finally {

@@ -65,6 +65,7 @@ async function handleChat(chat: ChatCompletions, options: ChatRouteOptions, requ
         deadlineAt: options.requestTimeoutMs > 0 ? arrivedAt + options.requestTimeoutMs : undefined,
         requestId: request.id,
         log: request.log,
+        onLogged: () => (request.completionLogged = true),
       },
     );
     reply.headers(toRateLimitHeaders(result.rateLimit));
