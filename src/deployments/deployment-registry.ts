@@ -8,6 +8,7 @@ import { AppError } from "../errors/app-error.ts";
 import type { EngineStats } from "../engine/engine.ts";
 import type { SchedulerStats } from "../scheduler/admission-scheduler.ts";
 import type { Deployment } from "./deployment.ts";
+import type { ChatApi } from "../serving/stream-usage.ts";
 
 export interface RegistryOptions {
   defaultName: string | undefined;
@@ -44,11 +45,20 @@ export class DeploymentRegistry {
     );
   }
 
-  /** Routes a request; unknown names → 404 MODEL_NOT_FOUND (on a single-model server the body's `model` is ignored). */
-  resolve(header: string | undefined, bodyModel: string | undefined): Deployment {
+  /**
+   * Routes a request; unknown names → 404 MODEL_NOT_FOUND. On a single-model server the Azure
+   * routes ignore the body's `model` (as a serverless Azure endpoint does), while the OpenAI route
+   * checks it against the served model's names and answers an unknown one as OpenAI does.
+   */
+  resolve(header: string | undefined, bodyModel: string | undefined, api: ChatApi = "azure"): Deployment {
     if (header !== undefined && header !== "") return this.findOrThrow(header, "azureml-model-deployment");
-    if (bodyModel !== undefined && bodyModel !== "" && !this.options.singleModel) return this.findOrThrow(bodyModel, "model");
-    return this.default;
+    if (bodyModel === undefined || bodyModel === "") return this.default;
+    if (api === "openai") {
+      const found = this.find(bodyModel);
+      if (found) return found;
+      throw new AppError("MODEL_NOT_FOUND", `The model \`${bodyModel}\` does not exist or you do not have access to it.`, { param: "model" });
+    }
+    return this.options.singleModel ? this.default : this.findOrThrow(bodyModel, "model");
   }
 
   private findOrThrow(name: string, param: string): Deployment {

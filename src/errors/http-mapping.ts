@@ -18,6 +18,10 @@ const HTTP_SHAPES: Record<AppErrorCode, HttpShape> = {
   FORBIDDEN: { status: 403, wireCode: "permission_denied", type: "permission_error" },
   ROUTE_NOT_FOUND: { status: 404, wireCode: "not_found", type: "invalid_request_error" },
   MODEL_NOT_FOUND: { status: 404, wireCode: "model_not_found", type: "invalid_request_error" },
+  // With the `allow` header the thrower sets (RFC 9110 §15.5.6).
+  METHOD_NOT_ALLOWED: { status: 405, wireCode: "method_not_allowed", type: "invalid_request_error" },
+  // Written by the transport (src/http/transport-limits.ts) when a request's headers and body do not arrive in time.
+  REQUEST_TIMEOUT: { status: 408, wireCode: "request_timeout", type: "invalid_request_error" },
   PAYLOAD_TOO_LARGE: { status: 413, wireCode: "payload_too_large", type: "invalid_request_error" },
   ENGINE_UNAVAILABLE: { status: 503, wireCode: "engine_unavailable", type: "unavailable_error" },
   // Azure's own 429 body uses the code "429" (docs/AZURE-API.md "Errors").

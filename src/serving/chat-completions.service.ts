@@ -25,7 +25,8 @@ import { toChatCommand } from "./chat-command.ts";
 import type { ChatGeneration, GenerationSink, PreparedChat, UsageRecord } from "./chat-generation.ts";
 import type { ServedModel } from "./served-model.ts";
 import { RequestLifetime } from "./request-lifetime.ts";
-import { toCompletionResponse, toContentChunk, toFinalChunk, toRoleChunk, toToolCallsChunk, type CompletedChoice, type ResponseMeta } from "./to-protocol.ts";
+import { StreamChunks, toCompletionResponse, type CompletedChoice, type ResponseMeta } from "./to-protocol.ts";
+import { toStreamUsage, type ChatApi } from "./stream-usage.ts";
 import type { UsageMeter } from "./usage-meter.ts";
 
 /** The logging the use case does on a request's logger (a pino logger or fastify's request.log). */
@@ -38,6 +39,8 @@ export interface ChatCompletionsCommand {
   passThrough: Readonly<Record<string, unknown>>;
   /** The `azureml-model-deployment` header, when sent. */
   deploymentName: string | undefined;
+  /** The API the route serves (default `azure`): `openai` on /v1 (model names, streamed usage). */
+  api?: ChatApi | undefined;
 }
 
 /** Who asks, and when the request must end. Times are `performance.now()` milliseconds. */
@@ -74,7 +77,7 @@ export interface ChatDeployment {
 
 export interface ChatDeployments<D extends ChatDeployment> {
   /** The deployment a request names (header, then body `model`), or the default; MODEL_NOT_FOUND otherwise. */
-  resolve(header: string | undefined, bodyModel: string | undefined): D;
+  resolve(header: string | undefined, bodyModel: string | undefined, api: ChatApi): D;
   /** Loads the deployment's engine if needed (within the memory budget). */
   ensureLoaded(deployment: D): Promise<void>;
 }
@@ -108,9 +111,11 @@ export class ChatCompletionsService<D extends ChatDeployment> {
   constructor(private readonly deps: ChatCompletionsDeps<D>) {}
 
   async create(command: ChatCompletionsCommand, context: ChatRequestContext): Promise<ChatCompletionsResult> {
-    const deployment = this.deps.deployments.resolve(command.deploymentName, command.body.model);
+    const api = command.api ?? "azure";
+    const deployment = this.deps.deployments.resolve(command.deploymentName, command.body.model, api);
     deployment.authorize(context.principal);
     const chat = toChatCommand(command.body, { ...command.passThrough }, deployment.model.capabilities);
+    const streamUsage = toStreamUsage(api, chat.stream, command.passThrough.stream_options);
     await this.deps.deployments.ensureLoaded(deployment);
     const prepared = await deployment.chat.prepare(chat);
     // Reserve the worst case (prompt + every choice's max_tokens); reconciled with actual usage at the end.
@@ -133,7 +138,7 @@ export class ChatCompletionsService<D extends ChatDeployment> {
     const channel = new AsyncChannel<ChatCompletionChunk>(STREAM_HIGH_WATER_MARK, () => lifetime.cancel("the reader stopped"));
     // A stopped request must wind down (free its sequence, settle its quota) even when its reader stalls.
     lifetime.signal.addEventListener("abort", () => channel.unblock(), { once: true });
-    void this.pump(exchange, channel);
+    void this.pump(exchange, channel, new StreamChunks(meta, streamUsage));
     return { stream: true, chunks: channel, rateLimit: state };
   }
 
@@ -187,14 +192,16 @@ export class ChatCompletionsService<D extends ChatDeployment> {
   }
 
   /** Runs in the background of a stream, feeding `channel`; failures after the first byte end it with an error. */
-  private async pump(exchange: Exchange, channel: AsyncChannel<ChatCompletionChunk>): Promise<void> {
-    const { prepared, meta, lifetime, context } = exchange;
+  private async pump(exchange: Exchange, channel: AsyncChannel<ChatCompletionChunk>, chunks: StreamChunks): Promise<void> {
+    const { prepared, lifetime, context } = exchange;
     try {
-      for (let index = 0; index < prepared.command.n; index++) await channel.push(toRoleChunk(meta, index));
+      for (let index = 0; index < prepared.command.n; index++) await channel.push(chunks.role(index));
       await this.run(exchange, {
-        text: (index, text, logprobs) => channel.push(toContentChunk(meta, index, text, logprobs)),
-        toolCalls: (index, calls) => channel.push(toToolCallsChunk(meta, index, calls)),
-        end: (index, finishReason, usage) => channel.push(toFinalChunk(meta, index, finishReason, usage)),
+        text: (index, text, logprobs) => channel.push(chunks.content(index, text, logprobs)),
+        toolCalls: (index, calls) => channel.push(chunks.toolCalls(index, calls)),
+        end: async (index, finishReason, usage) => {
+          for (const chunk of chunks.end(index, finishReason, usage)) await channel.push(chunk);
+        },
       });
       // Cut short by the deadline or the shutdown: the reader must see an error, not a quiet end.
       const reason = lifetime.endReason();

@@ -92,6 +92,47 @@ export function toFinalChunk(meta: ResponseMeta, index: number, finishReason: Ch
   return usage ? { ...last, usage: toWireUsage(usage) } : last;
 }
 
+/**
+ * Where a stream's usage goes. `finish-chunk`: Azure's documented shape, on the request's last
+ * finish chunk (docs/AZURE-API.md "Streaming"). `usage-chunk`: OpenAI's `stream_options.include_usage`,
+ * `usage: null` on every chunk, then one extra chunk with `choices: []` and the usage. `none`:
+ * OpenAI without it: no usage at all (docs/AZURE-API.md "OpenAI route").
+ */
+export type StreamUsage = "finish-chunk" | "usage-chunk" | "none";
+
+/** The chunks of one streamed response, shaped for its route's usage rule. */
+export class StreamChunks {
+  constructor(
+    private readonly meta: ResponseMeta,
+    private readonly usage: StreamUsage,
+  ) {}
+
+  role(index: number): ChatCompletionChunk {
+    return this.mark(toRoleChunk(this.meta, index));
+  }
+
+  content(index: number, text: string, logprobs: readonly TokenLogprob[] | undefined): ChatCompletionChunk {
+    return this.mark(toContentChunk(this.meta, index, text, logprobs));
+  }
+
+  toolCalls(index: number, calls: readonly ToolCall[]): ChatCompletionChunk {
+    return this.mark(toToolCallsChunk(this.meta, index, calls));
+  }
+
+  /** A choice's finish chunk; with the request's usage (on its last choice), the usage as its rule places it. */
+  end(index: number, finishReason: ChoiceFinishReason, usage: Usage | undefined): ChatCompletionChunk[] {
+    if (this.usage === "finish-chunk") return [toFinalChunk(this.meta, index, finishReason, usage)];
+    const last = this.mark(toFinalChunk(this.meta, index, finishReason, undefined));
+    if (!usage || this.usage === "none") return [last];
+    const { choices: _, ...head } = last;
+    return [last, { ...head, choices: [], usage: toWireUsage(usage) }];
+  }
+
+  private mark(chunk: ChatCompletionChunk): ChatCompletionChunk {
+    return this.usage === "usage-chunk" ? { ...chunk, usage: null } : chunk;
+  }
+}
+
 function chunk(
   meta: ResponseMeta,
   index: number,
