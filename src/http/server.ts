@@ -13,6 +13,8 @@ import { toRateLimitHeaders } from "../quota/rate-limit-headers.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { unauthenticated } from "../auth/authenticator.ts";
 import { toValidationDetails, type AjvErrorLike } from "./validation-errors.ts";
+import { registerJsonBodyParser } from "./json-body.ts";
+import { coerceLax } from "../protocol/lax-coercion.ts";
 import { registerChatCompletionsRoutes, type ChatCompletions } from "./routes/chat-completions.route.ts";
 import { registerInfoRoutes, type InfoDeployments } from "./routes/info.route.ts";
 import { decorateRequestState, ROUTE_PREFIXES } from "./request-state.ts";
@@ -49,9 +51,19 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
     forceCloseConnections: true,
     genReqId: () => createRequestId(),
     routerOptions: { ignoreTrailingSlash: true },
-    ajv: { customOptions: { coerceTypes: true, allErrors: true, removeAdditional: false, useDefaults: false, strict: false } },
+    // No coercion in ajv: lax-mode conversions happen once, before validation (the preValidation hook below).
+    // strictNumbers: Infinity and NaN (`1e400` parses to Infinity) are not numbers.
+    ajv: { customOptions: { coerceTypes: false, strictNumbers: true, allErrors: true, removeAdditional: false, useDefaults: false, strict: false } },
   });
   decorateRequestState(app);
+  registerJsonBodyParser(app);
+  // Azure's pydantic lax mode (src/protocol/lax-coercion.ts), along the route's own body schema. Registered
+  // on the app, it runs before the routes' preValidation hooks (extra-parameters) and before ajv.
+  app.addHook("preValidation", (request, _reply, done) => {
+    const schema = request.routeOptions.schema?.body;
+    if (schema && request.body !== undefined) request.body = coerceLax(schema, request.body);
+    done();
+  });
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
@@ -121,10 +133,12 @@ async function sendError(error: unknown, request: FastifyRequest, reply: Fastify
 function toAppError(error: FastifyError, request: FastifyRequest): AppError {
   if (error instanceof AppError) return error;
   if (error.validation) {
-    const details = toValidationDetails(error.validation as AjvErrorLike[], request.body);
+    const context = error.validationContext ?? "body";
+    const data = context === "querystring" ? request.query : request.body;
+    const details = toValidationDetails(error.validation as AjvErrorLike[], data, context);
     const first = details[0];
     const where = first ? ` (${first.loc.join(".")}: ${first.msg})` : "";
-    return new AppError("INVALID_REQUEST", `Invalid input${where}`, { details, param: first ? String(first.loc[1] ?? "body") : "body" });
+    return new AppError("INVALID_REQUEST", `Invalid input${where}`, { details, param: first ? String(first.loc[1] ?? first.loc[0]) : "body" });
   }
   switch (error.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":

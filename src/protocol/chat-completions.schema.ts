@@ -1,9 +1,17 @@
 /**
  * Wire contract of POST /chat/completions (docs/AZURE-API.md "Request body", "Messages", "Response", "Streaming").
- * JSON Schema is the single source: fastify validates with it (ajv, numeric strings coerced),
- * and the TypeScript types below mirror it. Field names keep the spec's snake_case.
+ * JSON Schema is the single source: fastify validates with it (after the lax-mode conversions of
+ * ./lax-coercion.ts, which follow Azure's pydantic), and the TypeScript types below mirror it.
+ * Field names keep the spec's snake_case.
  */
 import { Type, type Static } from "@sinclair/typebox";
+
+/**
+ * `seed`'s range: a signed 64-bit integer. JSON numbers beyond 2^53 are rounded when parsed, and
+ * 9223372036854775807 (the int64 maximum) parses to 2^63 itself, so that is the inclusive bound.
+ */
+export const SEED_MIN = -(2 ** 63);
+export const SEED_MAX = 2 ** 63;
 
 const nullableNumber = (options: { minimum?: number; maximum?: number }) =>
   Type.Unsafe<number | null>({ type: ["number", "null"], ...options });
@@ -108,7 +116,8 @@ export const ChatCompletionsRequestSchema = Type.Object(
       }),
     ),
     stream: Type.Optional(Type.Unsafe<boolean | null>({ type: ["boolean", "null"] })),
-    seed: Type.Optional(Type.Unsafe<number | null>({ type: ["integer", "null"] })),
+    // int64 (docs/AZURE-API.md "Request body"); Infinity and NaN are no numbers at all (ajv strictNumbers).
+    seed: Type.Optional(Type.Unsafe<number | null>({ type: ["integer", "null"], minimum: SEED_MIN, maximum: SEED_MAX })),
     response_format: Type.Optional(ResponseFormatSchema),
     tools: Type.Optional(Type.Array(Type.Unknown(), { minItems: 1 })),
     tool_choice: Type.Optional(Type.Unknown()),

@@ -7,3 +7,9 @@ export interface ModelInfoResponse {
   model_type: "chat-completion";
   model_provider_name: string;
 }
+
+/**
+ * GET /info's query: `model` picks a deployment by name (2025-04-01). `?model=a&model=b` parses to a
+ * list and is refused (422 at `["query","model"]`, as FastAPI locates it) rather than guessed at.
+ */
+export const InfoQuerySchema = { type: "object", properties: { model: { type: "string" } } } as const;

@@ -4,6 +4,7 @@
  * (or on the OpenAI route), so they are checked here rather than by the body schema.
  */
 import { AppError, type ValidationDetail } from "../errors/app-error.ts";
+import { toLaxBoolean, toLaxInteger, toLaxNumber } from "../protocol/lax-coercion.ts";
 
 export interface DecodingOptions {
   /** Number of choices (1 … maxChoices). */
@@ -19,8 +20,9 @@ export const MAX_TOP_LOGPROBS = 20;
 export function toDecodingOptions(extra: Record<string, unknown>, maxChoices: number): DecodingOptions {
   const errors: ValidationDetail[] = [];
   const n = intIn(extra.n, "n", 1, maxChoices, 1, errors);
-  const logprobs = extra.logprobs ?? false;
-  if (typeof logprobs !== "boolean") errors.push({ type: "bool_type", loc: ["body", "logprobs"], msg: "Input should be a valid boolean", input: logprobs });
+  // The body schema's lax mode, applied by hand: these keys have no schema (docs/AZURE-API.md "Validation").
+  const logprobs = extra.logprobs === undefined || extra.logprobs === null ? false : toLaxBoolean(extra.logprobs);
+  if (logprobs === undefined) errors.push({ type: "bool_parsing", loc: ["body", "logprobs"], msg: "Input should be a valid boolean, unable to interpret input", input: extra.logprobs });
   const top = intIn(extra.top_logprobs, "top_logprobs", 0, MAX_TOP_LOGPROBS, 0, errors);
   if (extra.top_logprobs !== undefined && extra.top_logprobs !== null && logprobs !== true) {
     errors.push({ type: "value_error", loc: ["body", "top_logprobs"], msg: "top_logprobs requires logprobs to be true", input: extra.top_logprobs });
@@ -35,9 +37,11 @@ export function toDecodingOptions(extra: Record<string, unknown>, maxChoices: nu
 
 function intIn(value: unknown, name: string, min: number, max: number, fallback: number, errors: ValidationDetail[]): number {
   if (value === undefined || value === null) return fallback;
-  const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
-  if (typeof n !== "number" || !Number.isInteger(n)) {
-    errors.push({ type: "int_type", loc: ["body", name], msg: "Input should be a valid integer", input: value });
+  const n = toLaxInteger(value);
+  if (n === undefined) {
+    errors.push(typeof value === "string"
+      ? { type: "int_parsing", loc: ["body", name], msg: "Input should be a valid integer, unable to parse string as an integer", input: value }
+      : { type: "int_type", loc: ["body", name], msg: "Input should be a valid integer", input: value });
   } else if (n < min || n > max) {
     errors.push({ type: n < min ? "greater_than_equal" : "less_than_equal", loc: ["body", name], msg: `Input should be ${n < min ? `greater than or equal to ${min}` : `less than or equal to ${max}`}`, input: value, ctx: n < min ? { ge: min } : { le: max } });
   } else return n;
@@ -53,9 +57,9 @@ function toLogitBias(value: unknown, errors: ValidationDetail[]): Map<number, nu
   }
   for (const [key, raw] of Object.entries(value as Record<string, unknown>)) {
     const loc = ["body", "logit_bias", key];
-    const amount = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
+    const amount = toLaxNumber(raw);
     if (!/^\d+$/.test(key)) errors.push({ type: "int_parsing", loc, msg: `Token id '${key}' should be a non-negative integer`, input: key });
-    else if (typeof amount !== "number" || !Number.isFinite(amount) || amount < -100 || amount > 100) {
+    else if (amount === undefined || amount < -100 || amount > 100) {
       errors.push({ type: "value_error", loc, msg: "Bias should be a number between -100 and 100", input: raw });
     } else bias.set(Number(key), amount);
   }

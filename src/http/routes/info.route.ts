@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import type { ModelInfoResponse } from "../../protocol/info.schema.ts";
+import { InfoQuerySchema, type ModelInfoResponse } from "../../protocol/info.schema.ts";
 import type { Limit } from "../../quota/quota.ts";
 import type { Principal } from "../../auth/principal.ts";
 import { principalOf, ROUTE_PREFIXES } from "../request-state.ts";
@@ -24,7 +24,7 @@ const toInfo = (d: InfoDeployment): ModelInfoResponse => ({ model_name: d.model.
 /** GET /info (Azure; `?model=` picks a deployment, 2025-04-01) and GET /v1/models (OpenAI). */
 export function registerInfoRoutes(app: FastifyInstance, deployments: InfoDeployments): void {
   for (const prefix of ROUTE_PREFIXES) {
-    app.get<{ Querystring: { model?: string } }>(`${prefix}/info`, async (request) => {
+    app.get<{ Querystring: { model?: string } }>(`${prefix}/info`, { schema: { querystring: InfoQuerySchema } }, async (request) => {
       const header = request.headers["azureml-model-deployment"];
       const name = request.query.model ?? (typeof header === "string" ? header : undefined);
       const deployment = name === undefined ? deployments.default : deployments.resolve(name, undefined);
