@@ -110,7 +110,7 @@ async function streamOnce(baseUrl: string, model: string, text: string, wave: nu
   const res = await fetch(`${baseUrl}/v1/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, messages: [{ role: "user", content: text }], max_tokens: maxTokens, temperature: 0.8, top_p: 0.95, stream: true }),
+    body: JSON.stringify({ model, messages: [{ role: "user", content: text }], max_tokens: maxTokens, temperature: 0.8, top_p: 0.95, stream: true, stream_options: { include_usage: true } }),
   });
   if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   let first = 0;
@@ -251,7 +251,7 @@ async function main(): Promise<void> {
   if (!args["no-server"]) {
     const server = await startServer(["--model", modelPath, "--model-name", "phi-3.5-mini-instruct", "--parallel", String(Math.max(...levels)), "--threads", String(threads), "--context", "1024", "--log-level", "info", ...args["server-args"].split(" ").filter(Boolean)], { timeoutMs: 600_000 });
     try {
-      results.push(...(await runHttp("server", server.url, "phi", server.process.pid)));
+      results.push(...(await runHttp("server", server.url, "phi-3.5-mini-instruct", server.process.pid)));
     } finally {
       await server.close();
       const batching = server.logs().split("\n").find((line) => line.includes('"event":"engine.batching"'));

@@ -25,7 +25,7 @@ after(async () => server?.close());
 
 type Params = OpenAI.ChatCompletionCreateParamsNonStreaming;
 const base = (content = "Tell me something", extra: Partial<Params> = {}): Params => ({
-  model: "phi",
+  model: "phi-3.5-mini-instruct",
   messages: [{ role: "user", content }],
   max_tokens: 8,
   temperature: 0,
@@ -126,7 +126,7 @@ test("n=3: three choices, indices 0..2, usage sums the completions; streamed cho
   const texts = ["", "", ""];
   const finished: (string | null)[] = [null, null, null];
   let usage: OpenAI.CompletionUsage | undefined;
-  for await (const chunk of await openai.chat.completions.create({ ...base(undefined, { n: 3, temperature: 1, seed: 11, max_tokens: 6 }), stream: true })) {
+  for await (const chunk of await openai.chat.completions.create({ ...base(undefined, { n: 3, temperature: 1, seed: 11, max_tokens: 6 }), stream: true, stream_options: { include_usage: true } })) {
     for (const choice of chunk.choices) {
       texts[choice.index] += choice.delta.content ?? "";
       if (choice.finish_reason) finished[choice.index] = choice.finish_reason;

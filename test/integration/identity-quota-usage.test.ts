@@ -166,7 +166,7 @@ test("two replicas sharing Redis enforce one limit exactly", { skip: !process.en
 });
 
 async function meteringRoundTrip(db: string): Promise<void> {
-  const server = await startServer(["--model", model, ...BASE, "--db", db, "--api-key", "meter-key-0123456789abcdef"]);
+  const server = await startServer(["--model", model, ...BASE, "--db", db, "--api-key", "meter-key-0123456789abcdef", "--deployment", "m"]);
   let received = { prompt: 0, completion: 0 };
   let aborted = 0;
   try {
@@ -176,7 +176,7 @@ async function meteringRoundTrip(db: string): Promise<void> {
       received = { prompt: received.prompt + res.usage!.prompt_tokens, completion: received.completion + res.usage!.completion_tokens };
     }
     let streamedUsage: OpenAI.CompletionUsage | undefined;
-    for await (const chunk of await openai.chat.completions.create({ model: "m", ...hi, max_tokens: 4, stream: true })) streamedUsage = chunk.usage ?? streamedUsage;
+    for await (const chunk of await openai.chat.completions.create({ model: "m", ...hi, max_tokens: 4, stream: true, stream_options: { include_usage: true } })) streamedUsage = chunk.usage ?? streamedUsage;
     received = { prompt: received.prompt + streamedUsage!.prompt_tokens, completion: received.completion + streamedUsage!.completion_tokens };
     // An aborted stream is billed for what was generated.
     const controller = new AbortController();

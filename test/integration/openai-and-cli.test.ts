@@ -37,7 +37,7 @@ test("openai SDK: models list, chat, stream (same text as non-stream at temperat
   assert.equal(completion.usage?.total_tokens, (completion.usage?.prompt_tokens ?? 0) + (completion.usage?.completion_tokens ?? 0));
   let text = "";
   let usage: OpenAI.CompletionUsage | undefined;
-  for await (const chunk of await openai.chat.completions.create({ ...request, stream: true })) {
+  for await (const chunk of await openai.chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } })) {
     text += chunk.choices[0]?.delta?.content ?? "";
     usage = chunk.usage ?? usage;
   }
@@ -47,7 +47,7 @@ test("openai SDK: models list, chat, stream (same text as non-stream at temperat
 
 test("keys from PHISERVE_API_KEYS work; errors parse as OpenAI errors", async () => {
   const second = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "second-key-abcdefghijklmnop", maxRetries: 0 });
-  const res = await second.chat.completions.create({ model: "x", messages: [{ role: "user", content: "hi" }], max_tokens: 1 });
+  const res = await second.chat.completions.create({ model: "phi35-test", messages: [{ role: "user", content: "hi" }], max_tokens: 1 });
   assert.equal(res.choices.length, 1);
   const wrong = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "nope", maxRetries: 0 });
   await assert.rejects(wrong.chat.completions.create({ model: "x", messages: [{ role: "user", content: "hi" }] }), (e: unknown) => e instanceof OpenAI.AuthenticationError);

@@ -15,8 +15,8 @@ let emulated: RunningServer;
 let native: RunningServer;
 
 before(async () => {
-  emulated = await startServer(["--model", await ensureTestModel(), "--model-name", "phi-3.5-mini-instruct", "--api-key", KEY, "--tool-emulation"]);
-  native = await startServer(["--model", await ensureTestModel({ family: "phi4-mini" }), "--model-name", "phi-4-mini-instruct", "--api-key", KEY]);
+  emulated = await startServer(["--model", await ensureTestModel(), "--model-name", "phi-3.5-mini-instruct", "--api-key", KEY, "--tool-emulation", "--deployment", "m"]);
+  native = await startServer(["--model", await ensureTestModel({ family: "phi4-mini" }), "--model-name", "phi-4-mini-instruct", "--api-key", KEY, "--deployment", "m"]);
 });
 after(async () => {
   await emulated?.close();
