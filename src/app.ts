@@ -70,7 +70,13 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
       metrics,
       quota,
     },
-    { bodyLimitBytes: config.bodyLimitBytes, requestTimeoutMs: config.requestTimeoutMs },
+    {
+      bodyLimitBytes: config.bodyLimitBytes,
+      requestTimeoutMs: config.requestTimeoutMs,
+      bodyTimeoutMs: config.bodyTimeoutMs,
+      maxConnectionsPerClient: config.maxConnectionsPerClient,
+      tls: config.tls,
+    },
   );
   return {
     http,
@@ -83,7 +89,7 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
       const address = http.server.address();
       const port = typeof address === "object" && address ? address.port : config.port;
       const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-      return `http://${host}:${port}`;
+      return `${config.tls ? "https" : "http"}://${host}:${port}`;
     },
     isAuthenticationEnabled: () => authenticator.isEnabled(),
     async drain(timeoutMs) {

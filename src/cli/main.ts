@@ -50,6 +50,10 @@ program
   .option("--max-n <n>", "largest n (choices per request)", integer(1), 16)
   .option("--tool-emulation", "offer tools to models without native tool calling (constrained JSON); default: 422 as Azure", false)
   .option("--body-limit <bytes>", "largest request body accepted", integer(1024), 4 * 1024 * 1024)
+  .option("--body-timeout <seconds>", "longest a client may take to send a request's headers and body; then 408 and close (0 = none; default 30)", integer(0))
+  .option("--max-connections-per-client <n>", "most open connections from one client address; more are closed at once (0 = no cap; default 64)", integer(0))
+  .option("--tls-cert <file.pem>", "serve HTTPS with this certificate (chain), reloaded when the file changes; with --tls-key")
+  .option("--tls-key <file.pem>", "private key of --tls-cert")
   .option("--log-level <level>", "pino log level", "info")
   .action(runServe);
 

@@ -6,6 +6,9 @@
  * defaultDeployment: phi35          # optional: the first deployment otherwise
  * memoryBudget: 12GiB               # models load on first use within it (default: 75% of RAM)
  * idleUnloadSeconds: 900            # unload a deployment idle this long (0 = never)
+ * bodyTimeoutSeconds: 30            # a request's headers and body must arrive within this (408 otherwise)
+ * maxConnectionsPerClient: 64       # open connections per client address (0 = no cap)
+ * tls: { cert: server.pem, key: server.key }   # serve HTTPS (reloaded when the files change)
  * deployments:
  *   - name: phi35
  *     model: phi-3.5-mini-instruct  # catalog name or a .gguf path
@@ -54,6 +57,14 @@ export const ConfigFileSchema = Type.Object(
     defaultDeployment: Type.Optional(Type.String()),
     memoryBudget: Type.Optional(Type.String({ pattern: "^\\d+(\\.\\d+)?\\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$" })),
     idleUnloadSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
+    bodyTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 0, description: "Longest a client may take to send a request's headers and body; then 408 and close (default 30; 0 = none)." })),
+    maxConnectionsPerClient: Type.Optional(Type.Integer({ minimum: 0, description: "Most open connections from one client address (default 64; 0 = no cap)." })),
+    tls: Type.Optional(
+      Type.Object(
+        { cert: Type.String({ minLength: 1, description: "PEM certificate (chain) file." }), key: Type.String({ minLength: 1, description: "PEM private key file." }) },
+        { additionalProperties: false, description: "Serve HTTPS; the files are reloaded when they change." },
+      ),
+    ),
     deployments: Type.Array(DeploymentSchema, { minItems: 1 }),
   },
   { additionalProperties: false },

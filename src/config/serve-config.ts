@@ -72,5 +72,14 @@ export interface ServeConfig {
   drainTimeoutMs: number;
   /** Largest request body accepted, in bytes. Default 4 MiB. */
   bodyLimitBytes: number;
+  /**
+   * Longest a client may take to send a request (headers and body) from its first byte, ms; then
+   * 408 and the connection closes. 0 = none. Default 30 000.
+   */
+  bodyTimeoutMs: number;
+  /** Most connections one client address may hold open; further ones are closed at once. 0 = no cap. Default 64. */
+  maxConnectionsPerClient: number;
+  /** Serve HTTPS with this certificate (chain) and key, PEM files reloaded when they change; undefined = HTTP. */
+  tls: { certPath: string; keyPath: string } | undefined;
   logLevel: string;
 }

@@ -4,6 +4,9 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
+import { createServer as createPlainServer, type Server as PlainServer } from "node:http";
+import { createServer as createTlsServer } from "node:https";
+import type { Server as TlsServer } from "node:tls";
 import { AppError } from "../errors/app-error.ts";
 import { toHttpError } from "../errors/http-mapping.ts";
 import { createRequestId } from "../lib/ids.ts";
@@ -18,6 +21,8 @@ import { coerceLax } from "../protocol/lax-coercion.ts";
 import { registerChatCompletionsRoutes, type ChatCompletions } from "./routes/chat-completions.route.ts";
 import { registerInfoRoutes, type InfoDeployments } from "./routes/info.route.ts";
 import { decorateRequestState, ROUTE_PREFIXES } from "./request-state.ts";
+import { createClientErrorHandler, EarlyAnswers, limitConnectionsPerClient, toNodeTimeouts } from "./transport-limits.ts";
+import { readTlsCredentials, watchTlsCredentials, type TlsFiles } from "./tls-credentials.ts";
 
 export interface HttpServerDeps {
   logger: Logger;
@@ -37,12 +42,31 @@ export interface HttpServerOptions {
   bodyLimitBytes: number;
   /** Deadline of a chat request, from arrival; 0 = none. */
   requestTimeoutMs: number;
+  /** Longest a client may take to send a request's headers and body, from its first byte; then 408 and close. 0 = none. */
+  bodyTimeoutMs: number;
+  /** Most connections one client address may hold open; further ones are closed at once. 0 = no cap. */
+  maxConnectionsPerClient: number;
+  /** Serve HTTPS with these PEM files (reloaded when they change); undefined = plain HTTP. */
+  tls?: TlsFiles | undefined;
 }
+
+/** How long an idle keep-alive connection stays open (fastify's default: above common proxies' 60 s). */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 
 const isHealthPath = (url: string): boolean => /^\/(models\/)?health(\?|$)/.test(url);
 
 export function createHttpServer(deps: HttpServerDeps, options: HttpServerOptions): FastifyInstance {
+  const timeouts = toNodeTimeouts(options.bodyTimeoutMs);
+  const tls = options.tls ? readTlsCredentials(options.tls) : undefined;
+  const earlyAnswers = new EarlyAnswers();
   const app = Fastify({
+    serverFactory: (handler) => {
+      // Typed as a plain HTTP server: requests, hooks and routes are the same over TLS.
+      const server = tls ? (createTlsServer({ ...tls, ...timeouts }, handler) as unknown as PlainServer) : createPlainServer(timeouts, handler);
+      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS; // fastify's default, which it sets only on servers it creates
+      return server;
+    },
+    clientErrorHandler: createClientErrorHandler(earlyAnswers, deps.logger),
     loggerInstance: deps.logger as FastifyBaseLogger,
     // One `request.completed` line of our own (onResponse) replaces fastify's pair of request logs.
     logController: new LogController({ disableRequestLogging: true }),
@@ -56,6 +80,23 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
     ajv: { customOptions: { coerceTypes: false, strictNumbers: true, allErrors: true, removeAdditional: false, useDefaults: false, strict: false } },
   });
   decorateRequestState(app);
+  limitConnectionsPerClient(app.server, options.maxConnectionsPerClient, deps.logger);
+  if (options.tls && tls) {
+    const server = app.server as unknown as TlsServer;
+    const watcher = watchTlsCredentials(options.tls, tls, (credentials) => server.setSecureContext(credentials), { logger: deps.logger });
+    app.addHook("onClose", (_instance, done) => {
+      watcher.close();
+      done();
+    });
+  }
+  // An answer sent before the body arrived (a 413, a 401): read the rest so the client can read the answer.
+  app.addHook("onSend", (request, reply, payload, done) => {
+    if (!request.raw.complete && !earlyAnswers.has(request.raw.socket)) {
+      if (reply.getHeader("connection") === "close") reply.removeHeader("connection");
+      earlyAnswers.drain(request.raw, 4 * options.bodyLimitBytes);
+    }
+    done(null, payload);
+  });
   registerJsonBodyParser(app);
   // Azure's pydantic lax mode (src/protocol/lax-coercion.ts), along the route's own body schema. Registered
   // on the app, it runs before the routes' preValidation hooks (extra-parameters) and before ajv.

@@ -17,6 +17,9 @@ export function fakeServeConfig(server: Partial<ServeConfig> = {}, deployment: P
     requestTimeoutMs: 0,
     drainTimeoutMs: 1000,
     bodyLimitBytes: 4 * 1024 * 1024,
+    bodyTimeoutMs: 30_000,
+    maxConnectionsPerClient: 64,
+    tls: undefined,
     logLevel: "silent",
     ...server,
     deployments: server.deployments ?? [

@@ -46,7 +46,7 @@ export async function startServer(args: string[], options: { env?: NodeJS.Proces
     const timer = setTimeout(() => reject(new Error(`server not ready in time\n${stderr}`)), options.timeoutMs ?? 60_000);
     child.stdout!.on("data", (d: Buffer) => {
       stdout += d.toString();
-      const match = /phiserve ready: (http:\/\/\S+)/.exec(stdout);
+      const match = /phiserve ready: (https?:\/\/\S+)/.exec(stdout);
       if (match?.[1]) {
         clearTimeout(timer);
         resolve(match[1]);

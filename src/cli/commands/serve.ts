@@ -34,6 +34,10 @@ interface ServeFlags {
   decodeBatch: number;
   gpu: GpuChoice;
   bodyLimit: number;
+  bodyTimeout?: number;
+  maxConnectionsPerClient?: number;
+  tlsCert?: string;
+  tlsKey?: string;
   jsonPolicy: "constrained" | "azure";
   maxN: number;
   toolEmulation: boolean;
@@ -43,6 +47,7 @@ interface ServeFlags {
 export async function runServe(flags: ServeFlags): Promise<void> {
   const logger = createLogger({ level: flags.logLevel });
   try {
+    const file = flags.config ? await readConfigFile(flags.config) : undefined;
     const apiKeys = [...flags.apiKey, ...(process.env.PHISERVE_API_KEYS ?? "").split(",")].map((k) => k.trim()).filter(Boolean);
     const config: ServeConfig = Object.freeze({
       host: flags.host,
@@ -55,8 +60,11 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       requestTimeoutMs: flags.requestTimeout * 1000,
       drainTimeoutMs: flags.drainTimeout * 1000,
       bodyLimitBytes: flags.bodyLimit,
+      bodyTimeoutMs: (flags.bodyTimeout ?? file?.bodyTimeoutSeconds ?? 30) * 1000,
+      maxConnectionsPerClient: flags.maxConnectionsPerClient ?? file?.maxConnectionsPerClient ?? 64,
+      tls: tlsFiles(flags, file),
       logLevel: flags.logLevel,
-      ...(flags.config ? await fromConfigFile(flags) : await fromFlags(flags)),
+      ...(file ? await fromConfigFile(flags, file) : await fromFlags(flags)),
     });
     const app = await createApp(config, logger);
     try {
@@ -121,14 +129,23 @@ async function fromFlags(flags: ServeFlags): Promise<DeploymentPart> {
   return { deployments: [deployment], defaultDeployment: undefined, singleModel: true, memoryBudgetBytes: undefined, idleUnloadMs: 0 };
 }
 
-async function fromConfigFile(flags: ServeFlags): Promise<DeploymentPart> {
-  if (flags.model || flags.modelName || flags.deployment) throw new CliError("--config declares the deployments; do not combine it with --model, --model-name or --deployment.");
-  let file: ConfigFile;
+async function readConfigFile(path: string): Promise<ConfigFile> {
   try {
-    file = await loadConfigFile(flags.config!);
+    return await loadConfigFile(path);
   } catch (error) {
     throw new CliError(error instanceof Error ? error.message : String(error));
   }
+}
+
+/** `--tls-cert`/`--tls-key`, else the config file's `tls:`; both files or neither. */
+function tlsFiles(flags: ServeFlags, file: ConfigFile | undefined): ServeConfig["tls"] {
+  if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new CliError("--tls-cert and --tls-key go together (the certificate and its private key, PEM files).");
+  if (flags.tlsCert && flags.tlsKey) return { certPath: flags.tlsCert, keyPath: flags.tlsKey };
+  return file?.tls ? { certPath: file.tls.cert, keyPath: file.tls.key } : undefined;
+}
+
+async function fromConfigFile(flags: ServeFlags, file: ConfigFile): Promise<DeploymentPart> {
+  if (flags.model || flags.modelName || flags.deployment) throw new CliError("--config declares the deployments; do not combine it with --model, --model-name or --deployment.");
   const base = settingsFromFlags(flags);
   const deployments: DeploymentSettings[] = [];
   for (const d of file.deployments) {
@@ -160,7 +177,7 @@ async function fromConfigFile(flags: ServeFlags): Promise<DeploymentPart> {
 }
 
 function isUserError(error: Error): boolean {
-  return /not found|Unknown catalog|no chat template|EADDRINUSE/.test(error.message);
+  return /not found|Unknown catalog|no chat template|EADDRINUSE|TLS certificate|usable certificate/.test(error.message);
 }
 
 function checkExposure(host: string, hasIdentity: boolean, authRequired: boolean, logger: Logger): void {
