@@ -22,6 +22,7 @@
  *
  * @module
  */
+import { randomBytes } from "node:crypto";
 import { Template } from "@huggingface/jinja";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -146,6 +147,24 @@ export interface TemplateMessage {
    * when undefined.
    */
   tools?: string | undefined;
+  /**
+   * Spans of `content` the server wrote as markup (e.g. `<|tool_call|>`…`<|/tool_call|>` around an
+   * assistant turn's calls): {@link renderChatPrompt} leaves them out of the literal spans, so their
+   * special tokens are parsed like the template's own.
+   */
+  markup?: readonly TextRange[] | undefined;
+}
+
+/** A half-open range [start, end) of UTF-16 offsets into a string. */
+export interface TextRange {
+  start: number;
+  end: number;
+}
+
+/** A rendered prompt with the spans that are message text (contents, tool definitions), in order. */
+export interface RenderedPrompt {
+  prompt: string;
+  literalSpans: TextRange[];
 }
 
 /** Options for {@link renderChatTemplate}. */
@@ -276,6 +295,51 @@ export function renderWithJinja(template: string, messages: readonly TemplateMes
     bos_token: options.bosToken,
     eos_token: options.eosToken,
   });
+}
+
+/**
+ * Renders like {@link renderChatTemplate} and says where the message text landed, so that the
+ * engine parses special tokens in the template's text only (docs/ENGINE-NOTES.md "Special tokens in
+ * message content"). The template renders placeholders in place of each non-empty content and tool
+ * list (empty ones stay empty: templates test them, e.g. T5 skips an empty system message); each
+ * placeholder is then replaced by its text, which becomes a literal span. The template's text never
+ * holds user text, so nothing a user writes can be taken for a template marker.
+ *
+ * A template sees message text only as an opaque placeholder: one that filters it (`| trim`) renders
+ * it unchanged, and one that rewrites it (`| upper`, `| tojson`) cannot be rendered this way and
+ * throws (the deployment can opt back into parsing special tokens everywhere: docs/CONFIG.md).
+ * The catalog templates insert the text verbatim, so they render exactly as {@link renderChatTemplate}.
+ */
+export function renderChatPrompt(template: string, messages: readonly TemplateMessage[], options: RenderOptions): RenderedPrompt {
+  const nonce = randomBytes(8).toString("hex");
+  const texts: { text: string; markup: readonly TextRange[] | undefined }[] = [];
+  const place = (text: string, markup?: readonly TextRange[]): string => {
+    if (text === "") return "";
+    texts.push({ text, markup });
+    return `\uE000${nonce}:${texts.length - 1}\uE001`;
+  };
+  const placed = messages.map((m): TemplateMessage => ({ role: m.role, content: place(m.content, m.markup), ...(m.tools === undefined ? {} : { tools: place(m.tools) }) }));
+  const rendered = renderChatTemplate(template, placed, options);
+  const placeholder = new RegExp(`\uE000${nonce}:(\\d+)\uE001`, "g");
+  let prompt = "";
+  const literalSpans: TextRange[] = [];
+  let at = 0;
+  for (const match of rendered.matchAll(placeholder)) {
+    prompt += rendered.slice(at, match.index);
+    at = match.index + match[0].length;
+    const { text, markup } = texts[Number(match[1])]!;
+    const base = prompt.length;
+    let from = 0;
+    for (const range of markup ?? []) {
+      if (range.start > from) literalSpans.push({ start: base + from, end: base + range.start });
+      from = Math.max(from, range.end);
+    }
+    if (from < text.length) literalSpans.push({ start: base + from, end: base + text.length });
+    prompt += text;
+  }
+  prompt += rendered.slice(at);
+  if (rendered.replace(placeholder, "").toLowerCase().includes(nonce)) throw new Error("The chat template rewrites message text, so the message text cannot be kept apart from the template's markers.");
+  return { prompt, literalSpans };
 }
 
 /** Probe text unlikely to appear in any template. */

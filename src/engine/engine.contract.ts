@@ -20,6 +20,8 @@ export interface EngineContractSubject {
   modelPath: () => Promise<string>;
   /** A prompt in the model's template. */
   prompt: string;
+  /** A special token's text in the model's vocabulary (e.g. `<|end|>`), for the literal-span checks; none: skipped. */
+  specialToken?: string | undefined;
 }
 
 const SEQUENCES = 2;
@@ -71,11 +73,43 @@ export function runEngineContract(subject: EngineContractSubject): void {
     assert.equal(typeof facts, "object");
   });
 
-  test(`${subject.name}: countTokens is exact and stable`, () => {
-    const count = engine.countTokens(subject.prompt);
+  test(`${subject.name}: countTokens is exact and stable`, async () => {
+    const { tokens: count, exact } = await engine.countTokens({ prompt: subject.prompt }, 256);
     assert.ok(Number.isInteger(count) && count > 0);
-    assert.equal(engine.countTokens(subject.prompt), count);
-    assert.ok(engine.countTokens(subject.prompt + subject.prompt) > count);
+    assert.equal(exact, true);
+    assert.deepEqual(await engine.countTokens({ prompt: subject.prompt }, 256), { tokens: count, exact: true });
+    assert.ok((await engine.countTokens({ prompt: subject.prompt + subject.prompt }, 256)).tokens > count);
+  });
+
+  test(`${subject.name}: a prompt over the limit is counted over it, exactly or as a lower bound`, async () => {
+    const huge = subject.prompt.repeat(2000);
+    const { tokens: one } = await engine.countTokens({ prompt: subject.prompt }, 256);
+    const count = await engine.countTokens({ prompt: huge }, 10);
+    assert.ok(count.tokens > 10);
+    if (count.exact) assert.equal(count.tokens, one * 2000);
+    else assert.ok(count.tokens <= one * 2000, `a lower bound: ${count.tokens}`);
+  });
+
+  test(`${subject.name}: generate evaluates exactly the tokens countTokens counts, literal spans included`, async () => {
+    const spans = [{ prompt: subject.prompt }, { prompt: subject.prompt, literalSpans: [{ start: 1, end: subject.prompt.length - 1 }] }];
+    for (const prompt of spans) {
+      const { tokens } = await engine.countTokens(prompt, 256);
+      const before = engine.stats();
+      await collect(engine.generate(request({ ...prompt, maxTokens: 1 }), new Cancellation()));
+      const after = engine.stats();
+      assert.equal(after.promptTokensEvaluated + after.promptTokensReused - before.promptTokensEvaluated - before.promptTokensReused, tokens);
+    }
+  });
+
+  test(`${subject.name}: special-token text in a literal span is plain text`, { skip: subject.specialToken === undefined }, async () => {
+    const special = subject.specialToken!;
+    const parsed = await engine.countTokens({ prompt: special }, 256);
+    const literal = await engine.countTokens({ prompt: special, literalSpans: [{ start: 0, end: special.length }] }, 256);
+    assert.equal(parsed.tokens, 1);
+    assert.ok(literal.tokens > 1, `${literal.tokens} tokens`);
+    // Around a literal span, the template's own special tokens are still parsed.
+    const framed = await engine.countTokens({ prompt: special + special + special, literalSpans: [{ start: special.length, end: 2 * special.length }] }, 256);
+    assert.equal(framed.tokens, 2 + literal.tokens);
   });
 
   test(`${subject.name}: tokens, then exactly one done last; maxTokens caps the count and gives "length"`, async () => {

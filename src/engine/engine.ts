@@ -7,10 +7,34 @@ import type { CancelSignal } from "../lib/cancellation.ts";
 /** Why a generation ended. `stop`: an end-of-generation token or stop string; `length`: max tokens or context. */
 export type FinishReason = "stop" | "length";
 
-/** Sampling and limits for one generation. Token counts are exact, from the model's tokenizer. */
-export interface GenerationRequest {
-  /** The fully rendered prompt (chat template applied); special tokens in it are parsed as such. */
+/** A half-open range [start, end) of UTF-16 offsets into a prompt. */
+export interface TextSpan {
+  start: number;
+  end: number;
+}
+
+/**
+ * A rendered prompt as the engine evaluates it. Special-token text (`<|end|>`, `<|assistant|>`) is
+ * parsed into control tokens only outside `literalSpans`: the template's own markers are control
+ * tokens, while message contents are plain text, so a user cannot close their turn and forge another
+ * (docs/ENGINE-NOTES.md "Special tokens in message content").
+ */
+export interface PromptText {
+  /** The fully rendered prompt (chat template applied). */
   prompt: string;
+  /** Sorted, non-overlapping spans of `prompt` tokenized as plain text (message contents); none: special tokens are parsed everywhere. */
+  literalSpans?: readonly TextSpan[] | undefined;
+}
+
+/** A prompt's size in tokens: exact, or (when its size alone shows it cannot fit the limit asked about) a lower bound. */
+export interface TokenCount {
+  tokens: number;
+  /** False: the prompt has at least `tokens` tokens, more than the limit; it was not tokenized. */
+  exact: boolean;
+}
+
+/** Sampling and limits for one generation. Token counts are exact, from the model's tokenizer. */
+export interface GenerationRequest extends PromptText {
   /** Hard cap on generated tokens (already clamped by the caller to the context window). */
   maxTokens: number;
   temperature: number;
@@ -104,8 +128,14 @@ export interface Engine {
   load(): Promise<void>;
   isReady(): boolean;
   modelInfo(): EngineModelInfo;
-  /** Exact token count of a rendered prompt, as `generate` would evaluate it. */
-  countTokens(prompt: string): number;
+  /**
+   * The prompt's exact token count, as `generate` evaluates it, without holding the event loop
+   * (large prompts are tokenized on another thread). When the prompt's size alone shows it has more
+   * than `limitTokens` tokens it is not tokenized at all, and the count is that lower bound with
+   * `exact: false`. A prompt within the limit may be kept tokenized for the `generate` that follows;
+   * one over it leaves nothing behind.
+   */
+  countTokens(prompt: PromptText, limitTokens: number): Promise<TokenCount>;
   /**
    * Prepares constrained decoding ahead of the first streamed byte (compiles and caches the
    * grammar); throws an INVALID_REQUEST AppError when the constraint cannot be enforced.

@@ -4,10 +4,10 @@
  * stop strings, and count usage exactly. The request's life around it (deployment, quota,
  * admission, metering) is `chat-completions.service.ts`.
  */
-import type { Engine, EngineModelInfo, GenerationRequest, TokenLogprob } from "../engine/engine.ts";
+import type { Engine, EngineModelInfo, GenerationRequest, PromptText, TextSpan, TokenLogprob } from "../engine/engine.ts";
 import { checkLogitBiasIds } from "./decoding-options.ts";
 import { AppError } from "../errors/app-error.ts";
-import { renderChatTemplate } from "../catalog/chat-templates.ts";
+import { renderChatPrompt, renderChatTemplate } from "../catalog/chat-templates.ts";
 import type { ChatCommand } from "./chat-command.ts";
 import type { ServedModel } from "./served-model.ts";
 import { ChoiceOutput, type ChoiceEvent, type ChoiceFinishReason } from "./choice-output.ts";
@@ -52,6 +52,8 @@ function deliver(state: RunState, index: number, event: ChoiceEvent): void | Pro
 /** A request that passed every check that can be made before the first byte is sent. */
 export interface PreparedChat {
   prompt: string;
+  /** The message text in `prompt`, tokenized as plain text (none when the deployment parses special tokens everywhere). */
+  literalSpans: readonly TextSpan[] | undefined;
   promptTokens: number;
   maxTokens: number;
   command: ChatCommand;
@@ -68,6 +70,12 @@ export interface UsageRecord extends Usage {
 export interface ChatGenerationDeps {
   engine: Engine;
   model: ServedModel;
+  /**
+   * Parse special-token text in message contents too (`--parse-special-in-content`), as phiserve did
+   * before: `<|end|>` typed by a user then closes their turn. Default false: only the template's own
+   * markers are special tokens (docs/ENGINE-NOTES.md "Special tokens in message content").
+   */
+  parseSpecialInContent?: boolean | undefined;
 }
 
 /**
@@ -78,6 +86,14 @@ export interface ChatGenerationDeps {
 export function withBos(prompt: string, info: Pick<EngineModelInfo, "addBosToken" | "bosToken">): string {
   if (!info.addBosToken || info.bosToken === "" || prompt.startsWith(info.bosToken)) return prompt;
   return info.bosToken + prompt;
+}
+
+/** {@link withBos} on a prompt with literal spans: a prepended BOS shifts them. */
+function withBosSpans(prompt: Required<PromptText>, info: Pick<EngineModelInfo, "addBosToken" | "bosToken">): Required<PromptText> {
+  const text = withBos(prompt.prompt, info);
+  const shift = text.length - prompt.prompt.length;
+  if (shift === 0 || prompt.literalSpans === undefined) return { prompt: text, literalSpans: prompt.literalSpans };
+  return { prompt: text, literalSpans: prompt.literalSpans.map((s) => ({ start: s.start + shift, end: s.end + shift })) };
 }
 
 /** Seconds a client is told to wait while the model is still loading. */
@@ -96,22 +112,35 @@ export class ChatGeneration {
     }
     const info = engine.modelInfo();
     const plan = planPrompt(command, model);
-    const prompt = withBos(renderChatTemplate(model.chatTemplate, plan.messages, { bosToken: info.bosToken, eosToken: info.eosToken }) + plan.promptSuffix, info);
+    const { prompt, literalSpans } = withBosSpans(this.render(plan, info), info);
     checkLogitBiasIds(command.logitBias, info.vocabSize);
-    const promptTokens = engine.countTokens(prompt);
     const requested = command.maxTokens ?? 0;
-    if (promptTokens + requested > info.contextLength || promptTokens >= info.contextLength) {
+    // The prompt must leave room for the completion asked for, and at least one token.
+    const limit = Math.min(info.contextLength - requested, info.contextLength - 1);
+    const count = await engine.countTokens({ prompt, literalSpans }, limit);
+    if (count.tokens > limit) {
+      const atLeast = count.exact ? "" : "at least ";
       throw new AppError(
         "CONTEXT_LENGTH_EXCEEDED",
         `This model's maximum context length is ${info.contextLength} tokens. However, you requested ` +
-          `${promptTokens + requested} tokens (${promptTokens} in the messages, ${requested} in the completion). ` +
+          `${atLeast}${count.tokens + requested} tokens (${atLeast}${count.tokens} in the messages, ${requested} in the completion). ` +
           "Please reduce the length of the messages or completion.",
         { param: "messages" },
       );
     }
+    const promptTokens = count.tokens;
     const maxTokens = command.maxTokens ?? info.contextLength - promptTokens;
     for (const constraint of [plan.constraint, plan.constrainAfter?.constraint]) if (constraint) await engine.prepareConstraint(constraint);
-    return { prompt, promptTokens, maxTokens, command, plan };
+    return { prompt, literalSpans, promptTokens, maxTokens, command, plan };
+  }
+
+  /** The template applied to the plan's messages; the suffix (e.g. `<|tool_call|>`) is template text. */
+  private render(plan: PromptPlan, info: EngineModelInfo): Required<PromptText> {
+    const { model, parseSpecialInContent } = this.deps;
+    const options = { bosToken: info.bosToken, eosToken: info.eosToken };
+    if (parseSpecialInContent) return { prompt: renderChatTemplate(model.chatTemplate, plan.messages, options) + plan.promptSuffix, literalSpans: undefined };
+    const rendered = renderChatPrompt(model.chatTemplate, plan.messages, options);
+    return { prompt: rendered.prompt + plan.promptSuffix, literalSpans: rendered.literalSpans };
   }
 
   /**
@@ -183,6 +212,7 @@ export class ChatGeneration {
     const { command } = prepared;
     return {
       prompt: prepared.prompt,
+      literalSpans: prepared.literalSpans,
       maxTokens: prepared.maxTokens,
       temperature: command.temperature,
       topP: command.topP,

@@ -158,7 +158,8 @@ test("native tools: an assistant turn that made calls is rendered back as the mo
   const plan = planPrompt(command(history, { tools: [WEATHER], choice: "auto" }), model);
   assert.deepEqual(plan.messages.slice(1), [
     { role: "user", content: "Weather?" },
-    { role: "assistant", content: `${TOOL_CALL_OPEN}[{"name":"get_weather","arguments":{"city":"Paris"}}]<|/tool_call|>` },
+    // The call markers are markup (parsed as special tokens), the calls' JSON is message text.
+    { role: "assistant", content: `${TOOL_CALL_OPEN}[{"name":"get_weather","arguments":{"city":"Paris"}}]<|/tool_call|>`, markup: [{ start: 0, end: 13 }, { start: 66, end: 80 }] },
     { role: "tool", content: "21 degrees" },
   ]);
 });

@@ -11,7 +11,7 @@ import type { OutputConstraint } from "../engine/engine.ts";
 import { translateSystemMessages, type TemplateMessage } from "../catalog/chat-templates.ts";
 import type { ChatCommand, ChatMessage } from "./chat-command.ts";
 import type { ServedModel } from "./served-model.ts";
-import { callsSchema, emulatedConstraint, emulatedInstructions, renderAssistantCalls, renderToolList, safeJson, TOOL_CALL_OPEN } from "./tools.ts";
+import { callsSchema, emulatedConstraint, emulatedInstructions, renderAssistantCalls, renderToolList, safeJson, TOOL_CALL_CLOSE, TOOL_CALL_OPEN } from "./tools.ts";
 
 /** How generated text is interpreted. */
 export type OutputReading =
@@ -70,7 +70,13 @@ function withInstructions(history: readonly TemplateMessage[], instructions: str
 }
 
 function nativeHistory(message: ChatMessage): TemplateMessage {
-  if (message.role === "assistant" && message.toolCalls) return { role: "assistant", content: renderAssistantCalls(message.content, message.toolCalls) };
+  if (message.role === "assistant" && message.toolCalls) {
+    // The call markers are the server's markup, parsed as special tokens; the text and the calls' JSON are not.
+    const content = renderAssistantCalls(message.content, message.toolCalls);
+    const open = message.content.length;
+    const markup = [{ start: open, end: open + TOOL_CALL_OPEN.length }, { start: content.length - TOOL_CALL_CLOSE.length, end: content.length }];
+    return { role: "assistant", content, markup };
+  }
   return { role: message.role, content: message.content };
 }
 

@@ -8,22 +8,23 @@ import pino from "pino";
 import { ensureTestModel, type TestModelOptions } from "../../src/model-factory/test-models.ts";
 import { LlamaCppEngine } from "../../src/engine/llama-cpp/llama-cpp-engine.ts";
 
-async function withEngine<T>(model: Partial<TestModelOptions>, body: (engine: LlamaCppEngine) => T): Promise<T> {
+async function withEngine<T>(model: Partial<TestModelOptions>, body: (engine: LlamaCppEngine) => T | Promise<T>): Promise<T> {
   const modelPath = await ensureTestModel(model);
   const engine = new LlamaCppEngine({ modelPath, contextSize: 256, parallel: 1, threads: 1, batchSize: 256, gpu: "cpu", extraStopTokens: [] }, pino({ level: "silent" }));
   await engine.load();
   try {
-    return body(engine);
+    return await body(engine);
   } finally {
     await engine.close();
   }
 }
 
+const count = async (engine: LlamaCppEngine, prompt: string) => (await engine.countTokens({ prompt }, 256)).tokens;
 const TEXT = "<|user|>\nHow many languages are in the world?<|end|>\n<|assistant|>\n";
 
 test("addBosToken is the GGUF's tokenizer.ggml.add_bos_token, and tokenizing never adds BOS itself", async () => {
-  const without = await withEngine({ addBosToken: false }, (engine) => ({ info: engine.modelInfo(), count: engine.countTokens(TEXT), bos: engine.countTokens("<s>") }));
-  const withBos = await withEngine({ addBosToken: true }, (engine) => ({ info: engine.modelInfo(), count: engine.countTokens(TEXT) }));
+  const without = await withEngine({ addBosToken: false }, async (engine) => ({ info: engine.modelInfo(), count: await count(engine, TEXT), bos: await count(engine, "<s>") }));
+  const withBos = await withEngine({ addBosToken: true }, async (engine) => ({ info: engine.modelInfo(), count: await count(engine, TEXT) }));
   assert.equal(without.info.addBosToken, false);
   assert.equal(withBos.info.addBosToken, true);
   assert.equal(without.info.bosToken, "<s>");

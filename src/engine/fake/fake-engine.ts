@@ -2,14 +2,14 @@
  * A scripted, deterministic engine for unit tests of the layers above the engine. It never
  * stands in for real inference in tests that are about inference.
  */
-import type { Engine, EngineEvent, EngineModelInfo, GenerationRequest, TokenLogprob } from "../engine.ts";
+import type { Engine, EngineEvent, EngineModelInfo, GenerationRequest, PromptText, TokenCount, TokenLogprob } from "../engine.ts";
 import type { CancelSignal } from "../../lib/cancellation.ts";
 
 export interface FakeEngineOptions {
   /** Token texts generated, in order; generation ends with `stop` after the last one. */
   tokens: readonly string[];
   contextLength?: number;
-  /** Counts prompt tokens; default: one per character. */
+  /** Counts a prompt's tokens (its literal spans make no difference); default: one per character. */
   countTokens?: (prompt: string) => number;
   /** Sequences it reports it can run at once (`capacity().sequences`); default 1. */
   sequences?: number;
@@ -25,6 +25,8 @@ export class FakeEngine implements Engine {
   readonly requests: GenerationRequest[] = [];
   /** Tokens handed to consumers so far, over all requests. */
   private generatedTokens = 0;
+  /** Prompt tokens of every generation started, counted as `countTokens` counts them. */
+  private promptTokensEvaluated = 0;
 
   constructor(private readonly options: FakeEngineOptions) {}
 
@@ -33,7 +35,7 @@ export class FakeEngine implements Engine {
   }
 
   stats() {
-    return { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: this.generatedTokens, decodeBatches: 0, decodeBatchTokens: 0 };
+    return { promptTokensEvaluated: this.promptTokensEvaluated, promptTokensReused: 0, generatedTokens: this.generatedTokens, decodeBatches: 0, decodeBatchTokens: 0 };
   }
 
   async load(): Promise<void> {
@@ -54,7 +56,11 @@ export class FakeEngine implements Engine {
     };
   }
 
-  countTokens(prompt: string): number {
+  async countTokens(prompt: PromptText): Promise<TokenCount> {
+    return { tokens: this.count(prompt.prompt), exact: true };
+  }
+
+  private count(prompt: string): number {
     return this.options.countTokens ? this.options.countTokens(prompt) : prompt.length;
   }
 
@@ -62,6 +68,8 @@ export class FakeEngine implements Engine {
 
   async *generate(request: GenerationRequest, signal: CancelSignal): AsyncGenerator<EngineEvent> {
     this.requests.push(request);
+    if (signal.aborted) return;
+    this.promptTokensEvaluated += this.count(request.prompt);
     let produced = 0;
     for (const text of this.options.tokens) {
       if (signal.aborted) return;

@@ -38,23 +38,47 @@ export async function createJsonGrammar(llama: Llama, constraint: OutputConstrai
   return llama.createGrammar({ grammar: tightenNumberRules(generated.grammar), rootRuleName: generated.rootRuleName });
 }
 
+/** Grammars kept: at most this many, holding at most this many bytes (a schema can be megabytes). */
+const CACHED_GRAMMARS = 64;
+const CACHED_GRAMMAR_BYTES = 8 * 1024 * 1024;
+
 /**
  * Compiled grammars by constraint, shared by every request: the generic JSON grammar and each
- * distinct schema are compiled once (at most 64 kept). A failed compile is forgotten, so the
- * error is raised again for the next request instead of being cached.
+ * distinct schema are compiled once, within the bounds above (oldest dropped first; a schema too
+ * big for them is compiled for its request only). A failed compile is forgotten, so the error is
+ * raised again for the next request instead of being cached.
  */
 export class JsonGrammarCache {
-  private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
+  private readonly grammars = new Map<string, { grammar: Promise<LlamaGrammar>; bytes: number }>();
+  private bytes = 0;
 
   get(llama: Llama, constraint: OutputConstraint): Promise<LlamaGrammar> {
     const key = constraint.type === "json" ? "json" : JSON.stringify(constraint.schema);
-    let grammar = this.grammars.get(key);
-    if (!grammar) {
-      grammar = createJsonGrammar(llama, constraint);
-      if (this.grammars.size > 64) this.grammars.clear();
-      this.grammars.set(key, grammar);
-      grammar.catch(() => this.grammars.delete(key));
+    const cached = this.grammars.get(key);
+    if (cached) return cached.grammar;
+    const grammar = createJsonGrammar(llama, constraint);
+    // The key (UTF-16) and the GBNF built from it, which grows with the schema: about as much again.
+    const bytes = key.length * 4;
+    if (bytes > CACHED_GRAMMAR_BYTES) return grammar;
+    this.grammars.set(key, { grammar, bytes });
+    this.bytes += bytes;
+    grammar.catch(() => this.forget(key));
+    for (const oldest of this.grammars.keys()) {
+      if (this.grammars.size <= CACHED_GRAMMARS && this.bytes <= CACHED_GRAMMAR_BYTES) break;
+      this.forget(oldest);
     }
     return grammar;
+  }
+
+  /** Entries and bytes held now (for tests). */
+  size(): { entries: number; bytes: number } {
+    return { entries: this.grammars.size, bytes: this.bytes };
+  }
+
+  private forget(key: string): void {
+    const entry = this.grammars.get(key);
+    if (!entry) return;
+    this.grammars.delete(key);
+    this.bytes -= entry.bytes;
   }
 }

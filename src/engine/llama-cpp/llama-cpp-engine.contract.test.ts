@@ -8,4 +8,5 @@ runEngineContract({
   factory: async () => createLlamaCppEngineFactory(),
   modelPath: () => ensureTestModel(),
   prompt: "<|user|>\nHow many languages are in the world?<|end|>\n<|assistant|>\n",
+  specialToken: "<|end|>",
 });

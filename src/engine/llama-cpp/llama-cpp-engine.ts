@@ -17,7 +17,7 @@ import { statSync } from "node:fs";
 import { randomInt } from "node:crypto";
 import { getLlama, TokenBias, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
 import type { Logger } from "pino";
-import type { Engine, EngineCapacity, EngineEvent, EngineModelInfo, EngineStats, GenerationRequest, OutputConstraint } from "../engine.ts";
+import type { Engine, EngineCapacity, EngineEvent, EngineModelInfo, EngineStats, GenerationRequest, OutputConstraint, PromptText, TokenCount } from "../engine.ts";
 import { AppError } from "../../errors/app-error.ts";
 import type { CancelSignal } from "../../lib/cancellation.ts";
 import { BatchHistogram, type DecodeBatchingStats } from "./batch-stats.ts";
@@ -30,7 +30,10 @@ import { generateWithLogprobs } from "./logprob-decode.ts";
 import { defaultThreads, type LlamaCppEngineOptions } from "./llama-cpp-options.ts";
 import { readModelFacts } from "./model-info.ts";
 import { batchItemSequenceIds, checkNodeLlamaCppVersion, tokenBiasEntries } from "./node-llama-cpp-internals.ts";
+import { PromptTokenizer } from "./prompt-tokenizer.ts";
 import { SequencePool } from "./sequence-pool.ts";
+import { TokenizerThread } from "./tokenizer-thread.ts";
+import { readVocabularyFacts } from "./vocabulary-facts.ts";
 import { requestTokenBias } from "./token-bias.ts";
 import { TokenTextDecoder } from "./token-text.ts";
 
@@ -46,6 +49,8 @@ interface Loaded {
   sequenceOrder: Map<LlamaContextSequence, number>;
   tools: DecodeTools;
   info: EngineModelInfo;
+  tokenizer: PromptTokenizer;
+  thread: TokenizerThread;
 }
 
 export class LlamaCppEngine implements Engine {
@@ -54,7 +59,6 @@ export class LlamaCppEngine implements Engine {
   private readonly grammars = new JsonGrammarCache();
   /** KV-cache edits wait for a pause in decoding, and decoding pauses for them (see kv-maintenance.ts). */
   private readonly maintenance = new KvMaintenance();
-  private readonly recentTokenizations = new Map<string, Token[]>();
   private readonly gate = new DecodeGate();
   private readonly steps = new DecodeSteps(this.gate, this.maintenance);
   private readonly batches = new BatchHistogram();
@@ -77,7 +81,11 @@ export class LlamaCppEngine implements Engine {
     const sequenceOrder = new Map(sequences.map((sequence, index) => [sequence, index]));
     const { info, stopTokenIds, describer } = readModelFacts(model, context.contextSize, options.extraStopTokens);
     const tools: DecodeTools = { model, stopTokenIds, describer, steps: this.steps };
-    this.loaded = { llama, model, context, pool: new SequencePool(sequences), sequenceOrder, tools, info };
+    // The thread loads the vocabulary in the background; a large prompt that comes first waits for it.
+    const thread = new TokenizerThread({ modelPath: options.modelPath, log: (level, message) => this.logLlama(level === "warn" ? "debug" : level, message) });
+    thread.start().catch((error: unknown) => logger.error({ event: "engine.tokenizer_thread_failed", err: error }, "the tokenizer thread failed to start"));
+    const tokenizer = new PromptTokenizer(model, thread, readVocabularyFacts(model));
+    this.loaded = { llama, model, context, pool: new SequencePool(sequences), sequenceOrder, tools, info, tokenizer, thread };
     logger.info({ event: "engine.loaded", gpu: llama.gpu, threads, contextSize: info.contextLength, parallel: options.parallel, decodeBatch: options.decodeBatch ?? 0 }, "model loaded");
   }
 
@@ -118,18 +126,8 @@ export class LlamaCppEngine implements Engine {
     return this.require().info;
   }
 
-  countTokens(prompt: string): number {
-    return this.tokenize(this.require(), prompt).length;
-  }
-
-  /** Tokenizes with a small cache: a request's prompt is counted at admission and evaluated moments later. */
-  private tokenize(loaded: Loaded, prompt: string): Token[] {
-    const cached = this.recentTokenizations.get(prompt);
-    if (cached) return cached;
-    const tokens = loaded.model.tokenize(prompt, true);
-    if (this.recentTokenizations.size >= 32) this.recentTokenizations.delete(this.recentTokenizations.keys().next().value!);
-    this.recentTokenizations.set(prompt, tokens);
-    return tokens;
+  countTokens(prompt: PromptText, limitTokens: number): Promise<TokenCount> {
+    return this.require().tokenizer.count(prompt, limitTokens);
   }
 
   async prepareConstraint(constraint: OutputConstraint): Promise<void> {
@@ -147,7 +145,7 @@ export class LlamaCppEngine implements Engine {
   async *generate(request: GenerationRequest, signal: CancelSignal): AsyncGenerator<EngineEvent> {
     const loaded = this.require();
     const grammar = request.constraint ? await this.grammarFor(loaded, request.constraint) : undefined;
-    const promptTokens = this.tokenize(loaded, request.prompt);
+    const promptTokens = await loaded.tokenizer.tokens(request);
     const sequence = await this.lease(loaded, promptTokens, signal);
     try {
       const inputTokens = await this.reusePrefix(sequence, promptTokens);
@@ -201,6 +199,7 @@ export class LlamaCppEngine implements Engine {
     this.loaded = undefined;
     if (!loaded) return;
     this.logger.info({ event: "engine.batching", ...this.batchingStats() }, "decode batching since load");
+    await loaded.thread.close();
     await loaded.context.dispose();
     await loaded.model.dispose();
     await loaded.llama.dispose();

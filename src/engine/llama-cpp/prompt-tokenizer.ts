@@ -1,0 +1,99 @@
+/**
+ * The llama.cpp engine's prompt tokenizing: partition (prompt-partition.ts: the template's markers
+ * become their tokens, message contents stay text), a size bound that refuses hopeless prompts
+ * before any tokenizing, llama.cpp's tokenizer for the raw fragments (inline when small, on the
+ * tokenizer thread otherwise), and a small cache between counting a prompt and evaluating it.
+ */
+import type { LlamaModel, Token } from "node-llama-cpp";
+import type { PromptText, TokenCount } from "../engine.ts";
+import { PromptPartitioner, type Fragment, type VocabularyFacts } from "./prompt-partition.ts";
+import type { TokenizerThread } from "./tokenizer-thread.ts";
+
+/**
+ * Raw text up to this many UTF-16 units is tokenized on the event loop: at about 1 µs per byte
+ * (docs/ENGINE-NOTES.md "Tokenizing off the event loop") that is a few milliseconds, less than a
+ * round trip through the thread's queue when it is busy.
+ */
+const INLINE_CHARS = 4096;
+
+/** Tokenizations kept between counting and evaluating: a few requests' worth, and never more than this many bytes. */
+const CACHE_ENTRIES = 32;
+const CACHE_BYTES = 16 * 1024 * 1024;
+
+interface Cached {
+  tokens: Token[];
+  bytes: number;
+}
+
+export class PromptTokenizer {
+  private readonly partitioner: PromptPartitioner;
+  private readonly cache = new Map<string, Cached>();
+  private cacheBytes = 0;
+
+  constructor(
+    private readonly model: LlamaModel,
+    private readonly thread: TokenizerThread,
+    vocabulary: VocabularyFacts,
+  ) {
+    this.partitioner = new PromptPartitioner(vocabulary);
+  }
+
+  /** See `Engine.countTokens`: exact, or a lower bound over `limitTokens` without tokenizing. */
+  async count(prompt: PromptText, limitTokens: number): Promise<TokenCount> {
+    const key = cacheKey(prompt);
+    const cached = this.cache.get(key);
+    if (cached) return { tokens: cached.tokens.length, exact: true };
+    const fragments = this.partitioner.partition(prompt);
+    const atLeast = this.partitioner.minTokens(fragments);
+    if (atLeast > limitTokens) return { tokens: atLeast, exact: false };
+    const tokens = await this.tokenizeFragments(fragments);
+    // Only a prompt that can run is kept: a refused one must leave nothing behind.
+    if (tokens.length <= limitTokens) this.remember(key, tokens);
+    return { tokens: tokens.length, exact: true };
+  }
+
+  /** The prompt's tokens, as `count` counts them. */
+  async tokens(prompt: PromptText): Promise<Token[]> {
+    const cached = this.cache.get(cacheKey(prompt));
+    if (cached) return cached.tokens;
+    return this.tokenizeFragments(this.partitioner.partition(prompt));
+  }
+
+  private async tokenizeFragments(fragments: readonly Fragment[]): Promise<Token[]> {
+    const raw = fragments.filter((f): f is string => typeof f === "string");
+    const rawChars = raw.reduce((sum, text) => sum + text.length, 0);
+    const parts: ArrayLike<number>[] = rawChars <= INLINE_CHARS ? raw.map((text) => this.model.tokenize(text, false)) : await this.thread.tokenize(raw);
+    const tokens: Token[] = [];
+    let next = 0;
+    for (const fragment of fragments) {
+      if (typeof fragment === "number") tokens.push(fragment as Token);
+      else {
+        const part = parts[next++]!;
+        for (let i = 0; i < part.length; i++) tokens.push(part[i] as Token);
+      }
+    }
+    return tokens;
+  }
+
+  private remember(key: string, tokens: Token[]): void {
+    // UTF-16 key, 8 bytes per array slot.
+    const bytes = key.length * 2 + tokens.length * 8;
+    if (bytes > CACHE_BYTES) return;
+    const previous = this.cache.get(key);
+    if (previous) this.cacheBytes -= previous.bytes;
+    this.cache.delete(key);
+    this.cache.set(key, { tokens, bytes });
+    this.cacheBytes += bytes;
+    for (const [oldest, entry] of this.cache) {
+      if (this.cache.size <= CACHE_ENTRIES && this.cacheBytes <= CACHE_BYTES) break;
+      this.cache.delete(oldest);
+      this.cacheBytes -= entry.bytes;
+    }
+  }
+}
+
+/** The same text with different literal spans tokenizes differently, so the spans are part of the key. */
+function cacheKey(prompt: PromptText): string {
+  const spans = prompt.literalSpans?.map((s) => `${s.start}-${s.end}`).join(",") ?? "";
+  return `${spans}|${prompt.prompt}`;
+}
