@@ -107,6 +107,8 @@ export const ChatCompletionsRequestSchema = Type.Object(
     temperature: Type.Optional(nullableNumber({ minimum: 0, maximum: 2 })),
     top_p: Type.Optional(nullableNumber({ minimum: 0, maximum: 1 })),
     max_tokens: Type.Optional(Type.Unsafe<number | null>({ type: ["integer", "null"], minimum: 0 })),
+    // OpenAI's newer name for max_tokens, honoured on every route (docs/AZURE-API.md "Request body").
+    max_completion_tokens: Type.Optional(Type.Unsafe<number | null>({ type: ["integer", "null"], minimum: 0 })),
     stop: Type.Optional(
       Type.Unsafe<string | string[] | null>({
         type: ["string", "array", "null"],
@@ -184,5 +186,6 @@ export interface ChatCompletionChunk {
     finish_reason: WireFinishReason | null;
     logprobs: WireLogprobs | null;
   }[];
-  usage?: WireUsage;
+  /** Azure: on the finish chunk. OpenAI with `stream_options.include_usage`: null, then one `choices: []` chunk carries it. */
+  usage?: WireUsage | null;
 }

@@ -73,7 +73,7 @@ export function toChatCommand(
   const stop = body.stop === undefined || body.stop === null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
   return {
     messages: body.messages.map((m, i) => toChatMessage(m, i)),
-    maxTokens: body.max_tokens ?? undefined,
+    maxTokens: toMaxTokens(body),
     temperature: body.temperature ?? DEFAULT_TEMPERATURE,
     topP: body.top_p ?? 1,
     stop,
@@ -87,6 +87,23 @@ export function toChatCommand(
     constraint,
     tools,
   };
+}
+
+/**
+ * `max_completion_tokens` (OpenAI's newer name) or `max_tokens`. OpenAI refuses the two together;
+ * phiserve refuses them only when they disagree (docs/AZURE-API.md "Request body").
+ */
+function toMaxTokens(body: ChatCompletionsRequest): number | undefined {
+  const legacy = body.max_tokens ?? undefined;
+  const current = body.max_completion_tokens ?? undefined;
+  if (legacy !== undefined && current !== undefined && legacy !== current) {
+    const msg = "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.";
+    throw new AppError("INVALID_REQUEST", msg, {
+      param: "max_tokens",
+      details: [{ type: "invalid_parameter_combination", loc: ["body", "max_tokens"], msg, input: legacy }],
+    });
+  }
+  return current ?? legacy;
 }
 
 function toConstraint(body: ChatCompletionsRequest): OutputConstraint | undefined {
