@@ -1,6 +1,6 @@
 /**
  * Lax-mode input conversion, as the Azure service's pydantic (v2, lax mode) applies it
- * (docs/AZURE-API.md "Validation"): the one place phiserve converts a request value's type.
+ * (docs/ERRORS.md "Validation"): the one place phiserve converts a request value's type.
  *
  * - number fields take numeric strings (`"0.5"` → 0.5, surrounding whitespace ignored) and
  *   booleans (`true` → 1); `""` and other strings stay strings, so validation refuses them;

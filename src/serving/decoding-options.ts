@@ -20,7 +20,7 @@ export const MAX_TOP_LOGPROBS = 20;
 export function toDecodingOptions(extra: Record<string, unknown>, maxChoices: number): DecodingOptions {
   const errors: ValidationDetail[] = [];
   const n = intIn(extra.n, "n", 1, maxChoices, 1, errors);
-  // The body schema's lax mode, applied by hand: these keys have no schema (docs/AZURE-API.md "Validation").
+  // The body schema's lax mode, applied by hand: these keys have no schema (docs/ERRORS.md "Validation").
   const logprobs = extra.logprobs === undefined || extra.logprobs === null ? false : toLaxBoolean(extra.logprobs);
   if (logprobs === undefined) errors.push({ type: "bool_parsing", loc: ["body", "logprobs"], msg: "Input should be a valid boolean, unable to interpret input", input: extra.logprobs });
   const top = intIn(extra.top_logprobs, "top_logprobs", 0, MAX_TOP_LOGPROBS, 0, errors);
