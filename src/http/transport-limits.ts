@@ -20,7 +20,8 @@ import { toHttpError } from "../errors/http-mapping.ts";
  * is why stalled bodies stayed open indefinitely.
  */
 export function toNodeTimeouts(bodyTimeoutMs: number): Pick<ServerOptions, "requestTimeout" | "headersTimeout" | "connectionsCheckingInterval"> {
-  if (bodyTimeoutMs <= 0) return { requestTimeout: 0 };
+  // No body timeout: Node's own 60 s for the headers stays.
+  if (bodyTimeoutMs <= 0) return { requestTimeout: 0, headersTimeout: 60_000 };
   return {
     requestTimeout: bodyTimeoutMs,
     // Node refuses a headers timeout longer than the request timeout.

@@ -1,0 +1,32 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfigFile } from "./config-file.ts";
+
+async function load(yaml: string) {
+  const dir = await mkdtemp(join(tmpdir(), "phiserve-config-"));
+  try {
+    const path = join(dir, "phiserve.yaml");
+    await writeFile(path, yaml);
+    return await loadConfigFile(path);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const DEPLOYMENTS = "deployments:\n  - { name: a, model: a.gguf }\n";
+
+test("transport keys: bodyTimeoutSeconds, maxConnectionsPerClient and tls are read", async () => {
+  const file = await load(`bodyTimeoutSeconds: 20\nmaxConnectionsPerClient: 0\ntls: { cert: server.pem, key: server.key }\n${DEPLOYMENTS}`);
+  assert.equal(file.bodyTimeoutSeconds, 20);
+  assert.equal(file.maxConnectionsPerClient, 0);
+  assert.deepEqual(file.tls, { cert: "server.pem", key: "server.key" });
+});
+
+test("transport keys are validated with their path: a negative timeout, a tls without its key, an unknown tls key", async () => {
+  await assert.rejects(load(`bodyTimeoutSeconds: -1\n${DEPLOYMENTS}`), /\/bodyTimeoutSeconds: must be >= 0/);
+  await assert.rejects(load(`tls: { cert: server.pem }\n${DEPLOYMENTS}`), /\/tls: must have required property 'key'/);
+  await assert.rejects(load(`tls: { cert: a, key: b, ca: c }\n${DEPLOYMENTS}`), /\/tls: must NOT have additional properties \('ca'\)/);
+});
