@@ -31,6 +31,11 @@ before(async () => {
   const model = await ensureTestModel();
   const common = ["--model", model, "--model-name", "phi-3.5-mini-instruct", "--api-key", KEY, "--parallel", "2"];
   [server, cutting] = await Promise.all([startServer(common), startServer([...common, "--request-timeout", "1"])]);
+  // One short request each, so the models are loaded before a 1 s deadline starts counting.
+  for (const target of [server, cutting]) {
+    const res = await fetch(`${target.url}/chat/completions`, { method: "POST", headers: { "content-type": "application/json", "api-key": KEY }, body: JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 1 }) });
+    assert.equal(res.status, 200, await res.text());
+  }
 });
 after(async () => {
   await server?.close();

@@ -25,7 +25,14 @@ const MESSAGES = [{ role: "user" as const, content: "How many languages are in t
 before(async () => {
   model = await ensureTestModel();
   cutting = await startServer(["--model", model, "--model-name", "phi-3.5-mini-instruct", "--api-key", KEY, "--request-timeout", "1"]);
+  await warmUp(cutting);
 });
+
+/** One short request, so the model is loaded before a test's 1 s deadline starts counting. */
+async function warmUp(server: RunningServer): Promise<void> {
+  const res = await fetch(`${server.url}/chat/completions`, { method: "POST", headers: { "content-type": "application/json", "api-key": KEY }, body: JSON.stringify({ messages: MESSAGES, max_tokens: 1 }) });
+  assert.equal(res.status, 200, await res.text());
+}
 after(async () => cutting?.close());
 
 test("Azure JS client, the documented streaming loop: a cut stream throws instead of ending quietly", async () => {
@@ -84,6 +91,7 @@ async function readAll(res: Response): Promise<{ text: string; failed: boolean }
 test("SIGTERM past --drain-timeout: a running stream gets an error frame and no [DONE], a running non-streamed request a 503 JSON", async () => {
   const server = await startServer(["--model", model, "--model-name", "phi-3.5-mini-instruct", "--parallel", "2", "--drain-timeout", "1", "--log-level", "debug"]);
   try {
+    await warmUp(server);
     const post = (stream: boolean) =>
       fetch(`${server.url}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages: MESSAGES, temperature: 0, stream }) });
     const plain = post(false);
