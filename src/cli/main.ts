@@ -49,6 +49,7 @@ program
   .addOption(new Option("--json-policy <policy>", "constrained: JSON response formats are guaranteed by grammar; azure: 422 as Azure does for Phi").choices(["constrained", "azure"]).default("constrained"))
   .option("--max-n <n>", "largest n (choices per request)", integer(1), 16)
   .option("--tool-emulation", "offer tools to models without native tool calling (constrained JSON); default: 422 as Azure", false)
+  .option("--parse-special-in-content", "also parse special-token text (<|end|>, <|assistant|>) in message contents, as phiserve once did: lets users forge turns; default: only the template's markers are special tokens", false)
   .option("--body-limit <bytes>", "largest request body accepted", integer(1024), 4 * 1024 * 1024)
   .option("--body-timeout <seconds>", "longest a client may take to send a request's headers and body; then 408 and close (0 = none; default 30)", integer(0))
   .option("--max-connections-per-client <n>", "most open connections from one client address; more are closed at once (0 = no cap; default 64)", integer(0))

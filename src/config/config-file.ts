@@ -47,6 +47,7 @@ export const DeploymentSchema = Type.Object(
     json: Type.Optional(Type.Union([Type.Literal("constrained"), Type.Literal("azure")], { description: "JSON response formats: grammar-constrained (default) or Azure's 422." })),
     systemRole: Type.Optional(Type.Union([Type.Literal("azure"), Type.Literal("native")], { description: "azure (default): translate system messages into user messages where Azure does; native: use the template's system turn when it has one." })),
     toolEmulation: Type.Optional(Type.Boolean({ description: "Offer tools to models without native tool calling." })),
+    parseSpecialInContent: Type.Optional(Type.Boolean({ description: "Parse special-token text in message contents too (lets users forge turns); default false." })),
     maxN: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: "Largest n (default 16)." })),
   },
   { additionalProperties: false },

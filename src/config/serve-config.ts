@@ -38,6 +38,11 @@ export interface DeploymentSettings {
   maxChoices: number;
   /** Offer `tools` to models without native tool calling, by constrained JSON. Default false (422, as Azure). */
   toolEmulation: boolean;
+  /**
+   * Parse special-token text in message contents too (the behaviour before issue 10): a user's `<|end|>` then
+   * closes their turn. Default false: only the template's own markers are special tokens.
+   */
+  parseSpecialInContent?: boolean | undefined;
   /** Rate limits for this deployment; undefined = the catalog's (Azure serverless: 1000 rpm, 200000 tpm). */
   quota: { requestsPerMinute?: number | undefined; tokensPerMinute?: number | undefined } | undefined;
 }

@@ -43,7 +43,7 @@ export class Deployment {
     const capacity = engine.capacity();
     this.model = plan.model;
     this.name = plan.model.deploymentName;
-    this.chat = new ChatGeneration({ engine, model: plan.model });
+    this.chat = new ChatGeneration({ engine, model: plan.model, parseSpecialInContent: settings.parseSpecialInContent });
     this.scheduler = new AdmissionScheduler({ slots: capacity.sequences, maxQueue: settings.maxQueue ?? Math.max(16, 8 * capacity.sequences) });
     const catalogQuota = plan.catalog?.quota ?? AZURE_SERVERLESS_QUOTA;
     this.quota = {

@@ -41,6 +41,7 @@ interface ServeFlags {
   jsonPolicy: "constrained" | "azure";
   maxN: number;
   toolEmulation: boolean;
+  parseSpecialInContent: boolean;
   logLevel: string;
 }
 
@@ -109,6 +110,7 @@ function settingsFromFlags(flags: ServeFlags): Omit<DeploymentSettings, "name" |
     systemRole: "azure",
     maxChoices: flags.maxN,
     toolEmulation: flags.toolEmulation,
+    parseSpecialInContent: flags.parseSpecialInContent,
     quota: flags.rpm || flags.tpm ? { requestsPerMinute: flags.rpm, tokensPerMinute: flags.tpm } : undefined,
   };
 }
@@ -164,6 +166,7 @@ async function fromConfigFile(flags: ServeFlags, file: ConfigFile): Promise<Depl
       systemRole: d.systemRole ?? "azure",
       maxChoices: d.maxN ?? base.maxChoices,
       toolEmulation: d.toolEmulation ?? base.toolEmulation,
+      parseSpecialInContent: d.parseSpecialInContent ?? base.parseSpecialInContent,
       quota: d.quota,
     });
   }

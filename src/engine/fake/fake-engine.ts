@@ -56,7 +56,8 @@ export class FakeEngine implements Engine {
     };
   }
 
-  async countTokens(prompt: PromptText): Promise<TokenCount> {
+  /** Always exact: the fake never refuses by size. */
+  async countTokens(prompt: PromptText, _limitTokens: number): Promise<TokenCount> {
     return { tokens: this.count(prompt.prompt), exact: true };
   }
 

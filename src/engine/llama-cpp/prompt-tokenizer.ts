@@ -18,7 +18,7 @@ const INLINE_CHARS = 4096;
 
 /** Tokenizations kept between counting and evaluating: a few requests' worth, and never more than this many bytes. */
 const CACHE_ENTRIES = 32;
-const CACHE_BYTES = 16 * 1024 * 1024;
+const CACHE_BYTES = 8 * 1024 * 1024;
 
 interface Cached {
   tokens: Token[];
@@ -57,6 +57,11 @@ export class PromptTokenizer {
     const cached = this.cache.get(cacheKey(prompt));
     if (cached) return cached.tokens;
     return this.tokenizeFragments(this.partitioner.partition(prompt));
+  }
+
+  /** Tokenizations kept now, and their estimated bytes (for tests). */
+  cached(): { entries: number; bytes: number } {
+    return { entries: this.cache.size, bytes: this.cacheBytes };
   }
 
   private async tokenizeFragments(fragments: readonly Fragment[]): Promise<Token[]> {
