@@ -18,7 +18,7 @@ const HTTP_SHAPES: Record<AppErrorCode, HttpShape> = {
   FORBIDDEN: { status: 403, wireCode: "permission_denied", type: "permission_error" },
   ROUTE_NOT_FOUND: { status: 404, wireCode: "not_found", type: "invalid_request_error" },
   MODEL_NOT_FOUND: { status: 404, wireCode: "model_not_found", type: "invalid_request_error" },
-  // With the `allow` header the thrower sets (RFC 9110 §15.5.6).
+  // With the `allow` header the thrower sets (RFC 9110, section 15.5.6).
   METHOD_NOT_ALLOWED: { status: 405, wireCode: "method_not_allowed", type: "invalid_request_error" },
   // Written by the transport (src/http/transport-limits.ts) when a request's headers and body do not arrive in time.
   REQUEST_TIMEOUT: { status: 408, wireCode: "request_timeout", type: "invalid_request_error" },

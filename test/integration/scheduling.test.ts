@@ -63,10 +63,12 @@ test("a client that disconnects frees its sequence: generation stops and the nex
   try {
     for (const stream of [true, false]) {
       const before = await metric(server, "phiserve_generated_tokens");
+      const firstTokensBefore = await metric(server, "phiserve_time_to_first_token_seconds_count");
       const abort = new AbortController();
       const pending = chat(server, { max_tokens: LONG, stream }, { signal: abort.signal });
       if (stream) await (await pending).body!.getReader().read(); // the first chunk arrived: generation is under way
-      else await waitFor(async () => (await metric(server, "phiserve_busy_sequences")) === 1);
+      // Not merely admitted: the first token is out (time to first token observed), so the cut bills some.
+      else await waitFor(async () => (await metric(server, "phiserve_time_to_first_token_seconds_count")) > firstTokensBefore);
       abort.abort();
       await pending.catch(() => undefined);
       const next = await (await chat(server, { max_tokens: 3 })).json();

@@ -29,7 +29,7 @@ export interface ChatRouteOptions {
   requestTimeoutMs: number;
 }
 
-/** Every method but POST: answered 405 with `allow: POST` rather than 404 (RFC 9110 §15.5.6). */
+/** Every method but POST: answered 405 with `allow: POST` rather than 404 (RFC 9110, section 15.5.6). */
 const OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE"] as const;
 
 export function registerChatCompletionsRoutes(app: FastifyInstance, chat: ChatCompletions, options: ChatRouteOptions): void {
