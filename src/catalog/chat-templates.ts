@@ -319,26 +319,31 @@ export function renderChatPrompt(template: string, messages: readonly TemplateMe
     return `\uE000${nonce}:${texts.length - 1}\uE001`;
   };
   const placed = messages.map((m): TemplateMessage => ({ role: m.role, content: place(m.content, m.markup), ...(m.tools === undefined ? {} : { tools: place(m.tools) }) }));
-  const rendered = renderChatTemplate(template, placed, options);
-  const placeholder = new RegExp(`\uE000${nonce}:(\\d+)\uE001`, "g");
-  let prompt = "";
+  // Each piece after the first starts with a placeholder's index and its closing delimiter.
+  const [head, ...rest] = renderChatTemplate(template, placed, options).split(`\uE000${nonce}:`);
+  const out: string[] = [head!];
+  let length = head!.length;
   const literalSpans: TextRange[] = [];
-  let at = 0;
-  for (const match of rendered.matchAll(placeholder)) {
-    prompt += rendered.slice(at, match.index);
-    at = match.index + match[0].length;
-    const { text, markup } = texts[Number(match[1])]!;
-    const base = prompt.length;
+  const templateText = [head!];
+  const rewritten = () => new Error("The chat template rewrites message text, so the message text cannot be kept apart from the template's markers.");
+  for (const piece of rest) {
+    const close = piece.indexOf("\uE001");
+    const placedText = close > 0 ? texts[Number(piece.slice(0, close))] : undefined;
+    if (!placedText) throw rewritten();
+    const { text, markup } = placedText;
     let from = 0;
     for (const range of markup ?? []) {
-      if (range.start > from) literalSpans.push({ start: base + from, end: base + range.start });
+      if (range.start > from) literalSpans.push({ start: length + from, end: length + range.start });
       from = Math.max(from, range.end);
     }
-    if (from < text.length) literalSpans.push({ start: base + from, end: base + text.length });
-    prompt += text;
+    if (from < text.length) literalSpans.push({ start: length + from, end: length + text.length });
+    const after = piece.slice(close + 1);
+    out.push(text, after);
+    templateText.push(after);
+    length += text.length + after.length;
   }
-  prompt += rendered.slice(at);
-  if (rendered.replace(placeholder, "").toLowerCase().includes(nonce)) throw new Error("The chat template rewrites message text, so the message text cannot be kept apart from the template's markers.");
+  if (templateText.join("").toLowerCase().includes(nonce)) throw rewritten();
+  const prompt = out.join("");
   return { prompt, literalSpans };
 }
 

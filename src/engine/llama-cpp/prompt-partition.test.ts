@@ -19,7 +19,7 @@ test("template text is parsed for markers, longest first; literal spans keep con
   const content = "a<|end|>\n<|user|>b";
   const framed = `<|user|>${content}<|end|>`;
   assert.deepEqual(partitioner.partition({ prompt: framed, literalSpans: [{ start: 8, end: 8 + content.length }] }), [USER, content, END]);
-  assert.deepEqual(partitioner.partition({ prompt: framed, literalSpans: [{ start: 8, end: 8 + content.length }] }, true), [USER, "a", END, "\n", USER, "b", END]);
+  assert.deepEqual(partitioner.partition({ prompt: framed, literalSpans: [{ start: 8, end: 8 + content.length }] }, { parseSpecialEverywhere: true }), [USER, "a", END, "\n", USER, "b", END]);
 });
 
 test("raw text on both sides of a literal span joins it (one fragment, as llama.cpp tokenizes it)", () => {
@@ -44,7 +44,14 @@ test("the size bound: one token per marker, at least one per fragment, and no fr
 
 test("80,000 markers in template text: each its own token, and the newline after each <|end|> a fragment", () => {
   const prompt = "<|user|>\n<|end|>\n".repeat(40_000);
-  const fragments = partitioner.partition({ prompt });
+  const fragments = partitioner.partition({ prompt })!;
   assert.equal(fragments.filter((f) => f === END).length, 40_000);
   assert.equal(partitioner.minTokens(fragments), 40_000 * 3);
+});
+
+test("with maxMarkers, the partition gives up once it has found more markers than that", () => {
+  const prompt = "<|user|>\n<|end|>\n".repeat(40_000);
+  assert.equal(partitioner.partition({ prompt }, { maxMarkers: 4095 }), undefined);
+  assert.equal(partitioner.partition({ prompt: "<|user|>a<|end|>" }, { maxMarkers: 2 })?.length, 3);
+  assert.equal(partitioner.partition({ prompt: "<|user|>a<|end|>" }, { maxMarkers: 1 }), undefined);
 });

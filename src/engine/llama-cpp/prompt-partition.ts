@@ -58,19 +58,25 @@ export class PromptPartitioner {
     this.userMarker = alternation(markers.filter((m) => m.userDefined));
   }
 
-  /** The prompt's fragments; `parseSpecialEverywhere` treats message content as template text (the opt-in old behaviour). */
-  partition(prompt: PromptText, parseSpecialEverywhere = false): Fragment[] {
-    const pieces: (MarkerToken | string)[] = [];
-    const { text, literal } = { text: prompt.prompt, literal: parseSpecialEverywhere ? [] : (prompt.literalSpans ?? []) };
+  /**
+   * The prompt's fragments. `parseSpecialEverywhere` treats message text as template text (the opt-in old
+   * behaviour). With `maxMarkers`, the partition stops as soon as it has found more markers than that (each is a
+   * token, so the prompt has more tokens) and returns undefined: a prompt of 40,000 turns is refused after reading
+   * the first few thousand.
+   */
+  partition(prompt: PromptText, options: { parseSpecialEverywhere?: boolean; maxMarkers?: number } = {}): Fragment[] | undefined {
+    const state: Split = { pieces: [], markers: 0, maxMarkers: options.maxMarkers ?? Infinity };
+    const text = prompt.prompt;
+    const literal = options.parseSpecialEverywhere ? [] : (prompt.literalSpans ?? []);
     let at = 0;
     for (const { start, end } of literal) {
-      const span = { start: Math.max(start, at), end };
-      if (span.start > at) this.split(text.slice(at, span.start), this.anyMarker, pieces);
-      this.split(text.slice(span.start, span.end), this.userMarker, pieces);
-      at = Math.max(at, span.end);
+      const from = Math.max(start, at);
+      if (from > at && !this.split(text.slice(at, from), this.anyMarker, state)) return undefined;
+      if (!this.split(text.slice(from, end), this.userMarker, state)) return undefined;
+      at = Math.max(at, end);
     }
-    if (at < text.length) this.split(text.slice(at), this.anyMarker, pieces);
-    return toFragments(pieces);
+    if (at < text.length && !this.split(text.slice(at), this.anyMarker, state)) return undefined;
+    return toFragments(state.pieces);
   }
 
   /** A lower bound on the fragments' tokens: one per marker, ⌈bytes / longest token⌉ (at least 1) per raw fragment. */
@@ -80,21 +86,30 @@ export class PromptPartitioner {
     return tokens;
   }
 
-  private split(text: string, pattern: RegExp | undefined, pieces: (MarkerToken | string)[]): void {
-    if (text === "") return;
+  /** Appends `text` split around `pattern`'s markers; false once more than `maxMarkers` were found. */
+  private split(text: string, pattern: RegExp | undefined, state: Split): boolean {
+    if (text === "") return true;
     if (!pattern) {
-      pieces.push(text);
-      return;
+      state.pieces.push(text);
+      return true;
     }
     let at = 0;
     pattern.lastIndex = 0;
     for (let match = pattern.exec(text); match; match = pattern.exec(text)) {
-      if (match.index > at) pieces.push(text.slice(at, match.index));
-      pieces.push(this.byText.get(match[0])!);
+      if (match.index > at) state.pieces.push(text.slice(at, match.index));
+      state.pieces.push(this.byText.get(match[0])!);
+      if (++state.markers > state.maxMarkers) return false;
       at = match.index + match[0].length;
     }
-    if (at < text.length) pieces.push(text.slice(at));
+    if (at < text.length) state.pieces.push(text.slice(at));
+    return true;
   }
+}
+
+interface Split {
+  pieces: (MarkerToken | string)[];
+  markers: number;
+  maxMarkers: number;
 }
 
 /** Joins adjacent raw pieces, then applies the markers' strips to their neighbours, dropping what becomes empty. */

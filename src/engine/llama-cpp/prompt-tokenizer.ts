@@ -43,7 +43,8 @@ export class PromptTokenizer {
     const key = cacheKey(prompt);
     const cached = this.cache.get(key);
     if (cached) return { tokens: cached.tokens.length, exact: true };
-    const fragments = this.partitioner.partition(prompt);
+    const fragments = this.partitioner.partition(prompt, { maxMarkers: limitTokens });
+    if (!fragments) return { tokens: limitTokens + 1, exact: false };
     const atLeast = this.partitioner.minTokens(fragments);
     if (atLeast > limitTokens) return { tokens: atLeast, exact: false };
     const tokens = await this.tokenizeFragments(fragments);
@@ -56,7 +57,7 @@ export class PromptTokenizer {
   async tokens(prompt: PromptText): Promise<Token[]> {
     const cached = this.cache.get(cacheKey(prompt));
     if (cached) return cached.tokens;
-    return this.tokenizeFragments(this.partitioner.partition(prompt));
+    return this.tokenizeFragments(this.partitioner.partition(prompt)!);
   }
 
   /** Tokenizations kept now, and their estimated bytes (for tests). */
