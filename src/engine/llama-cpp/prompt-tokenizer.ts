@@ -47,17 +47,19 @@ export class PromptTokenizer {
     if (!fragments) return { tokens: limitTokens + 1, exact: false };
     const atLeast = this.partitioner.minTokens(fragments);
     if (atLeast > limitTokens) return { tokens: atLeast, exact: false };
-    const tokens = await this.tokenizeFragments(fragments);
+    const parts = await this.tokenizeRaw(fragments);
+    const count = fragments.length - parts.length + parts.reduce((sum, part) => sum + part.length, 0);
     // Only a prompt that can run is kept: a refused one must leave nothing behind.
-    if (tokens.length <= limitTokens) this.remember(key, tokens);
-    return { tokens: tokens.length, exact: true };
+    if (count <= limitTokens) this.remember(key, joinTokens(fragments, parts));
+    return { tokens: count, exact: true };
   }
 
   /** The prompt's tokens, as `count` counts them. */
   async tokens(prompt: PromptText): Promise<Token[]> {
     const cached = this.cache.get(cacheKey(prompt));
     if (cached) return cached.tokens;
-    return this.tokenizeFragments(this.partitioner.partition(prompt)!);
+    const fragments = this.partitioner.partition(prompt)!;
+    return joinTokens(fragments, await this.tokenizeRaw(fragments));
   }
 
   /** Tokenizations kept now, and their estimated bytes (for tests). */
@@ -65,20 +67,11 @@ export class PromptTokenizer {
     return { entries: this.cache.size, bytes: this.cacheBytes };
   }
 
-  private async tokenizeFragments(fragments: readonly Fragment[]): Promise<Token[]> {
+  /** The raw fragments' tokens, in order: inline when they are short, on the tokenizer thread otherwise. */
+  private async tokenizeRaw(fragments: readonly Fragment[]): Promise<ArrayLike<number>[]> {
     const raw = fragments.filter((f): f is string => typeof f === "string");
     const rawChars = raw.reduce((sum, text) => sum + text.length, 0);
-    const parts: ArrayLike<number>[] = rawChars <= INLINE_CHARS ? raw.map((text) => this.model.tokenize(text, false)) : await this.thread.tokenize(raw);
-    const tokens: Token[] = [];
-    let next = 0;
-    for (const fragment of fragments) {
-      if (typeof fragment === "number") tokens.push(fragment as Token);
-      else {
-        const part = parts[next++]!;
-        for (let i = 0; i < part.length; i++) tokens.push(part[i] as Token);
-      }
-    }
-    return tokens;
+    return rawChars <= INLINE_CHARS ? raw.map((text) => this.model.tokenize(text, false)) : this.thread.tokenize(raw);
   }
 
   private remember(key: string, tokens: Token[]): void {
@@ -96,6 +89,20 @@ export class PromptTokenizer {
       this.cacheBytes -= entry.bytes;
     }
   }
+}
+
+/** Markers and the raw fragments' tokens, in prompt order. */
+function joinTokens(fragments: readonly Fragment[], parts: readonly ArrayLike<number>[]): Token[] {
+  const tokens: Token[] = [];
+  let next = 0;
+  for (const fragment of fragments) {
+    if (typeof fragment === "number") tokens.push(fragment as Token);
+    else {
+      const part = parts[next++]!;
+      for (let i = 0; i < part.length; i++) tokens.push(part[i] as Token);
+    }
+  }
+  return tokens;
 }
 
 /** The same text with different literal spans tokenizes differently, so the spans are part of the key. */
