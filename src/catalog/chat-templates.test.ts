@@ -12,6 +12,7 @@ import {
   renderWithJinja,
   systemToUserMessages,
   templateOpensAssistantAfterEachUserTurn,
+  templateRewritesMessageText,
   templateSupportsSystemRole,
   translateSystemMessages,
 } from "./chat-templates.ts";
@@ -492,4 +493,12 @@ test("renderChatPrompt renders as renderChatTemplate and marks exactly the messa
 test("renderChatPrompt refuses a template that rewrites message text, which would hide it among the markers", () => {
   const upper = "{% for m in messages %}<|user|>{{ m.content | upper }}<|end|>{% endfor %}";
   assert.throws(() => renderChatPrompt(upper, [{ role: "user", content: "hi" }], { bosToken: "", eosToken: "" }), /rewrites message text/);
+});
+
+test("templates that rewrite message text are found up front; the catalog's insert it verbatim", () => {
+  for (const id of CHAT_TEMPLATE_IDS) assert.equal(templateRewritesMessageText(CHAT_TEMPLATES[id]), false, id);
+  const each = (expr: string) => `{% for m in messages %}<|${"{{ m['role'] }}"}|>${expr}<|end|>{% endfor %}<|assistant|>`;
+  assert.equal(templateRewritesMessageText(each("{{ m['content'] | trim }}")), false);
+  assert.equal(templateRewritesMessageText(each("{{ m['content'] | upper }}")), true);
+  assert.equal(templateRewritesMessageText(each("{{ m['content'] | tojson }}")), true);
 });

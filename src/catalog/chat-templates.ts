@@ -325,7 +325,7 @@ export function renderChatPrompt(template: string, messages: readonly TemplateMe
   let length = head!.length;
   const literalSpans: TextRange[] = [];
   const templateText = [head!];
-  const rewritten = () => new Error("The chat template rewrites message text, so the message text cannot be kept apart from the template's markers.");
+  const rewritten = () => new TemplateRewritesTextError();
   for (const piece of rest) {
     const close = piece.indexOf("\uE001");
     const placedText = close > 0 ? texts[Number(piece.slice(0, close))] : undefined;
@@ -345,6 +345,30 @@ export function renderChatPrompt(template: string, messages: readonly TemplateMe
   if (templateText.join("").toLowerCase().includes(nonce)) throw rewritten();
   const prompt = out.join("");
   return { prompt, literalSpans };
+}
+
+/** Thrown by {@link renderChatPrompt} for a template that changes message text (`| upper`, `| tojson`). */
+export class TemplateRewritesTextError extends Error {
+  constructor() {
+    super("The chat template rewrites message text, so the message text cannot be kept apart from the template's markers.");
+    this.name = "TemplateRewritesTextError";
+  }
+}
+
+/**
+ * True when {@link renderChatPrompt} cannot keep message text apart from `template`'s markers
+ * (checked once at start-up, so such a template is refused there rather than failing every request).
+ */
+export function templateRewritesMessageText(template: string): boolean {
+  // Text any rewrite would change: cases, quotes, a backslash, a newline, HTML's specials.
+  const text = 'Say "Hi" & <b>bye</b>\\ now\nOK';
+  const probe: TemplateMessage[] = [{ role: "user", content: text }, { role: "assistant", content: text }, { role: "user", content: text }];
+  const options = { bosToken: "<s>", eosToken: "</s>" };
+  try {
+    return renderChatPrompt(template, probe, options).prompt !== renderChatTemplate(template, probe, options);
+  } catch (error) {
+    return error instanceof TemplateRewritesTextError;
+  }
 }
 
 /** Probe text unlikely to appear in any template. */

@@ -11,6 +11,7 @@ import { ChatGeneration } from "../serving/chat-generation.ts";
 import type { ServedModel } from "../serving/served-model.ts";
 import { AdmissionScheduler } from "../scheduler/admission-scheduler.ts";
 import { planServedModel, type ServedModelPlan } from "./plan-served-model.ts";
+import { templateRewritesMessageText } from "../catalog/chat-templates.ts";
 import { AppError } from "../errors/app-error.ts";
 import type { Principal } from "../auth/principal.ts";
 import type { Limit } from "../quota/quota.ts";
@@ -62,6 +63,13 @@ export class Deployment {
       toolEmulation: settings.toolEmulation,
       systemRole: settings.systemRole,
     });
+    if (!settings.parseSpecialInContent && templateRewritesMessageText(plan.model.chatTemplate)) {
+      throw new Error(
+        `${settings.modelPath}: its chat template rewrites message text, so special tokens in messages cannot be kept ` +
+          "from acting as template markers. Pass --model-name <catalog name> to use the catalog's template, or " +
+          "--parse-special-in-content to serve it with special tokens parsed in message text (docs/CONFIG.md).",
+      );
+    }
     const engine = await deps.engines.create({
       modelPath: settings.modelPath,
       modelContextLength: plan.modelContextLength,
