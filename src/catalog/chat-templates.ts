@@ -310,8 +310,15 @@ export function renderWithJinja(template: string, messages: readonly TemplateMes
  * throws (the deployment can opt back into parsing special tokens everywhere: docs/CONFIG.md).
  * The catalog templates insert the text verbatim, so they render exactly as {@link renderChatTemplate}.
  */
+/**
+ * Marks placeholders as this process's own. Message text never reaches the template (only
+ * placeholders do), so no request can forge one; a nonce per process (not per render: drawing
+ * random bytes was the largest cost of a render) also keeps a template's own text from looking like one.
+ */
+const PLACEHOLDER_NONCE = randomBytes(8).toString("hex");
+
 export function renderChatPrompt(template: string, messages: readonly TemplateMessage[], options: RenderOptions): RenderedPrompt {
-  const nonce = randomBytes(8).toString("hex");
+  const nonce = PLACEHOLDER_NONCE;
   const texts: { text: string; markup: readonly TextRange[] | undefined }[] = [];
   const place = (text: string, markup?: readonly TextRange[]): string => {
     if (text === "") return "";
