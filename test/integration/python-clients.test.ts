@@ -9,10 +9,12 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ensureTestModel } from "../../src/model-factory/test-models.ts";
 import { startServer, type RunningServer } from "../helpers/start-server.ts";
+import { createTestCertificateAuthority, issueTestServerCertificate } from "../helpers/test-certificates.ts";
+import { startTestIdentityProvider } from "../../src/auth/test-jwks.ts";
 
 const KEY = "python-key-0123456789abcdef";
 const SITE = process.env.PHISERVE_TEST_PYTHONPATH ?? fileURLToPath(new URL("../../.cache/python/site", import.meta.url));
@@ -43,10 +45,10 @@ after(async () => {
 });
 
 /** Runs test/python/SCRIPT SCENARIO against `target`; resolves with the JSON its last stdout line holds. */
-async function python(script: string, scenario: string, target: RunningServer): Promise<Record<string, any>> {
+async function python(script: string, scenario: string, target: RunningServer, env: NodeJS.ProcessEnv = {}): Promise<Record<string, any>> {
   const path = fileURLToPath(new URL(`../python/${script}`, import.meta.url));
   const child = spawn("python3", [path, scenario], {
-    env: { ...process.env, PYTHONPATH: SITE, PHISERVE_ENDPOINT: target.url, PHISERVE_KEY: KEY, PYTHONDONTWRITEBYTECODE: "1" },
+    env: { ...process.env, PYTHONPATH: SITE, PHISERVE_ENDPOINT: target.url, PHISERVE_KEY: KEY, PYTHONDONTWRITEBYTECODE: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -118,4 +120,26 @@ test("a stream the request timeout cuts raises in the Azure Python client, sync 
   }
   assert.equal(openai.raised, "APIError");
   assert.match(openai.message, /request timeout/);
+});
+
+test("the docs' Entra ID sample: azure-core sends a bearer token over https (test CA), and refuses to over http", { skip, timeout: 120_000 }, async () => {
+  const ca = createTestCertificateAuthority();
+  const idp = await startTestIdentityProvider({ audience: "api://phiserve" });
+  const cert = issueTestServerCertificate(ca, "python");
+  const identity = ["--model", await ensureTestModel(), "--model-name", "phi-3.5-mini-instruct", "--jwt-issuer", idp.issuer, "--jwt-audience", "api://phiserve", "--jwks-uri", idp.jwksUri];
+  const [tls, plain] = await Promise.all([startServer([...identity, "--tls-cert", cert.certPath, "--tls-key", cert.keyPath]), startServer(identity)]);
+  try {
+    const token = await idp.sign({ sub: "python-user" });
+    const over = await python("azure_samples.py", "entra-token", tls, { PHISERVE_TOKEN: token, REQUESTS_CA_BUNDLE: ca.caCertPath });
+    assert.equal(over.ok, true, JSON.stringify(over));
+    assert.equal(over.model, "Phi-3.5-Mini-Instruct");
+    assert.equal(over.usage.prompt_tokens, 19);
+    const refused = await python("azure_samples.py", "entra-token", plain, { PHISERVE_TOKEN: token });
+    assert.equal(refused.ok, false);
+    assert.match(refused.message, /https|TLS/i);
+  } finally {
+    await Promise.all([tls.close(), plain.close()]);
+    await idp.close();
+    rmSync(ca.dir, { recursive: true, force: true });
+  }
 });

@@ -139,7 +139,27 @@ async def cut_stream_async():
     return out
 
 
+class StaticTokenCredential:
+    """A TokenCredential handing out one token (the test identity provider's), as DefaultAzureCredential would Entra's."""
+
+    def get_token(self, *scopes, **kwargs):
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(os.environ["PHISERVE_TOKEN"], 2**31 - 1)
+
+
+def entra_token():
+    """The docs' Entra ID sample: a bearer token, which azure-core only sends over https."""
+    client = ChatCompletionsClient(endpoint=ENDPOINT, credential=StaticTokenCredential(), credential_scopes=["https://ml.azure.com/.default"], retry_total=0)
+    try:
+        response = client.complete(messages=MESSAGES, max_tokens=3, temperature=0)
+        return {"ok": True, "model": response.model, "usage": usage_of(response.usage)}
+    except AzureError as ex:
+        return {"ok": False, "raised": type(ex).__name__, "message": str(ex)}
+
+
 SCENARIOS = {
+    "entra-token": entra_token,
     "sync": sync_samples,
     "async": lambda: asyncio.run(async_samples()),
     "cut-stream": cut_stream,
