@@ -122,8 +122,13 @@ async function writeStream(reply: FastifyReply, chunks: AsyncIterable<ChatComple
     }
   } catch (error) {
     failed = true;
-    const pending = write(encodeSseData(toHttpError(error).body));
-    if (pending) await pending;
+    // Wait until the frame has reached the socket: the connection is ended right after it.
+    if (!raw.destroyed) {
+      await new Promise<void>((resolve) => {
+        raw.once("close", resolve);
+        raw.write(encodeSseData(toHttpError(error).body), () => resolve());
+      });
+    }
   } finally {
     if (!raw.destroyed && failed) {
       // FIN after the error frame, not RST, so the frame is read; the response never completes.
