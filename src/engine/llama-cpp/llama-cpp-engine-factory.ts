@@ -11,13 +11,20 @@ import { defaultParallel, readGgufSummary } from "./gguf-metadata.ts";
 import { LlamaCppEngine } from "./llama-cpp-engine.ts";
 
 export function createLlamaCppEngineFactory(): EngineFactory {
+  // A deployment asks describe() then create() for the same file: its header is read once.
+  const summaries = new Map<string, ReturnType<typeof readGgufSummary>>();
+  const summaryOf = (modelPath: string) => {
+    let summary = summaries.get(modelPath);
+    if (!summary) summaries.set(modelPath, (summary = readGgufSummary(modelPath)));
+    return summary;
+  };
   return {
     async describe(modelPath: string): Promise<ModelFileFacts> {
-      const summary = await readGgufSummary(modelPath);
+      const summary = await summaryOf(modelPath);
       return { name: summary.name, chatTemplate: summary.chatTemplate, contextLength: summary.contextLength };
     },
     async create(plan: EnginePlan): Promise<Engine> {
-      const summary = await readGgufSummary(plan.modelPath);
+      const summary = await summaryOf(plan.modelPath);
       const contextSize = planContextSize(plan);
       const parallel = plan.parallel ?? defaultParallel(summary.kvBytesPerToken, contextSize, totalmem());
       const memoryBytes = statSync(plan.modelPath).size + (summary.kvBytesPerToken ?? 0) * contextSize * parallel;
