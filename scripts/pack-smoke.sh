@@ -37,6 +37,9 @@ app="$work/app"
 mkdir "$app"
 cd "$app"
 log "npm install the tarball into an empty folder"
+# onnxruntime-node's postinstall fetches CUDA libraries from NuGet unless told to skip; the CPU
+# binaries ship in the npm package (the project's own .npmrc says the same for its install).
+export ONNXRUNTIME_NODE_INSTALL=skip
 npm install --prefer-offline --no-audit --no-fund --loglevel=error "$tarball" >&2
 loaders="$(npm ls --all --parseable tsx typescript 2>/dev/null || true)"
 [ -z "$loaders" ] || die "a TypeScript loader or compiler was installed with the package: $loaders"
