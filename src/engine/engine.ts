@@ -24,6 +24,27 @@ export interface PromptText {
   prompt: string;
   /** Sorted, non-overlapping spans of `prompt` tokenized as plain text (message contents); none: special tokens are parsed everywhere. */
   literalSpans?: readonly TextSpan[] | undefined;
+  /**
+   * Images for a vision engine: `<|image_N|>` in the prompt's template text (outside `literalSpans`)
+   * stands for `images[N − 1]`, which takes `tokens` positions (docs/VISION.md "Prompt format").
+   * Engines without vision refuse a prompt that carries images.
+   */
+  images?: readonly EngineImage[] | undefined;
+}
+
+/**
+ * One image, preprocessed for the Phi-3/3.5-vision encoder (docs/VISION.md "Preprocessing"): the
+ * global 336×336 view and the HD image's 336×336 tiles, CLIP-normalised, zero-padded to `crops`.
+ */
+export interface EngineImage {
+  /** Row-major `[crops, 3, 336, 336]` float32 (`pixel_values` of one image). */
+  pixelValues: Float32Array;
+  /** 1 + num_crops: the crop dimension of `pixelValues`. */
+  crops: number;
+  /** `[height, width]` of the padded HD image (multiples of 336): the encoder's `image_sizes` row. */
+  imageSize: readonly [number, number];
+  /** Prompt positions the image takes (the token formula; the encoder emits exactly this many feature rows). */
+  tokens: number;
 }
 
 /** A prompt's size in tokens: exact, or (when its size alone shows it cannot fit the limit asked about) a lower bound. */

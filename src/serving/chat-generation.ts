@@ -89,7 +89,7 @@ export function withBos(prompt: string, info: Pick<EngineModelInfo, "addBosToken
 }
 
 /** {@link withBos} on a prompt with literal spans: a prepended BOS shifts them. */
-function withBosSpans(prompt: Required<PromptText>, info: Pick<EngineModelInfo, "addBosToken" | "bosToken">): Required<PromptText> {
+function withBosSpans(prompt: Required<Pick<PromptText, "prompt" | "literalSpans">>, info: Pick<EngineModelInfo, "addBosToken" | "bosToken">): Required<Pick<PromptText, "prompt" | "literalSpans">> {
   const text = withBos(prompt.prompt, info);
   const shift = text.length - prompt.prompt.length;
   if (shift === 0 || prompt.literalSpans === undefined) return { prompt: text, literalSpans: prompt.literalSpans };
@@ -135,7 +135,7 @@ export class ChatGeneration {
   }
 
   /** The template applied to the plan's messages; the suffix (e.g. `<|tool_call|>`) is template text. */
-  private render(plan: PromptPlan, info: EngineModelInfo): Required<PromptText> {
+  private render(plan: PromptPlan, info: EngineModelInfo): Required<Pick<PromptText, "prompt" | "literalSpans">> {
     const { model, parseSpecialInContent } = this.deps;
     const options = { bosToken: info.bosToken, eosToken: info.eosToken };
     if (parseSpecialInContent) return { prompt: renderChatTemplate(model.chatTemplate, plan.messages, options) + plan.promptSuffix, literalSpans: undefined };
