@@ -55,14 +55,20 @@ program
   .option("--max-connections-per-client <n>", "most open connections from one client address; more are closed at once (0 = no cap; default 64)", integer(0))
   .option("--tls-cert <file.pem>", "serve HTTPS with this certificate (chain), reloaded when the file changes; with --tls-key")
   .option("--tls-key <file.pem>", "private key of --tls-cert")
+  .option("--num-crops <n>", "vision models: HD crops per image (default 16, which matches Azure's usage counts)", integer(1))
+  .option("--max-image-bytes <bytes>", "largest image in a chat request, decoded (default 2 MiB; its base64 must fit --body-limit)", integer(1))
+  .option("--max-image-pixels <n>", "largest image in decoded pixels, width × height (default 40000000)", integer(1))
+  .option("--allow-image-urls", "fetch http(s) image URLs in chat requests (off: data URLs only); public addresses only, size- and time-limited", false)
+  .option("--allow-private-image-urls", "let image URLs reach loopback/private/link-local addresses too (request forgery: closed networks only)", false)
+  .option("--image-url-timeout <seconds>", "time allowed to download one image URL (default 10)", integer(1))
   .option("--log-level <level>", "pino log level", "info")
   .action(runServe);
 
 program
   .command("test-model")
-  .description("write a seeded random-weight Phi model with the real Phi-3 vocabulary (for tests and benchmarks)")
-  .addOption(new Option("--family <family>", "model family").choices(["phi3", "phi4", "phi4-mini", "phimoe"]).default("phi3"))
-  .requiredOption("--out <file>", "output GGUF path")
+  .description("write a seeded random-weight Phi model with the real Phi vocabulary (for tests and benchmarks)")
+  .addOption(new Option("--family <family>", "model family (phi3v: Phi-3-vision as an ONNX Runtime GenAI folder)").choices(["phi3", "phi4", "phi4-mini", "phimoe", "phi3v"]).default("phi3"))
+  .requiredOption("--out <path>", "output GGUF path (a folder for phi3v)")
   .addOption(new Option("--shape <shape>", "start from a preset: tiny (default, a few MB) or phi3-mini (3072 x 32 layers, q4_0, ~2.2 GB, for benchmarks)").choices(["tiny", "phi3-mini"]).default("tiny"))
   .option("--layers <n>", "transformer blocks", integer(1))
   .option("--embd <n>", "embedding width (multiple of 32)", integer(32))
