@@ -164,7 +164,8 @@ function httpStatusText(err: ModelDownloadError, fileName: string, host: string)
   return `${host} answered HTTP ${status} for ${fileName}, so it could not be downloaded.`;
 }
 
-function downloadErrorText(err: ModelDownloadError, fileName: string, cacheDir: string): string {
+/** What went wrong with `fileName` (no alternatives); `cacheDir` is where its partial lies. */
+export function downloadErrorText(err: ModelDownloadError, fileName: string, cacheDir: string): string {
   const host = hostOf(err.url);
   switch (err.code) {
     case "OFFLINE": {
@@ -185,7 +186,8 @@ function downloadErrorText(err: ModelDownloadError, fileName: string, cacheDir: 
   }
 }
 
-function otherErrorText(err: unknown, source: DownloadSource, cacheDir: string): string {
+/** What went wrong for a failure that is not a {@link ModelDownloadError} (disk full, permissions, other). */
+export function otherErrorText(err: unknown, source: DownloadSource, cacheDir: string): string {
   const code = errorCode(err);
   const size = source.sizeBytes === undefined ? "" : ` (${formatBytes(source.sizeBytes)})`;
   if (code === "ENOSPC") {

@@ -8,6 +8,9 @@
  *                     rename; its presence marks the file as complete so later starts never
  *                     re-hash gigabytes;
  * - `<name>.partial`  bytes of an unfinished download, always a prefix of the remote file.
+ *
+ * A model folder (several files, e.g. ONNX graphs and their weights) is a directory of such files, plus a
+ * `<folder>.manifest.json` next to it, written last, listing every file; see {@link findCachedFolder}.
  */
 import { readFileSync, statSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
@@ -127,4 +130,92 @@ export function findCachedModel(cacheDir: string, fileName: string): string | un
   }
   if (!isRegularFile(paths.file)) return undefined;
   return readSidecarSha256(paths.sidecar) === undefined ? undefined : paths.file;
+}
+
+/** Which folder of which Hugging Face repo, at which revision, a cached folder holds. */
+export interface FolderIdentity {
+  /** `owner/name` of the Hugging Face model repo. */
+  repo: string;
+  /** Branch, tag or commit the files were listed at. */
+  revision: string;
+  /** Folder inside the repo, `/`-separated, without leading or trailing `/`. */
+  path: string;
+}
+
+/** One file of a downloaded folder, as recorded in its manifest. */
+export interface FolderManifestFile {
+  /** Path relative to the folder, `/`-separated. */
+  path: string;
+  size: number;
+  /** SHA-256 of the content (Git LFS files). */
+  sha256?: string | undefined;
+  /** Git blob id (SHA-1 of `blob <size>\0<content>`), present for every file. */
+  gitOid: string;
+}
+
+/** The record, written last, that marks a downloaded folder as complete. */
+export interface FolderManifest extends FolderIdentity {
+  files: FolderManifestFile[];
+}
+
+/**
+ * Cache paths of a model folder: the folder `<cacheDir>/<owner>--<repo>--<path with / as -->` and, next to it,
+ * `<that name>.manifest.json`, which is written only once every file is in place and verified.
+ */
+export function folderCachePaths(cacheDir: string, folder: FolderIdentity): { dir: string; manifest: string } {
+  const name = [...folder.repo.split("/"), ...folder.path.split("/")].filter((part) => part !== "").join("--");
+  assertPlainFileName(name);
+  const dir = path.join(cacheDir, name);
+  return { dir, manifest: `${dir}.manifest.json` };
+}
+
+/** The manifest at `manifestPath`, or `undefined` when it is missing or not one. */
+export function readFolderManifest(manifestPath: string): FolderManifest | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(manifestPath, "utf8"));
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== "object" || parsed === null) return undefined;
+  const m = parsed as Partial<FolderManifest>;
+  const ok =
+    typeof m.repo === "string" &&
+    typeof m.revision === "string" &&
+    typeof m.path === "string" &&
+    Array.isArray(m.files) &&
+    m.files.every((f: Partial<FolderManifestFile>) => typeof f.path === "string" && typeof f.size === "number" && typeof f.gitOid === "string");
+  return ok ? (m as FolderManifest) : undefined;
+}
+
+/** True when `manifest` describes `folder` and every file it lists is on disk with its recorded size. */
+export function isFolderComplete(dir: string, manifest: FolderManifest, folder: FolderIdentity): boolean {
+  if (manifest.repo !== folder.repo || manifest.revision !== folder.revision || manifest.path !== folder.path) return false;
+  return manifest.files.every((f) => {
+    try {
+      const s = statSync(path.join(dir, ...f.path.split("/")));
+      return s.isFile() && s.size === f.size;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The cached model folder's path when its manifest is there, names the same repo, revision and folder, and
+ * every file it lists is present with its recorded size. Cheap and synchronous: it never hashes.
+ *
+ * @param cacheDir - the model cache directory.
+ * @param folder - which repo folder, at which revision.
+ * @returns the folder's path, or `undefined`.
+ */
+export function findCachedFolder(cacheDir: string, folder: FolderIdentity): string | undefined {
+  let paths: { dir: string; manifest: string };
+  try {
+    paths = folderCachePaths(cacheDir, folder);
+  } catch {
+    return undefined;
+  }
+  const manifest = readFolderManifest(paths.manifest);
+  return manifest !== undefined && isFolderComplete(paths.dir, manifest, folder) ? paths.dir : undefined;
 }
