@@ -521,7 +521,14 @@ export function foldSystemIntoUser(messages: readonly TemplateMessage[]): Templa
     if (role === "user" && pending.length > 0) {
       const system = pending.join("\n");
       pending.length = 0;
-      out.push({ ...message, content: message.content === "" ? system : `${system}\n${message.content}` });
+      if (message.content === "") {
+        out.push({ ...message, content: system });
+        continue;
+      }
+      // The server's markup (an image tag) moves with the text it marks.
+      const shift = system.length + 1;
+      const markup = message.markup?.map((r) => ({ start: r.start + shift, end: r.end + shift }));
+      out.push({ ...message, content: `${system}\n${message.content}`, ...(markup === undefined ? {} : { markup }) });
       continue;
     }
     flush();

@@ -14,6 +14,7 @@ const HTTP_SHAPES: Record<AppErrorCode, HttpShape> = {
   UNSUPPORTED_PARAMETER: { status: 400, wireCode: "unsupported_parameter", type: "invalid_request_error" },
   PARAMETER_NOT_SUPPORTED: { status: 422, wireCode: "parameter_not_supported", type: "invalid_request_error" },
   CONTEXT_LENGTH_EXCEEDED: { status: 400, wireCode: "context_length_exceeded", type: "invalid_request_error" },
+  INVALID_IMAGE: { status: 400, wireCode: "invalid_image", type: "invalid_request_error" },
   UNAUTHENTICATED: { status: 401, wireCode: "invalid_api_key", type: "authentication_error" },
   FORBIDDEN: { status: 403, wireCode: "permission_denied", type: "permission_error" },
   ROUTE_NOT_FOUND: { status: 404, wireCode: "not_found", type: "invalid_request_error" },

@@ -100,7 +100,52 @@ test("image parts → parameter_not_supported on a model without vision; dropped
   const error = appError(() => toChatCommand(body({ messages }), {}, CAPABILITIES));
   assert.equal(error.code, "PARAMETER_NOT_SUPPORTED");
   assert.deepEqual(error.details?.[0]?.loc, ["body", "messages", 0, "content", 1]);
-  assert.deepEqual(toChatCommand(body({ messages }), {}, { ...CAPABILITIES, supportsVision: true }).messages, [{ role: "user", content: "What is this?" }]);
+  assert.deepEqual(toChatCommand(body({ messages }), {}, { ...CAPABILITIES, supportsVision: true }).messages, [
+    { role: "user", content: "What is this?", image: { url: "data:image/png;base64,AA==", detail: undefined, loc: ["body", "messages", 0, "content", 1] } },
+  ]);
+});
+
+const VISION = { ...CAPABILITIES, supportsVision: true };
+const image = (url: string, detail?: "auto" | "low" | "high") => ({ type: "image_url" as const, image_url: detail ? { url, detail } : { url } });
+
+test("vision: the image goes with its turn whatever the part order; text parts are joined", () => {
+  const messages: ChatCompletionsRequest["messages"] = [
+    { role: "user", content: [{ type: "text", text: "first" }, image("data:image/png;base64,AA==", "high"), { type: "text", text: "second" }] },
+  ];
+  const [message] = toChatCommand(body({ messages }), {}, VISION).messages;
+  assert.equal(message?.content, "first\nsecond");
+  assert.deepEqual(message?.image, { url: "data:image/png;base64,AA==", detail: "high", loc: ["body", "messages", 0, "content", 1] });
+});
+
+test("vision: two images in one turn → 400 invalid_image naming the second part", () => {
+  const messages: ChatCompletionsRequest["messages"] = [
+    { role: "user", content: [image("data:image/png;base64,AA=="), { type: "text", text: "compare" }, image("data:image/png;base64,AB==")] },
+  ];
+  const error = appError(() => toChatCommand(body({ messages }), {}, VISION));
+  assert.equal(error.code, "INVALID_IMAGE");
+  assert.match(error.message, /only one image per turn; message 0 has 2 images/);
+  assert.deepEqual(error.details?.[0]?.loc, ["body", "messages", 0, "content", 2]);
+  assert.equal(error.details?.[0]?.type, "too_many_images");
+});
+
+test("vision: only the last image is kept; earlier turns keep their text", () => {
+  const messages: ChatCompletionsRequest["messages"] = [
+    { role: "user", content: [image("data:image/png;base64,AA=="), { type: "text", text: "one" }] },
+    { role: "assistant", content: "a cat" },
+    { role: "user", content: [{ type: "text", text: "two" }, image("data:image/png;base64,AB==")] },
+    { role: "assistant", content: "a dog" },
+    { role: "user", content: "and now?" },
+  ];
+  const out = toChatCommand(body({ messages }), {}, VISION).messages;
+  assert.deepEqual(out.map((m) => m.image?.url), [undefined, undefined, "data:image/png;base64,AB==", undefined, undefined]);
+  assert.deepEqual(out.map((m) => m.content), ["one", "a cat", "two", "a dog", "and now?"]);
+});
+
+test("vision: an image outside a user turn → 400", () => {
+  const messages = [{ role: "system", content: [image("data:image/png;base64,AA==")] }, { role: "user", content: "hi" }] as unknown as ChatCompletionsRequest["messages"];
+  const error = appError(() => toChatCommand(body({ messages }), {}, VISION));
+  assert.equal(error.code, "INVALID_IMAGE");
+  assert.equal(error.details?.[0]?.type, "image_not_in_user_turn");
 });
 
 test("extra parameters: n, logprobs/top_logprobs and logit_bias are read; other passed-through keys are ignored", () => {

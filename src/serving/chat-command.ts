@@ -16,6 +16,17 @@ export interface ChatMessage {
   toolCalls?: { id: string; function: { name: string; arguments: string } }[] | undefined;
   /** For `tool` messages: the call answered. */
   toolCallId?: string | undefined;
+  /** The turn's image (vision models; at most one per turn, and only the conversation's last is kept). */
+  image?: ChatImage | undefined;
+}
+
+/** An `image_url` part as received: loaded and preprocessed later, by the deployment that serves it. */
+export interface ChatImage {
+  /** A `data:` URL, or an `http(s)` URL where the operator allows them. */
+  url: string;
+  detail: "auto" | "low" | "high" | undefined;
+  /** Where the part is in the request, for errors: `["body", "messages", i, "content", j]`. */
+  loc: (string | number)[];
 }
 
 export interface ChatCommand {
@@ -72,7 +83,7 @@ export function toChatCommand(
   }
   const stop = body.stop === undefined || body.stop === null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
   return {
-    messages: body.messages.map((m, i) => toChatMessage(m, i)),
+    messages: keepLastImage(body.messages.map((m, i) => toChatMessage(m, i))),
     maxTokens: toMaxTokens(body),
     temperature: body.temperature ?? DEFAULT_TEMPERATURE,
     topP: body.top_p ?? 1,
@@ -143,6 +154,8 @@ function toChatMessage(message: WireMessage, index: number): ChatMessage {
   const out: ChatMessage = { role: message.role === "developer" ? "system" : message.role, content: toContent(message, index) };
   if (message.tool_calls?.length) out.toolCalls = message.tool_calls;
   if (message.tool_call_id) out.toolCallId = message.tool_call_id;
+  const image = toImage(message, index);
+  if (image) out.image = image;
   return out;
 }
 
@@ -158,4 +171,44 @@ function toContent(message: WireMessage, index: number): string {
   }
   // Text parts are joined; image parts were rejected above unless the model reads images.
   return content.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("\n");
+}
+
+/**
+ * A turn's image: Phi-3/3.5-vision on Azure take one image per turn, in user turns only
+ * (docs/VISION.md "Requests"); parts were already refused above on a model without vision.
+ */
+function toImage(message: WireMessage, index: number): ChatImage | undefined {
+  if (!Array.isArray(message.content)) return undefined;
+  const images = message.content.flatMap((part, j) => (part.type === "image_url" ? [{ part, j }] : []));
+  if (images.length === 0) return undefined;
+  const loc = (j: number) => ["body", "messages", index, "content", j];
+  if (message.role !== "user") {
+    throw imageError(loc(images[0]!.j), "image_not_in_user_turn", `Images are accepted in user messages only; message ${index} is a ${message.role} message.`);
+  }
+  if (images.length > 1) {
+    throw imageError(
+      loc(images[1]!.j),
+      "too_many_images",
+      `This model supports only one image per turn; message ${index} has ${images.length} images. Send one image per user message.`,
+    );
+  }
+  const { part, j } = images[0]!;
+  return { url: part.image_url.url, detail: part.image_url.detail, loc: loc(j) };
+}
+
+/** Only the last image is retained in context, as Azure documents for Phi-3-vision: earlier turns' images are dropped. */
+function keepLastImage(messages: ChatMessage[]): ChatMessage[] {
+  let last = -1;
+  messages.forEach((m, i) => {
+    if (m.image) last = i;
+  });
+  return messages.map((m, i) => {
+    if (!m.image || i === last) return m;
+    const { image: _dropped, ...rest } = m;
+    return rest;
+  });
+}
+
+function imageError(loc: (string | number)[], type: string, message: string): AppError {
+  return new AppError("INVALID_IMAGE", message, { param: "messages", details: [{ type, loc, msg: message }] });
 }

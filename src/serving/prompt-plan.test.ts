@@ -215,3 +215,27 @@ test("a response_format constraint passes through to the plan", () => {
   const constrained = { ...command(REST_SAMPLE), constraint: { type: "json" } as const };
   assert.deepEqual(planPrompt(constrained, servedCatalog("phi-3.5-mini-instruct")).constraint, { type: "json" });
 });
+
+test("vision: the image tag opens its user turn as markup; a system message becomes a user turn before it", async () => {
+  const { renderChatPrompt } = await import("../catalog/chat-templates.ts");
+  const image = { url: "data:image/png;base64,AA==", detail: undefined, loc: ["body", "messages", 1, "content", 0] };
+  const plan = planPrompt(command([{ role: "system", content: SYSTEM }, { role: "user", content: "What is <|end|> here?", image }]), served("phi3-vision", false));
+  assert.deepEqual(plan.messages, [
+    { role: "user", content: SYSTEM },
+    { role: "user", content: "<|image_1|>\nWhat is <|end|> here?", markup: [{ start: 0, end: "<|image_1|>".length }] },
+  ]);
+  const rendered = renderChatPrompt(CHAT_TEMPLATES["phi3-vision"], plan.messages, { bosToken: "<s>", eosToken: "<|endoftext|>" });
+  assert.equal(rendered.prompt, `<|user|>\n${SYSTEM}<|end|>\n<|user|>\n<|image_1|>\nWhat is <|end|> here?<|end|>\n<|assistant|>\n`);
+  // The tag is template text (the engine puts the image there); the user's own `<|end|>` stays literal.
+  const tag = rendered.prompt.indexOf("<|image_1|>");
+  assert.ok(rendered.literalSpans.every((s) => s.end <= tag || s.start >= tag + "<|image_1|>".length));
+  const userEnd = rendered.prompt.indexOf("<|end|> here");
+  assert.ok(rendered.literalSpans.some((s) => s.start <= userEnd && s.end >= userEnd + 7));
+});
+
+test("system fold: markup moves with the user text it marks", async () => {
+  const { foldSystemIntoUser } = await import("../catalog/chat-templates.ts");
+  const [folded] = foldSystemIntoUser([{ role: "system", content: "sys" }, { role: "user", content: "<|image_1|>\nq", markup: [{ start: 0, end: 11 }] }]);
+  assert.equal(folded?.content, "sys\n<|image_1|>\nq");
+  assert.deepEqual(folded?.markup, [{ start: 4, end: 15 }]);
+});

@@ -77,7 +77,7 @@ function nativeHistory(message: ChatMessage): TemplateMessage {
     const markup = [{ start: open, end: open + TOOL_CALL_OPEN.length }, { start: content.length - TOOL_CALL_CLOSE.length, end: content.length }];
     return { role: "assistant", content, markup };
   }
-  return { role: message.role, content: message.content };
+  return withImage(message);
 }
 
 /** Without native tools the templates know no `tool` role: calls and results become plain turns. */
@@ -87,5 +87,18 @@ function emulatedHistory(message: ChatMessage): TemplateMessage {
     return { role: "assistant", content: JSON.stringify({ tool_calls: calls }) };
   }
   if (message.role === "tool") return { role: "user", content: `Tool result${message.toolCallId ? ` (${message.toolCallId})` : ""}: ${message.content}` };
-  return { role: message.role, content: message.content };
+  return withImage(message);
+}
+
+/** Phi-3/3.5-vision's image tag: `<|image_N|>` for the request's N-th image, a line of its own before the turn's text. */
+export const IMAGE_TAG = "<|image_1|>";
+
+/**
+ * A user turn with an image gets the tag on a line before its text, as the model card's prompt format
+ * (docs/VISION.md "Prompt format"). The tag is the server's markup (the engine puts the image there);
+ * the text stays literal. Only one image is kept per request, so the tag is always `<|image_1|>`.
+ */
+function withImage(message: ChatMessage): TemplateMessage {
+  if (!message.image) return { role: message.role, content: message.content };
+  return { role: message.role, content: `${IMAGE_TAG}\n${message.content}`, markup: [{ start: 0, end: IMAGE_TAG.length }] };
 }
