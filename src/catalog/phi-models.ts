@@ -12,6 +12,7 @@
  * @module
  */
 import type { ChatTemplateId } from "./chat-templates.ts";
+import type { FolderDownloadSource } from "../models/folder-downloader.ts";
 
 /** Which engine serves a model. */
 export type EngineKind = "llama-cpp" | "onnx-vision" | "none";
@@ -60,6 +61,8 @@ export interface CatalogModel {
     /** Where the URL/digest come from (upstream repo and digest source; see docs/MODELS.md, "Downloads"). */
     source: string;
   };
+  /** Default folder download (the ONNX files of the onnx-vision engine): a folder of a Hugging Face repo at a revision. */
+  downloadFolder?: FolderDownloadSource;
   /** Azure serverless quota per deployment; always {@link AZURE_SERVERLESS_QUOTA} (docs/MODELS.md, "Azure quota"). */
   quota: { tokensPerMinute: number; requestsPerMinute: number };
 }
@@ -122,6 +125,7 @@ function defineModel<F extends FamilyDefaults>(family: F, own: OwnFields<F>): Ca
     // Absent, not undefined, where an entry has none (the catalog is compared and printed as data).
     ...(m.unavailableReason === undefined ? {} : { unavailableReason: m.unavailableReason }),
     ...(m.download === undefined ? {} : { download: m.download }),
+    ...(m.downloadFolder === undefined ? {} : { downloadFolder: { ...m.downloadFolder } }),
     quota: { ...m.quota },
   };
 }

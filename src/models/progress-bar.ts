@@ -7,8 +7,8 @@ const BAR_WIDTH = 30;
 
 /** A progress display fed with {@link DownloadProgress} updates. */
 export interface DownloadProgressBar {
-  /** Shows the latest progress (cheap: rendering is throttled). */
-  update(p: DownloadProgress): void;
+  /** Shows the latest progress (cheap: rendering is throttled); `detail` is shown after it, e.g. "3/11 files". */
+  update(p: DownloadProgress, detail?: string): void;
   /** Ends the display; safe to call more than once. */
   stop(): void;
 }
@@ -18,10 +18,12 @@ class RateMeter {
   private readonly startedAt = Date.now();
   private baseline: number | undefined;
   latest: DownloadProgress | undefined;
+  detail: string | undefined;
 
-  record(p: DownloadProgress): void {
+  record(p: DownloadProgress, detail?: string): void {
     this.baseline ??= p.receivedBytes;
     this.latest = p;
+    this.detail = detail;
   }
 
   elapsedSeconds(): number {
@@ -50,7 +52,8 @@ function renderLine(label: string, meter: RateMeter): string {
   const eta = speed === undefined || speed <= 0 ? Number.NaN : remaining / speed;
   const percent = `${(fraction * 100).toFixed(1)}%`.padStart(6);
   const sizes = `${formatBytes(p.receivedBytes)}/${formatBytes(p.totalBytes)}`;
-  return `${label} ${bar} ${percent} | ${sizes} | ${speedText} | ETA ${formatDuration(eta)}`;
+  const detail = meter.detail === undefined ? "" : ` | ${meter.detail}`;
+  return `${label} ${bar} ${percent} | ${sizes}${detail} | ${speedText} | ETA ${formatDuration(eta)}`;
 }
 
 function endLine(label: string, meter: RateMeter): string {
@@ -67,7 +70,7 @@ function createPlainBar(stream: NodeJS.WriteStream, label: string, meter: RateMe
   stream.write(`${label}: downloading...\n`);
   let stopped = false;
   return {
-    update: (p) => meter.record(p),
+    update: (p, detail) => meter.record(p, detail),
     stop() {
       if (stopped) return;
       stopped = true;
@@ -98,9 +101,9 @@ export function createDownloadProgressBar(stream: NodeJS.WriteStream, label: str
   });
   let state: "idle" | "running" | "stopped" = "idle";
   return {
-    update(p) {
+    update(p, detail) {
       if (state === "stopped") return;
-      meter.record(p);
+      meter.record(p, detail);
       if (state === "idle") bar.start(p.totalBytes ?? 0, p.receivedBytes);
       else bar.update(p.receivedBytes);
       state = "running";

@@ -1,5 +1,6 @@
 import { CATALOG } from "../../catalog/phi-models.ts";
 import { findCachedModel } from "../../models/downloader.ts";
+import { findCachedFolder } from "../../models/model-cache.ts";
 import { cacheDirFrom, ensureDownloaded, requireServableModel } from "../resolve-model.ts";
 import { exitWithCliError } from "./exit.ts";
 
@@ -21,7 +22,11 @@ export async function runModels(flags: { json?: boolean }): Promise<void> {
     engine: m.engine,
     available: m.engineAvailable,
     reason: m.unavailableReason ?? null,
-    cached: m.download ? findCachedModel(cacheDir, m.download.fileName) ?? null : null,
+    cached: m.downloadFolder
+      ? findCachedFolder(cacheDir, m.downloadFolder) ?? null
+      : m.download
+        ? findCachedModel(cacheDir, m.download.fileName) ?? null
+        : null,
   }));
   if (flags.json) {
     process.stdout.write(`${JSON.stringify({ cacheDir, models: rows }, null, 2)}\n`);
