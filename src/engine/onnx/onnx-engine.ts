@@ -1,0 +1,255 @@
+/**
+ * Phi-3/3.5-vision over onnxruntime-node (docs/VISION.md "ONNX engine"). A generation runs the
+ * vision encoder once per image, the embedding graph once over the whole prompt (image positions
+ * filled with the image features), the decoder over the prompt in chunks of `batchSize`
+ * positions, then one embedding + decoder run per generated token with the sequence's KV cache.
+ * Tokens are chosen in TypeScript (onnx-sampler.ts) with the llama.cpp engine's semantics.
+ *
+ * Every graph run goes through one first-come-first-served queue (run-queue.ts): generations
+ * running side by side take turns step by step. Decode steps of different sequences are not
+ * batched into one decoder run (docs/ENGINE-NOTES.md "ONNX engine batching").
+ */
+import { randomInt } from "node:crypto";
+import type { Logger } from "pino";
+import type * as ort from "onnxruntime-node";
+import type { Engine, EngineCapacity, EngineEvent, EngineModelInfo, EngineStats, GenerationRequest, OutputConstraint, PromptText, TokenCount, TokenLogprob } from "../engine.ts";
+import { AppError } from "../../errors/app-error.ts";
+import type { CancelSignal } from "../../lib/cancellation.ts";
+import { DecoderBuffers, decodeStep, embedTokens, emptyKvCache, encodeImage, loadOnnxGraphs, releaseOnnxGraphs, sliceEmbeds, type OnnxGraphs } from "./onnx-graphs.ts";
+import type { OnnxModelFolder } from "./onnx-model-folder.ts";
+import { LogitSampler, type Choice } from "./onnx-sampler.ts";
+import { TokenTextStream, TokenVocabulary } from "./onnx-token-text.ts";
+import { OnnxTokenizer } from "./onnx-tokenizer.ts";
+import { RunQueue, SlotPool } from "./run-queue.ts";
+
+export interface OnnxEngineOptions {
+  model: OnnxModelFolder;
+  /** Context window per sequence, in tokens. */
+  contextSize: number;
+  /** Sequences generating at once. */
+  parallel: number;
+  /** onnxruntime intra-op threads. */
+  threads: number;
+  /** Prompt positions per decoder run while evaluating a prompt. */
+  batchSize: number;
+  /** Token texts that end a generation besides the model's EOS ids. */
+  extraStopTokens: readonly string[];
+  /** Estimated resident bytes (weights + KV caches). */
+  memoryBytes: number;
+}
+
+interface Loaded {
+  graphs: OnnxGraphs;
+  tokenizer: OnnxTokenizer;
+  vocabulary: TokenVocabulary;
+  info: EngineModelInfo;
+  stopTokenIds: ReadonlySet<number>;
+}
+
+export class OnnxEngine implements Engine {
+  private loaded: Loaded | undefined;
+  private readonly queue = new RunQueue();
+  private readonly slots: SlotPool;
+  private readonly counters: EngineStats = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0, decodeBatches: 0, decodeBatchTokens: 0 };
+
+  constructor(
+    private readonly options: OnnxEngineOptions,
+    private readonly logger: Logger,
+  ) {
+    this.slots = new SlotPool(options.parallel);
+  }
+
+  async load(): Promise<void> {
+    const { model } = this.options;
+    const tokenizer = new OnnxTokenizer(model.tokenizerJson, model.tokenizerConfig);
+    const graphs = await loadOnnxGraphs(model, this.options.threads);
+    const logitsMeta = graphs.decoder.outputMetadata.find((m) => m.name === model.graphs.decoder.logits);
+    const logitsDim = logitsMeta?.isTensor ? logitsMeta.shape[logitsMeta.shape.length - 1] : undefined;
+    const vocabSize = typeof logitsDim === "number" ? logitsDim : (model.vocabSize ?? tokenizer.full.get_vocab(true).size);
+    const stopTokenIds = new Set(model.eosTokenIds);
+    for (const text of this.options.extraStopTokens) {
+      const id = tokenizer.tokenId(text);
+      if (id !== undefined) stopTokenIds.add(id);
+    }
+    const config = model.tokenizerConfig;
+    this.loaded = {
+      graphs,
+      tokenizer,
+      vocabulary: new TokenVocabulary(tokenizer),
+      stopTokenIds,
+      info: {
+        contextLength: this.options.contextSize,
+        bosToken: tokenText(config.bos_token) ?? "<s>",
+        eosToken: tokenText(config.eos_token) ?? tokenizer.full.id_to_token(model.eosTokenIds[0] ?? -1) ?? "",
+        // LlamaTokenizer (Phi-3's tokenizer_class) adds BOS unless the config says otherwise.
+        addBosToken: typeof config.add_bos_token === "boolean" ? config.add_bos_token : String(config.tokenizer_class ?? "").startsWith("Llama"),
+        vocabSize,
+      },
+    };
+    this.logger.info({ event: "engine.loaded", layout: model.layout, threads: this.options.threads, contextSize: this.options.contextSize, parallel: this.options.parallel, layers: graphs.layers }, "ONNX model loaded");
+  }
+
+  capacity(): EngineCapacity {
+    return { sequences: this.options.parallel, memoryBytes: this.options.memoryBytes };
+  }
+
+  stats(): EngineStats {
+    return { ...this.counters };
+  }
+
+  isReady(): boolean {
+    return this.loaded !== undefined;
+  }
+
+  modelInfo(): EngineModelInfo {
+    return this.require().info;
+  }
+
+  async countTokens(prompt: PromptText, limitTokens: number): Promise<TokenCount> {
+    return this.require().tokenizer.count(prompt, limitTokens);
+  }
+
+  async prepareConstraint(_constraint: OutputConstraint): Promise<void> {
+    throw constraintUnsupported();
+  }
+
+  async *generate(request: GenerationRequest, signal: CancelSignal): AsyncGenerator<EngineEvent> {
+    const loaded = this.require();
+    if (request.constraint || request.constrainAfter) throw constraintUnsupported();
+    if (signal.aborted) return;
+    const ids = loaded.tokenizer.encode(request);
+    if (ids.length >= this.options.contextSize) {
+      throw new AppError("CONTEXT_LENGTH_EXCEEDED", `The prompt has ${ids.length} tokens; this deployment's context window is ${this.options.contextSize}.`, { param: "messages" });
+    }
+    if (!(await this.slots.acquire(signal))) return;
+    try {
+      yield* this.run(loaded, request, ids, signal);
+    } finally {
+      this.slots.release();
+    }
+  }
+
+  private async *run(loaded: Loaded, request: GenerationRequest, ids: number[], signal: CancelSignal): AsyncGenerator<EngineEvent> {
+    const { graphs } = loaded;
+    const names = this.options.model.graphs;
+    const chunk = Math.max(1, this.options.batchSize);
+    const buffers = new DecoderBuffers(this.options.contextSize, chunk);
+    const cache = emptyKvCache(graphs);
+    // Image features in prompt order (the embedding graph fills the negative positions in order).
+    const features: ort.Tensor[] = [];
+    for (const image of imagesInPromptOrder(ids)) {
+      const encoded = await this.step(signal, () => encodeImage(graphs, names, request.images![image]!));
+      if (!encoded) return;
+      features.push(encoded);
+    }
+    const embeds = await this.step(signal, () => embedTokens(graphs, names, BigInt64Array.from(ids, BigInt), features));
+    if (!embeds) return;
+    this.counters.promptTokensEvaluated += ids.length;
+    let logits: Float32Array | undefined;
+    for (let from = 0; from < ids.length; from += chunk) {
+      const to = Math.min(ids.length, from + chunk);
+      logits = await this.step(signal, () => decodeStep(graphs, names, cache, sliceEmbeds(embeds, from, to), buffers));
+      if (!logits) return;
+    }
+    const sampler = new LogitSampler({
+      vocabSize: loaded.info.vocabSize,
+      temperature: request.temperature,
+      topP: request.topP,
+      presencePenalty: request.presencePenalty,
+      frequencyPenalty: request.frequencyPenalty,
+      bias: requestBias(loaded.tokenizer, request),
+      topLogprobs: request.topLogprobs,
+      // A random seed keeps unseeded requests independent; a given one is taken as a uint32 (as the llama.cpp engine does).
+      seed: request.seed === undefined ? randomInt(2 ** 31) : Number(BigInt.asUintN(32, BigInt(Math.trunc(request.seed)))),
+    });
+    const text = new TokenTextStream(loaded.vocabulary);
+    const next = new BigInt64Array(1);
+    let generated = 0;
+    for (;;) {
+      const choice = sampler.choose(logits!);
+      if (choice.token < 0 || loaded.stopTokenIds.has(choice.token)) {
+        yield { type: "done", finishReason: "stop" };
+        return;
+      }
+      sampler.accept(choice.token);
+      generated++;
+      this.counters.generatedTokens++;
+      // The next step would need one more position than the context holds: this token is the last.
+      const isLast = generated >= request.maxTokens || cache.length + 1 >= this.options.contextSize;
+      const piece = text.push(choice.token, isLast);
+      yield request.topLogprobs === undefined
+        ? { type: "token", text: piece, tokenCount: 1 }
+        : { type: "token", text: piece, tokenCount: 1, logprobs: [this.logprobOf(loaded, choice)] };
+      if (isLast) {
+        yield { type: "done", finishReason: "length" };
+        return;
+      }
+      next[0] = BigInt(choice.token);
+      logits = await this.step(signal, async () => decodeStep(graphs, names, cache, await embedTokens(graphs, names, next, []), buffers));
+      if (!logits) return;
+      this.counters.decodeBatches++;
+      this.counters.decodeBatchTokens++;
+    }
+  }
+
+  /** Queues one graph run; undefined (nothing run) when the generation was aborted before or during it. */
+  private async step<T>(signal: CancelSignal, job: () => Promise<T>): Promise<T | undefined> {
+    if (signal.aborted) return undefined;
+    const result = await this.queue.run(async () => (signal.aborted || !this.loaded ? undefined : job()));
+    return signal.aborted ? undefined : result;
+  }
+
+  private logprobOf(loaded: Loaded, choice: Choice): TokenLogprob {
+    return {
+      ...loaded.vocabulary.describe(choice.token, choice.logprob),
+      topLogprobs: choice.top.map(([id, logprob]) => loaded.vocabulary.describe(id, logprob)),
+    };
+  }
+
+  async close(): Promise<void> {
+    const loaded = this.loaded;
+    this.loaded = undefined;
+    if (!loaded) return;
+    // Runs already queued finish first (they see the engine closed and skip their work).
+    await this.queue.run(async () => undefined);
+    await releaseOnnxGraphs(loaded.graphs);
+  }
+
+  private require(): Loaded {
+    if (!this.loaded) throw new AppError("ENGINE_UNAVAILABLE", "The model is not loaded.", { retryAfterSeconds: 5 });
+    return this.loaded;
+  }
+}
+
+function constraintUnsupported(): AppError {
+  return new AppError("INVALID_REQUEST", "JSON output (response_format) is not supported by the ONNX vision engine", { param: "response_format" });
+}
+
+/** `logit_bias` (−100 or less bans) plus a ban on each suppressed token text that is one token. */
+function requestBias(tokenizer: OnnxTokenizer, request: GenerationRequest): Map<number, number> {
+  const bias = new Map<number, number>();
+  for (const [id, value] of request.logitBias ?? []) bias.set(id, value <= -100 ? -Infinity : value);
+  for (const text of request.suppressTokens ?? []) {
+    const id = tokenizer.tokenId(text);
+    if (id !== undefined) bias.set(id, -Infinity);
+  }
+  return bias;
+}
+
+/** Image indices (N − 1) in the order their positions (−N) first appear. */
+function imagesInPromptOrder(ids: readonly number[]): number[] {
+  const order: number[] = [];
+  let last = 0;
+  for (const id of ids) {
+    if (id < 0 && id !== last && !order.includes(-id - 1)) order.push(-id - 1);
+    last = id;
+  }
+  return order;
+}
+
+/** A special token's text in tokenizer_config.json: a string or `{ content }`. */
+function tokenText(value: unknown): string | undefined {
+  if (typeof value === "string") return value;
+  if (typeof value === "object" && value !== null && typeof (value as { content?: unknown }).content === "string") return (value as { content: string }).content;
+  return undefined;
+}
