@@ -150,6 +150,7 @@ export function phi3vTokenizerConfig(options: { modelMaxLength: number }): Recor
   return {
     add_bos_token: true,
     add_eos_token: false,
+    add_prefix_space: null,
     added_tokens_decoder: addedTokensDecoder,
     additional_special_tokens: ["<|system|>", "<|end|>", "<|user|>", "<|end|>"],
     bos_token: "<s>",
