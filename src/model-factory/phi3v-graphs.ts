@@ -115,7 +115,7 @@ export function buildPhi3vVisionGraph(shape: Phi3vGraphShape): Uint8Array {
   return g.toBytes("phiserve Phi-3-vision test model: vision (random weights, synthetic encoder)");
 }
 
-/** Token embedding table `[vocab, hidden]`, shared by the embedding graph only. */
+/** Token embedding table `[vocab, hidden]` (std 1; used by the embedding graph only). */
 function embeddingTable(shape: Phi3vGraphShape): OnnxTensor {
   return randomMatrix(shape, "embed_tokens.weight", [shape.vocab, shape.hidden], 1);
 }
