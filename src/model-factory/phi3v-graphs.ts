@@ -5,7 +5,7 @@
  * - vision: `pixel_values` f32 [num_images, max_num_crops, 3, 336, 336], `image_sizes` i64
  *   [num_images, 2] (padded HD [H, W], multiples of 336) → `image_features` f32
  *   [num_image_tokens, hidden], where each image contributes
- *   ((H/336)·(W/336) + 1)·144 + 1 + (H/336 + 1)·12 rows (docs/VISION.md "Image tokens").
+ *   ((H/336)·(W/336) + 1)·144 + 1 + (H/336 + 1)·12 rows (docs/VISION.md "Image token formula").
  * - embedding: `input_ids` i64 [batch, seq] (image positions hold negative ids), `image_features`
  *   → `inputs_embeds` f32 [batch, seq, hidden].
  * - text decoder: `inputs_embeds`, `attention_mask` i64 [batch, past+seq],
