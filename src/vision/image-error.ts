@@ -16,7 +16,11 @@ export type ImageErrorReason =
   /** The image's width × height exceeds the pixel limit (checked from the header, before decoding). */
   | "too_many_pixels"
   /** The bytes start like a supported image but cannot be decoded (truncated, damaged). */
-  | "corrupt";
+  | "corrupt"
+  /** An `http(s)` image URL could not be fetched (DNS, connection, HTTP status, timeout, too many redirects). */
+  | "fetch_failed"
+  /** An `http(s)` image URL (or a redirect) leads to a loopback, private, link-local or otherwise non-public address. */
+  | "forbidden_address";
 
 export class ImageError extends Error {
   override readonly name = "ImageError";
