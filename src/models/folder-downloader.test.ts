@@ -208,6 +208,7 @@ test("a complete folder is returned without any request; another revision is not
   const again = await downloadFolder(FOLDER, { cacheDir, baseUrl: hub.origin, fetchImpl: refusingFetch });
   assert.equal(again, dir);
 
+  assert.equal(findCachedFolder(cacheDir, { ...FOLDER, path: `/${FOLDER_PATH}/` }), dir, "slashes around the folder path do not matter");
   const other = { ...FOLDER, revision: "main" };
   assert.equal(findCachedFolder(cacheDir, other), undefined);
   await assert.rejects(downloadFolder(other, { cacheDir, baseUrl: hub.origin, fetchImpl: refusingFetch }), FolderDownloadError);

@@ -190,7 +190,8 @@ export function readFolderManifest(manifestPath: string): FolderManifest | undef
 
 /** True when `manifest` describes `folder` and every file it lists is on disk with its recorded size. */
 export function isFolderComplete(dir: string, manifest: FolderManifest, folder: FolderIdentity): boolean {
-  if (manifest.repo !== folder.repo || manifest.revision !== folder.revision || manifest.path !== folder.path) return false;
+  const trim = (p: string): string => p.replace(/^\/+|\/+$/g, "");
+  if (manifest.repo !== folder.repo || manifest.revision !== folder.revision || trim(manifest.path) !== trim(folder.path)) return false;
   return manifest.files.every((f) => {
     try {
       const s = statSync(path.join(dir, ...f.path.split("/")));
