@@ -10,6 +10,9 @@ import { totalmem } from "node:os";
 import type { ServeConfig } from "./config/serve-config.ts";
 import type { EngineFactory } from "./engine/engine-factory.ts";
 import { createLlamaCppEngineFactory } from "./engine/llama-cpp/llama-cpp-engine-factory.ts";
+import { createOnnxEngineFactory } from "./engine/onnx/onnx-engine-factory.ts";
+import { engineFactoryByFormat } from "./engine/engine-factory.ts";
+import { stat } from "node:fs/promises";
 import { ChatCompletionsService } from "./serving/chat-completions.service.ts";
 import { Cancellation } from "./lib/cancellation.ts";
 import { createAuthenticator } from "./auth/authenticator.ts";
@@ -35,14 +38,17 @@ export interface App {
 }
 
 export interface AppOverrides {
-  /** Makes every deployment's engine; default: llama.cpp for GGUF files (tests of the layers above pass a fake one). */
+  /** Makes every deployment's engine; default: llama.cpp for GGUF files, ONNX Runtime for model folders (tests of the layers above pass a fake one). */
   engines?: EngineFactory;
 }
 
 export async function createApp(config: ServeConfig, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
-  const engines = overrides.engines ?? createLlamaCppEngineFactory();
+  const engines = overrides.engines ?? engineFactoryByFormat(
+    { file: createLlamaCppEngineFactory(), folder: createOnnxEngineFactory() },
+    async (path) => (await stat(path).catch(() => undefined))?.isDirectory() ?? false,
+  );
   const built = [];
-  for (const settings of config.deployments) built.push(await Deployment.create(settings, { engines, gpu: config.gpu, logger }));
+  for (const settings of config.deployments) built.push(await Deployment.create(settings, { engines, gpu: config.gpu, images: config.images, logger }));
   const deployments = new DeploymentRegistry(built, {
     defaultName: config.defaultDeployment,
     singleModel: config.singleModel,

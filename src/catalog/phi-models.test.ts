@@ -64,16 +64,16 @@ test("entries share no mutable state: each has its own stop-token list and quota
   assert.ok(Object.isFrozen(AZURE_SERVERLESS_QUOTA));
 });
 
-test("availability: unavailable entries have a reason; only llama-cpp is available for now", () => {
+test("availability: unavailable entries have a reason; servable ones a download (a GGUF file or an ONNX folder)", () => {
   for (const m of CATALOG) {
     if (!m.engineAvailable) {
       assert.ok(m.unavailableReason !== undefined && m.unavailableReason.length > 20, m.id);
     } else {
       assert.equal(m.unavailableReason, undefined, m.id);
-      assert.equal(m.engine, "llama-cpp", m.id);
-      assert.ok(m.download !== undefined, `${m.id} is servable so it needs a download`);
+      if (m.engine === "llama-cpp") assert.ok(m.download !== undefined && m.downloadFolder === undefined, `${m.id} is a GGUF`);
+      else assert.ok(m.engine === "onnx-vision" && m.downloadFolder !== undefined && m.download === undefined, `${m.id} is an ONNX folder`);
     }
-    if (m.engine !== "llama-cpp") assert.equal(m.engineAvailable, false, m.id);
+    if (m.engine === "none") assert.equal(m.engineAvailable, false, m.id);
   }
   for (const id of ["phi-3-small-8k-instruct", "phi-3-small-128k-instruct"]) {
     const m = findCatalogModel(id);
@@ -83,8 +83,13 @@ test("availability: unavailable entries have a reason; only llama-cpp is availab
   for (const id of ["phi-3-vision-128k-instruct", "phi-3.5-vision-instruct"]) {
     const m = findCatalogModel(id);
     assert.equal(m?.engine, "onnx-vision");
-    assert.equal(m?.engineAvailable, false);
+    assert.equal(m?.engineAvailable, true);
     assert.equal(m?.supportsVision, true);
+    assert.equal(m?.numCrops, 16);
+    assert.equal(m?.chatTemplate, "phi3-vision");
+    assert.equal(m?.supportsSystemRole, false);
+    assert.match(m?.downloadFolder?.revision ?? "", /^[0-9a-f]{40}$/);
+    assert.equal(m?.downloadFolder?.path, "cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4");
   }
   for (const id of ["phi-3.5-moe-instruct", "phi-4-mini-instruct"]) assert.equal(findCatalogModel(id)?.engineAvailable, true);
 });

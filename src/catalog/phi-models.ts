@@ -44,6 +44,8 @@ export interface CatalogModel {
   supportsTools: boolean;
   /** Accepts images (Phi-3/3.5-vision). */
   supportsVision: boolean;
+  /** Vision models: HD crops per image by default (16: the single-image setting, which matches Azure's counting; docs/VISION.md "Image token formula"). */
+  numCrops?: number | undefined;
   /** Which engine serves it. */
   engine: EngineKind;
   /** False for engines not built yet (everything but llama-cpp for now); such models are listed honestly. */
@@ -120,6 +122,7 @@ function defineModel<F extends FamilyDefaults>(family: F, own: OwnFields<F>): Ca
     stopTokens: [...m.stopTokens],
     supportsTools: m.supportsTools,
     supportsVision: m.supportsVision,
+    ...(m.numCrops === undefined ? {} : { numCrops: m.numCrops }),
     engine: m.engine,
     engineAvailable: m.engineAvailable,
     // Absent, not undefined, where an entry has none (the catalog is compared and printed as data).
@@ -173,12 +176,11 @@ const PHI3_SMALL = {
     "implemented yet (see docs/MODELS.md)",
 } as const satisfies FamilyDefaults;
 
-/** Why the vision models cannot be served yet; each entry prefixes its own name. */
-const VISION_UNAVAILABLE =
-  "has no llama.cpp/GGUF path (no converter or mmproj for Phi3VForCausalLM); it needs the ONNX Runtime GenAI " +
-  "'phi3v' pipeline, and the onnx-vision engine is not implemented yet (see docs/MODELS.md)";
-
-/** Phi-3 / Phi-3.5 vision: SPM vocabulary plus `<|image|>`, template T6, for the (not yet built) ONNX vision engine. */
+/**
+ * Phi-3 / Phi-3.5 vision: SPM vocabulary plus `<|image|>`, template T6, served from Microsoft's ONNX exports by the
+ * onnx-vision engine (docs/VISION.md). 16 crops per image, the model card's single-image setting, reproduce Azure's
+ * documented usage (docs/VISION.md "Image token formula").
+ */
 const PHI3_VISION = {
   ...PHI,
   architecture: "phi3v",
@@ -188,8 +190,9 @@ const PHI3_VISION = {
   tokenizer: "llama-spm-32064",
   stopTokens: SPM_STOP_TOKENS,
   supportsVision: true,
+  numCrops: 16,
   engine: "onnx-vision",
-  engineAvailable: false,
+  engineAvailable: true,
 } as const satisfies FamilyDefaults;
 
 /** phi-4 (14B): cl100k-based vocabulary, stops on `<|im_end|>` 100265 and `<|endoftext|>` 100257. */
@@ -309,17 +312,28 @@ export const CATALOG: readonly CatalogModel[] = Object.freeze([
       source: "bartowski/Phi-3.5-MoE-instruct-GGUF; sha256 from mudler/LocalAI gallery",
     },
   }),
-  // Azure: one image per turn, no system messages.
+  // Azure: one image per turn, no system messages. Microsoft's CPU int4 ONNX export for ONNX Runtime GenAI 0.5+ (the
+  // older `-onnx-cpu` repo's embedding graph predates the three-graph contract), pinned to the commit listed.
   defineModel(PHI3_VISION, {
     id: "phi-3-vision-128k-instruct",
     azureName: "Phi-3-vision-128k-Instruct",
-    unavailableReason: `Phi-3-vision ${VISION_UNAVAILABLE}`,
+    downloadFolder: {
+      repo: "microsoft/Phi-3-vision-128k-instruct-onnx",
+      revision: "d6673a5bcadf4913aa696f6c70a3e02588d2f59a",
+      path: "cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4",
+      source: "microsoft/Phi-3-vision-128k-instruct-onnx (onnxruntime.ai phi3-v tutorial); files and digests from the Hub's tree listing",
+    },
   }),
   // Azure name [unverified]; no system messages and template T6 by analogy with Phi-3-vision [inferred].
   defineModel(PHI3_VISION, {
     id: "phi-3.5-vision-instruct",
     azureName: "Phi-3.5-vision-Instruct",
-    unavailableReason: `Phi-3.5-vision ${VISION_UNAVAILABLE}`,
+    downloadFolder: {
+      repo: "microsoft/Phi-3.5-vision-instruct-onnx",
+      revision: "a764e22e9675e266a7a808b8e707ff51bf1fc088",
+      path: "cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4",
+      source: "microsoft/Phi-3.5-vision-instruct-onnx (onnxruntime.ai Phi-3.5-vision tutorial, CPU); files and digests from the Hub's tree listing",
+    },
   }),
   // bartowski's GGUF was made with Unsloth's tokenizer fixes, so it embeds the current template (T7b).
   defineModel(PHI4, {

@@ -49,6 +49,7 @@ export const DeploymentSchema = Type.Object(
     toolEmulation: Type.Optional(Type.Boolean({ description: "Offer tools to models without native tool calling." })),
     parseSpecialInContent: Type.Optional(Type.Boolean({ description: "Parse special-token text in message contents too (lets users forge turns); default false." })),
     maxN: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: "Largest n (default 16)." })),
+    numCrops: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: "Vision models: HD crops per image (default 16, Azure's counting)." })),
   },
   { additionalProperties: false },
 );

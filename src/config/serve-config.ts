@@ -43,6 +43,8 @@ export interface DeploymentSettings {
    * closes their turn. Default false: only the template's own markers are special tokens.
    */
   parseSpecialInContent?: boolean | undefined;
+  /** Vision models: HD crops per image; undefined = the catalog's (16, Azure's counting), else the export's own. */
+  numCrops?: number | undefined;
   /** Rate limits for this deployment; undefined = the catalog's (Azure serverless: 1000 rpm, 200000 tpm). */
   quota: { requestsPerMinute?: number | undefined; tokensPerMinute?: number | undefined } | undefined;
 }
@@ -84,7 +86,31 @@ export interface ServeConfig {
   bodyTimeoutMs: number;
   /** Most connections one client address may hold open; further ones are closed at once. 0 = no cap. Default 64. */
   maxConnectionsPerClient: number;
+  /** Images in chat requests (vision deployments; docs/VISION.md "Image limits", "Image URLs"). */
+  images: ImageLimits;
   /** Serve HTTPS with this certificate (chain) and key, PEM files reloaded when they change; undefined = HTTP. */
   tls: { certPath: string; keyPath: string } | undefined;
   logLevel: string;
 }
+
+/** Limits on images in chat requests, for every vision deployment. */
+export interface ImageLimits {
+  /** Largest image in bytes (decoded from base64, or downloaded). Default 2 MiB: its base64 fits the default body limit. */
+  maxBytes: number;
+  /** Largest image in decoded pixels (width × height). Default 40 000 000. */
+  maxPixels: number;
+  /** Fetch `http(s)` image URLs (`--allow-image-urls`); default false: only data URLs. */
+  allowUrls: boolean;
+  /** Time allowed to download one image URL, ms. Default 10 000. */
+  urlTimeoutMs: number;
+  /** Let image URLs reach loopback/private/link-local addresses (a request-forgery hole; tests and closed networks only). Default false. */
+  allowPrivateUrls: boolean;
+}
+
+export const DEFAULT_IMAGE_LIMITS: Readonly<ImageLimits> = Object.freeze({
+  maxBytes: 2 * 1024 * 1024,
+  maxPixels: 40_000_000,
+  allowUrls: false,
+  urlTimeoutMs: 10_000,
+  allowPrivateUrls: false,
+});

@@ -4,7 +4,7 @@
  * the default deployment) and may be unloaded when idle; everything else lives as long as the process.
  */
 import type { Logger } from "pino";
-import type { DeploymentSettings, GpuChoice } from "../config/serve-config.ts";
+import { DEFAULT_IMAGE_LIMITS, type DeploymentSettings, type GpuChoice, type ImageLimits } from "../config/serve-config.ts";
 import type { Engine } from "../engine/engine.ts";
 import type { EngineFactory } from "../engine/engine-factory.ts";
 import { ChatGeneration } from "../serving/chat-generation.ts";
@@ -20,6 +20,8 @@ import { AZURE_SERVERLESS_QUOTA } from "../catalog/phi-models.ts";
 export interface DeploymentDeps {
   engines: EngineFactory;
   gpu: GpuChoice;
+  /** Limits on images in requests (vision deployments); default DEFAULT_IMAGE_LIMITS. */
+  images?: ImageLimits | undefined;
   logger: Logger;
 }
 
@@ -40,11 +42,22 @@ export class Deployment {
     readonly plan: ServedModelPlan,
     readonly engine: Engine,
     settings: DeploymentSettings,
+    images: ImageLimits,
   ) {
     const capacity = engine.capacity();
     this.model = plan.model;
     this.name = plan.model.deploymentName;
-    this.chat = new ChatGeneration({ engine, model: plan.model, parseSpecialInContent: settings.parseSpecialInContent });
+    this.chat = new ChatGeneration({
+      engine,
+      model: plan.model,
+      parseSpecialInContent: settings.parseSpecialInContent,
+      images: plan.numCrops === undefined ? undefined : {
+        numCrops: plan.numCrops,
+        maxBytes: images.maxBytes,
+        maxPixels: images.maxPixels,
+        urls: images.allowUrls ? { timeoutMs: images.urlTimeoutMs, allowPrivateAddresses: images.allowPrivateUrls } : undefined,
+      },
+    });
     this.scheduler = new AdmissionScheduler({ slots: capacity.sequences, maxQueue: settings.maxQueue ?? Math.max(16, 8 * capacity.sequences) });
     const catalogQuota = plan.catalog?.quota ?? AZURE_SERVERLESS_QUOTA;
     this.quota = {
@@ -62,7 +75,7 @@ export class Deployment {
       maxChoices: settings.maxChoices,
       toolEmulation: settings.toolEmulation,
       systemRole: settings.systemRole,
-    });
+    }, settings.numCrops);
     if (!settings.parseSpecialInContent && templateRewritesMessageText(plan.model.chatTemplate)) {
       throw new Error(
         `${settings.modelPath}: its chat template rewrites message text, so special tokens in messages cannot be kept ` +
@@ -82,7 +95,7 @@ export class Deployment {
       extraStopTokens: plan.extraStopTokens,
       logger: deps.logger.child({ component: "engine", deployment: plan.model.deploymentName }),
     });
-    return new Deployment(plan, engine, settings);
+    return new Deployment(plan, engine, settings, deps.images ?? DEFAULT_IMAGE_LIMITS);
   }
 
   /** True when `principal` may use this deployment (keys and tokens can be restricted to some). */

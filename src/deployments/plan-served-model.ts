@@ -8,6 +8,9 @@ import { CHAT_TEMPLATES, templateSupportsSystemRole } from "../catalog/chat-temp
 import type { ServedModel } from "../serving/served-model.ts";
 import type { ModelFileFacts } from "../engine/engine-factory.ts";
 
+/** Phi-3/3.5-vision crops per image when nothing says otherwise: the single-image setting, which matches Azure's counting. */
+const DEFAULT_NUM_CROPS = 16;
+
 export interface ServedModelPlan {
   model: ServedModel;
   catalog: CatalogModel | undefined;
@@ -15,6 +18,8 @@ export interface ServedModelPlan {
   extraStopTokens: string[];
   /** The model's own context window, when known. */
   modelContextLength: number | undefined;
+  /** HD crops per image for a vision model (deployment setting, else catalog, else the export's own); undefined without vision. */
+  numCrops: number | undefined;
 }
 
 /** The catalog entry whose id the file name or `general.name` contains (longest match wins). */
@@ -39,7 +44,14 @@ export interface ServingPolicy {
   systemRole: "azure" | "native";
 }
 
-export function planServedModel(modelPath: string, summary: ModelFileFacts, catalogId: string | undefined, deploymentName: string | undefined, policy: ServingPolicy): ServedModelPlan {
+export function planServedModel(
+  modelPath: string,
+  summary: ModelFileFacts,
+  catalogId: string | undefined,
+  deploymentName: string | undefined,
+  policy: ServingPolicy,
+  numCrops?: number | undefined,
+): ServedModelPlan {
   const catalog = catalogId ? findCatalogModel(catalogId) : matchCatalogModel(modelPath, summary.name);
   if (catalogId && !catalog) throw new Error(`Unknown catalog model '${catalogId}'. Run 'phiserve models' to list them.`);
   const chatTemplate = catalog ? CHAT_TEMPLATES[catalog.chatTemplate] : summary.chatTemplate;
@@ -47,17 +59,20 @@ export function planServedModel(modelPath: string, summary: ModelFileFacts, cata
     throw new Error(`${modelPath} has no chat template and matches no catalog model; pass --model-name <catalog name>.`);
   }
   const fallbackName = basename(modelPath).replace(/\.gguf$/i, "");
+  // Images need an engine that reads them (the file says so) and a model that takes them.
+  const supportsVision = summary.supportsVision === true && (catalog ? catalog.supportsVision : true);
   return {
     catalog,
     extraStopTokens: catalog ? [...catalog.stopTokens] : [],
     modelContextLength: summary.contextLength ?? catalog?.contextLength,
+    numCrops: supportsVision ? (numCrops ?? catalog?.numCrops ?? summary.numCrops ?? DEFAULT_NUM_CROPS) : undefined,
     model: {
       deploymentName: deploymentName ?? catalog?.id ?? fallbackName,
       azureName: catalog?.azureName ?? summary.name ?? fallbackName,
       chatTemplate,
       supportsSystemRole: catalog && policy.systemRole === "azure" ? catalog.supportsSystemRole : templateSupportsSystemRole(chatTemplate),
       capabilities: {
-        supportsVision: false,
+        supportsVision,
         toolMode: catalog?.supportsTools && chatTemplate.includes("<|tool|>") ? "native" : policy.toolEmulation ? "emulated" : "none",
         supportsJsonOutput: policy.jsonPolicy === "constrained",
         maxChoices: policy.maxChoices,

@@ -17,6 +17,10 @@ export interface ModelFileFacts {
   chatTemplate?: string | undefined;
   /** The model's trained context window, in tokens. */
   contextLength?: number | undefined;
+  /** The engine reads images with this model (a Phi-3/3.5-vision export). */
+  supportsVision?: boolean | undefined;
+  /** The export's own `num_crops` (its processor config), when it has one. */
+  numCrops?: number | undefined;
 }
 
 /** Everything an engine is built from: the model, its serving limits, and what the deployment decided. */
@@ -53,4 +57,16 @@ export const DEFAULT_CONTEXT_CAP = 4096;
 /** The context size a plan asks for: the explicit one, else min(model context, {@link DEFAULT_CONTEXT_CAP}). */
 export function planContextSize(plan: Pick<EnginePlan, "contextSize" | "modelContextLength">): number {
   return plan.contextSize ?? Math.min(plan.modelContextLength ?? DEFAULT_CONTEXT_CAP, DEFAULT_CONTEXT_CAP);
+}
+
+/**
+ * One factory over several engine kinds, chosen by what the model path is: a folder (an ONNX export,
+ * e.g. Phi-3/3.5-vision) or a file (GGUF).
+ */
+export function engineFactoryByFormat(kinds: { file: EngineFactory; folder: EngineFactory }, isFolder: (path: string) => Promise<boolean>): EngineFactory {
+  const pick = async (path: string) => ((await isFolder(path)) ? kinds.folder : kinds.file);
+  return {
+    describe: async (modelPath) => (await pick(modelPath)).describe(modelPath),
+    create: async (plan) => (await pick(plan.modelPath)).create(plan),
+  };
 }

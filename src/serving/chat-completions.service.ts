@@ -117,7 +117,7 @@ export class ChatCompletionsService<D extends ChatDeployment> {
     const chat = toChatCommand(command.body, { ...command.passThrough }, deployment.model.capabilities);
     const streamUsage = toStreamUsage(api, chat.stream, command.passThrough.stream_options);
     await this.deps.deployments.ensureLoaded(deployment);
-    const prepared = await deployment.chat.prepare(chat);
+    const prepared = await deployment.chat.prepare(chat, context.signal);
     // Reserve the worst case (prompt + every choice's max_tokens); reconciled with actual usage at the end.
     const { reservation, state } = await this.reserve(deployment, context.principal, prepared.promptTokens + prepared.maxTokens * chat.n);
     const lifetime = new RequestLifetime(context.signal, context.deadlineAt, this.deps.shutdownSignal);

@@ -4,11 +4,12 @@
  * stop strings, and count usage exactly. The request's life around it (deployment, quota,
  * admission, metering) is `chat-completions.service.ts`.
  */
-import type { Engine, EngineModelInfo, GenerationRequest, PromptText, TextSpan, TokenLogprob } from "../engine/engine.ts";
+import type { Engine, EngineImage, EngineModelInfo, GenerationRequest, PromptText, TextSpan, TokenLogprob } from "../engine/engine.ts";
 import { checkLogitBiasIds } from "./decoding-options.ts";
 import { AppError } from "../errors/app-error.ts";
 import { renderChatPrompt, renderChatTemplate } from "../catalog/chat-templates.ts";
 import type { ChatCommand } from "./chat-command.ts";
+import { loadChatImage, type ImageSettings, type LoadedImage } from "./chat-images.ts";
 import type { ServedModel } from "./served-model.ts";
 import { ChoiceOutput, type ChoiceEvent, type ChoiceFinishReason } from "./choice-output.ts";
 import { planPrompt, type PromptPlan } from "./prompt-plan.ts";
@@ -54,6 +55,10 @@ export interface PreparedChat {
   prompt: string;
   /** The message text in `prompt`, tokenized as plain text (none when the deployment parses special tokens everywhere). */
   literalSpans: readonly TextSpan[] | undefined;
+  /** The request's image, preprocessed (`<|image_1|>` in the prompt); none for text-only requests. */
+  images: readonly EngineImage[] | undefined;
+  /** How long the image took to fetch, decode and preprocess (for the request log). */
+  imageTimings: Pick<LoadedImage, "fetchMs" | "timings"> | undefined;
   promptTokens: number;
   maxTokens: number;
   command: ChatCommand;
@@ -76,6 +81,8 @@ export interface ChatGenerationDeps {
    * markers are special tokens (docs/ENGINE-NOTES.md "Special tokens in message content").
    */
   parseSpecialInContent?: boolean | undefined;
+  /** How the deployment takes images; undefined for models without vision. */
+  images?: ImageSettings | undefined;
 }
 
 /**
@@ -103,7 +110,7 @@ export class ChatGeneration {
   constructor(private readonly deps: ChatGenerationDeps) {}
 
   /** Renders and measures the prompt; throws the errors that must precede any streamed byte. */
-  async prepare(command: ChatCommand): Promise<PreparedChat> {
+  async prepare(command: ChatCommand, signal?: CancelSignal): Promise<PreparedChat> {
     const { engine, model } = this.deps;
     if (!engine.isReady()) {
       throw new AppError("ENGINE_UNAVAILABLE", "The model is loading; retry shortly.", {
@@ -117,7 +124,9 @@ export class ChatGeneration {
     const requested = command.maxTokens ?? 0;
     // The prompt must leave room for the completion asked for, and at least one token.
     const limit = Math.min(info.contextLength - requested, info.contextLength - 1);
-    const count = await engine.countTokens({ prompt, literalSpans }, limit);
+    const loaded = await this.loadImage(command, signal);
+    const images = loaded ? [loaded] : undefined;
+    const count = await engine.countTokens({ prompt, literalSpans, images }, limit);
     if (count.tokens > limit) {
       const atLeast = count.exact ? "" : "at least ";
       throw new AppError(
@@ -131,7 +140,17 @@ export class ChatGeneration {
     const promptTokens = count.tokens;
     const maxTokens = command.maxTokens ?? info.contextLength - promptTokens;
     for (const constraint of [plan.constraint, plan.constrainAfter?.constraint]) if (constraint) await engine.prepareConstraint(constraint);
-    return { prompt, literalSpans, promptTokens, maxTokens, command, plan };
+    const imageTimings = loaded ? { fetchMs: loaded.fetchMs, timings: loaded.timings } : undefined;
+    return { prompt, literalSpans, images, imageTimings, promptTokens, maxTokens, command, plan };
+  }
+
+  /** The request's image (only the last one is kept: chat-command.ts), ready for the engine. */
+  private async loadImage(command: ChatCommand, signal: CancelSignal | undefined): Promise<LoadedImage | undefined> {
+    const image = [...command.messages].reverse().find((m) => m.image)?.image;
+    if (!image) return undefined;
+    const settings = this.deps.images;
+    if (!settings) throw new AppError("PARAMETER_NOT_SUPPORTED", "This model doesn't support image input.", { param: "messages" });
+    return loadChatImage(image, settings, signal);
   }
 
   /** The template applied to the plan's messages; the suffix (e.g. `<|tool_call|>`) is template text. */
@@ -213,6 +232,7 @@ export class ChatGeneration {
     return {
       prompt: prepared.prompt,
       literalSpans: prepared.literalSpans,
+      images: prepared.images,
       maxTokens: prepared.maxTokens,
       temperature: command.temperature,
       topP: command.topP,

@@ -1,5 +1,5 @@
 /** A ServeConfig for in-process apps on the scripted fake engine (unit tests, the HTTP-path bench). */
-import type { DeploymentSettings, ServeConfig } from "../../src/config/serve-config.ts";
+import { DEFAULT_IMAGE_LIMITS, type DeploymentSettings, type ServeConfig } from "../../src/config/serve-config.ts";
 
 export function fakeServeConfig(server: Partial<ServeConfig> = {}, deployment: Partial<DeploymentSettings> = {}): ServeConfig {
   return {
@@ -20,6 +20,7 @@ export function fakeServeConfig(server: Partial<ServeConfig> = {}, deployment: P
     bodyTimeoutMs: 30_000,
     maxConnectionsPerClient: 64,
     tls: undefined,
+    images: DEFAULT_IMAGE_LIMITS,
     logLevel: "silent",
     ...server,
     deployments: server.deployments ?? [

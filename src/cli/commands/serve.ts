@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { createApp } from "../../app.ts";
-import { type DeploymentSettings, type GpuChoice, type ServeConfig } from "../../config/serve-config.ts";
+import { DEFAULT_IMAGE_LIMITS, type DeploymentSettings, type GpuChoice, type ServeConfig } from "../../config/serve-config.ts";
 import { loadConfigFile, parseByteSize, type ConfigFile } from "../../config/config-file.ts";
 import { resolveDatabaseUrl } from "../../store/create-store.ts";
 import { isLoopbackHost } from "../../lib/loopback.ts";
@@ -42,6 +42,12 @@ interface ServeFlags {
   maxN: number;
   toolEmulation: boolean;
   parseSpecialInContent: boolean;
+  numCrops?: number;
+  maxImageBytes?: number;
+  maxImagePixels?: number;
+  allowImageUrls: boolean;
+  allowPrivateImageUrls: boolean;
+  imageUrlTimeout?: number;
   logLevel: string;
 }
 
@@ -64,6 +70,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       bodyTimeoutMs: (flags.bodyTimeout ?? file?.bodyTimeoutSeconds ?? 30) * 1000,
       maxConnectionsPerClient: flags.maxConnectionsPerClient ?? file?.maxConnectionsPerClient ?? 64,
       tls: tlsFiles(flags, file),
+      images: imageLimits(flags),
       logLevel: flags.logLevel,
       ...(file ? await fromConfigFile(flags, file) : await fromFlags(flags)),
     });
@@ -111,8 +118,25 @@ function settingsFromFlags(flags: ServeFlags): Omit<DeploymentSettings, "name" |
     maxChoices: flags.maxN,
     toolEmulation: flags.toolEmulation,
     parseSpecialInContent: flags.parseSpecialInContent,
+    numCrops: flags.numCrops,
     quota: flags.rpm || flags.tpm ? { requestsPerMinute: flags.rpm, tokensPerMinute: flags.tpm } : undefined,
   };
+}
+
+/** Image limits: the flags over the defaults (docs/VISION.md "Image limits"). */
+function imageLimits(flags: ServeFlags): ServeConfig["images"] {
+  const limits = {
+    maxBytes: flags.maxImageBytes ?? DEFAULT_IMAGE_LIMITS.maxBytes,
+    maxPixels: flags.maxImagePixels ?? DEFAULT_IMAGE_LIMITS.maxPixels,
+    allowUrls: flags.allowImageUrls || flags.allowPrivateImageUrls,
+    urlTimeoutMs: (flags.imageUrlTimeout ?? DEFAULT_IMAGE_LIMITS.urlTimeoutMs / 1000) * 1000,
+    allowPrivateUrls: flags.allowPrivateImageUrls,
+  };
+  // A data URL is base64 (4 bytes per 3) inside the JSON body: an image cap the body limit cannot carry would never be the error users see.
+  if (Math.ceil(limits.maxBytes / 3) * 4 > flags.bodyLimit) {
+    throw new CliError(`--max-image-bytes ${limits.maxBytes} does not fit --body-limit ${flags.bodyLimit} as base64 (${Math.ceil(limits.maxBytes / 3) * 4} bytes); raise --body-limit too.`);
+  }
+  return limits;
 }
 
 function requireAudience(flags: ServeFlags): string {
@@ -167,6 +191,7 @@ async function fromConfigFile(flags: ServeFlags, file: ConfigFile): Promise<Depl
       maxChoices: d.maxN ?? base.maxChoices,
       toolEmulation: d.toolEmulation ?? base.toolEmulation,
       parseSpecialInContent: d.parseSpecialInContent ?? base.parseSpecialInContent,
+      numCrops: d.numCrops ?? base.numCrops,
       quota: d.quota,
     });
   }

@@ -23,7 +23,7 @@ export function createOnnxEngineFactory(): EngineFactory {
   return {
     async describe(modelPath: string): Promise<ModelFileFacts> {
       const folder = folderOf(modelPath);
-      return { name: folder.name, chatTemplate: folder.chatTemplate, contextLength: folder.contextLength };
+      return { name: folder.name, chatTemplate: folder.chatTemplate, contextLength: folder.contextLength, supportsVision: true, numCrops: folder.numCrops };
     },
     async create(plan: EnginePlan): Promise<Engine> {
       const model = folderOf(plan.modelPath);
