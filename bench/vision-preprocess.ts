@@ -1,0 +1,116 @@
+/**
+ * Phi-3-vision image preprocessing (figures, not tests): phiserve's preprocessPhi3vImage against
+ * transformers.js' Phi3VImageProcessor (@huggingface/transformers, configured from an object, offline),
+ * on the same deterministic 1900×1069 chart-like JPEG (quality 85) at num_crops 16, interleaved in one
+ * process after warm-up. Both go from the JPEG bytes to pixel_values. Also prints each one's token count
+ * for the landscape image and its portrait twin (transformers.js does not transpose portrait images).
+ *
+ *   node --import tsx bench/vision-preprocess.ts [--iterations 15] [--warmup 3]
+ */
+import { parseArgs } from "node:util";
+import os from "node:os";
+import sharp from "sharp";
+import { env, Phi3VImageProcessor, RawImage } from "@huggingface/transformers";
+import { CLIP_MEAN, CLIP_STD, preprocessPhi3vImage } from "../src/vision/phi3v-preprocess.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    iterations: { type: "string", default: "15" },
+    warmup: { type: "string", default: "3" },
+  },
+});
+const iterations = Number(args.iterations);
+const warmup = Number(args.warmup);
+const NUM_CROPS = 16;
+
+env.allowRemoteModels = false;
+const processor = new Phi3VImageProcessor({
+  num_crops: NUM_CROPS,
+  num_img_tokens: 144,
+  image_mean: [...CLIP_MEAN],
+  image_std: [...CLIP_STD],
+});
+
+/** A bar chart on white with a gradient band, grid lines and sensor-like noise: deterministic. */
+async function chartJpeg(width: number, height: number): Promise<Buffer> {
+  const data = Buffer.alloc(width * height * 3);
+  let seed = 12345;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let rgb: [number, number, number] = [255, 255, 255];
+      const bar = Math.floor(x / (width / 12));
+      const barTop = height * (0.15 + 0.6 * (((bar * 37) % 11) / 11));
+      if (y > height * 0.85) rgb = [40 + (x * 180) / width, 90, 200 - (x * 150) / width];
+      else if (x % (width / 12) > width / 60 && y > barTop) rgb = [30 + bar * 18, 120 - bar * 5, 220 - bar * 15];
+      else if (y % 60 === 0 || x % 80 === 0) rgb = [200, 200, 200];
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      const noise = ((seed >>> 24) % 9) - 4;
+      data.set(rgb.map((v) => Math.max(0, Math.min(255, Math.round(v + noise)))), (y * width + x) * 3);
+    }
+  }
+  return sharp(data, { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+}
+
+async function theirs(bytes: Buffer) {
+  const image = await RawImage.fromBlob(new Blob([bytes]));
+  return processor(image, { num_crops: NUM_CROPS });
+}
+
+const ours = (bytes: Buffer) => preprocessPhi3vImage(bytes, "image/jpeg", { numCrops: NUM_CROPS, maxPixels: 50e6 });
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+const landscape = await chartJpeg(1900, 1069);
+const portrait = await sharp(landscape).rotate(90).jpeg({ quality: 85 }).toBuffer();
+console.log(`node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}), sharp ${sharp.versions.sharp} / libvips ${sharp.versions.vips}`);
+console.log(`image: 1900×1069 JPEG, ${landscape.length} bytes; num_crops ${NUM_CROPS}; ${warmup} warm-up + ${iterations} timed runs each, interleaved`);
+
+for (let i = 0; i < warmup; i++) {
+  await ours(landscape);
+  await theirs(landscape);
+}
+const oursMs: number[] = [];
+const theirsMs: number[] = [];
+const decodeMs: number[] = [];
+const preprocessMs: number[] = [];
+for (let i = 0; i < iterations; i++) {
+  let started = performance.now();
+  const result = await ours(landscape);
+  oursMs.push(performance.now() - started);
+  decodeMs.push(result.timings.decodeMs);
+  preprocessMs.push(result.timings.preprocessMs);
+  started = performance.now();
+  await theirs(landscape);
+  theirsMs.push(performance.now() - started);
+}
+const ratio = median(oursMs) / median(theirsMs);
+console.log(`phiserve:        median ${median(oursMs).toFixed(1)} ms (decode ${median(decodeMs).toFixed(1)} + preprocess ${median(preprocessMs).toFixed(1)}), min ${Math.min(...oursMs).toFixed(1)}`);
+console.log(`transformers.js: median ${median(theirsMs).toFixed(1)} ms, min ${Math.min(...theirsMs).toFixed(1)}`);
+console.log(`ratio phiserve / transformers.js: ${ratio.toFixed(3)} (target ≤ 0.2: ${ratio <= 0.2 ? "met" : "NOT met"})`);
+
+for (const [name, bytes] of [["1900×1069", landscape], ["1069×1900", portrait]] as const) {
+  const a = await ours(bytes);
+  const b = await theirs(bytes);
+  const sizes = (b.image_sizes.tolist() as bigint[][])[0]!.map(Number);
+  console.log(
+    `${name}: phiserve ${a.tokens} tokens, image_sizes [${a.imageSize.join(", ")}]; ` +
+      `transformers.js ${b.num_img_tokens[0]} tokens, image_sizes [${sizes.join(", ")}]`,
+  );
+  if (name === "1900×1069") {
+    // The global view is the same computation on slightly different HD images (PIL-style vs affine bilinear resize).
+    const reference = b.pixel_values.data as Float32Array;
+    const plane = 3 * 336 * 336;
+    let max = 0;
+    let sum = 0;
+    for (let i = 0; i < plane; i++) {
+      const d = Math.abs(reference[i]! - a.pixelValues[i]!);
+      max = Math.max(max, d);
+      sum += d;
+    }
+    console.log(`  global view, |phiserve − transformers.js| (normalised units): mean ${(sum / plane).toFixed(4)}, max ${max.toFixed(3)}`);
+  }
+}
