@@ -52,7 +52,7 @@ async function chartJpeg(width: number, height: number): Promise<Buffer> {
 }
 
 async function theirs(bytes: Buffer) {
-  const image = await RawImage.fromBlob(new Blob([bytes]));
+  const image = await RawImage.fromBlob(new Blob([new Uint8Array(bytes)]));
   return processor(image, { num_crops: NUM_CROPS });
 }
 
