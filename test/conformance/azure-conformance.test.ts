@@ -1,21 +1,29 @@
 /**
  * The conformance cases of docs/AZURE-API.md "Conformance cases" that the core server covers,
  * numbered as there, sent as raw HTTP to a real phiserve process (seeded Phi-3 test model).
- * Cases 21–22 (logprobs, n), 27–28 (vision), 34–37 (content safety, quotas) and 40 (multiple
- * deployments) belong to later issues.
+ * Cases 27–28 (vision) run against a second process serving the generated Phi-3-vision test model as
+ * Phi-3.5-vision. Cases 21–22 (logprobs, n), 34–37 (content safety, quotas) and 40 (multiple
+ * deployments) are covered elsewhere or by later issues.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import sharp from "sharp";
 import { ensureTestModel } from "../../src/model-factory/test-models.ts";
+import { ensurePhi3vTestModel } from "../../src/model-factory/phi3v-test-model.ts";
 import { startServer, type RunningServer } from "../helpers/start-server.ts";
 
 const KEY = "conformance-key-0123456789";
 let server: RunningServer;
 
+let vision: RunningServer;
+
 before(async () => {
-  server = await startServer(["--model", await ensureTestModel(), "--model-name", "phi-3.5-mini-instruct", "--api-key", KEY]);
+  [server, vision] = await Promise.all([
+    startServer(["--model", await ensureTestModel(), "--model-name", "phi-3.5-mini-instruct", "--api-key", KEY]),
+    startServer(["--model", await ensurePhi3vTestModel(), "--model-name", "phi-3.5-vision-instruct", "--api-key", KEY], { timeoutMs: 120_000 }),
+  ]);
 });
-after(async () => server?.close());
+after(async () => Promise.all([server?.close(), vision?.close()]));
 
 interface Call {
   method?: string;
@@ -23,10 +31,12 @@ interface Call {
   body?: unknown;
   headers?: Record<string, string>;
   apiVersion?: string | null;
+  /** Another server than the Phi-3.5-mini one. */
+  base?: string;
 }
 
-async function call({ method = "POST", path = "/chat/completions", body, headers = {}, apiVersion = "2024-05-01-preview" }: Call) {
-  const url = new URL(server.url + path);
+async function call({ method = "POST", path = "/chat/completions", body, headers = {}, apiVersion = "2024-05-01-preview", base }: Call) {
+  const url = new URL((base ?? server.url) + path);
   if (apiVersion) url.searchParams.set("api-version", apiVersion);
   const res = await fetch(url, {
     method,
@@ -140,6 +150,22 @@ test("#26 tool round trip messages are accepted; a tool message without tool_cal
   assert.equal(ok.status, 200);
   const bad = await call({ body: { messages: [{ role: "user", content: "x" }, { role: "tool", content: "42" }] } });
   assert.equal(bad.status, 422);
+});
+
+test("#27 one image on Phi-3.5-vision → 200; #28 two images in the turn → 400", async () => {
+  const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 30, b: 30 } } }).png().toBuffer();
+  const image = { type: "image_url", image_url: { url: `data:image/png;base64,${png.toString("base64")}`, detail: "low" } };
+  const text = { type: "text", text: "What is in this image?" };
+  const one = await call({ base: vision.url, body: { messages: [{ role: "user", content: [text, image] }], max_tokens: 2 } });
+  assert.equal(one.status, 200);
+  assert.equal(one.json.model, "Phi-3.5-vision-Instruct");
+  // At num_crops 16 a 64×48 image is upscaled to 1344×1008 (4×3 tiles): (12 + 1)·144 + 1 + 4·12 = 1921 image tokens.
+  const textOnly = await call({ base: vision.url, body: { messages: [{ role: "user", content: "What is in this image?" }], max_tokens: 2 } });
+  assert.equal(one.json.usage.prompt_tokens, textOnly.json.usage.prompt_tokens + 1921);
+  const two = await call({ base: vision.url, body: { messages: [{ role: "user", content: [text, image, image] }], max_tokens: 2 } });
+  assert.equal(two.status, 400);
+  assert.equal(two.json.error.code, "invalid_image");
+  assert.match(two.json.error.message, /one image per turn/);
 });
 
 test("#29–#30 stream framing: data lines, LF, role first, shared id, finish_reason+usage last, [DONE], EOF", async () => {
