@@ -243,7 +243,13 @@ export class ChatCompletionsService<D extends ChatDeployment> {
     const durationMs = performance.now() - context.arrivedAt;
     const endReason = lifetime.endReason();
     // The request's one log line (the transport skips its own once told, through onLogged).
-    context.log.info({ event: "request.completed", route: "chat.completions", ...usage, status, stream: prepared.command.stream, endReason, queuedMs: Math.round(admission.queuedMs), durationMs: Math.round(durationMs) }, "request.completed");
+    // A vision request also logs how long its image took (download, decode, preprocessing): never the image itself.
+    const image = prepared.imageTimings && {
+      fetchMs: Math.round(prepared.imageTimings.fetchMs),
+      decodeMs: Math.round(prepared.imageTimings.timings.decodeMs),
+      preprocessMs: Math.round(prepared.imageTimings.timings.preprocessMs),
+    };
+    context.log.info({ event: "request.completed", route: "chat.completions", ...usage, status, stream: prepared.command.stream, endReason, queuedMs: Math.round(admission.queuedMs), durationMs: Math.round(durationMs), ...(image ? { image } : {}) }, "request.completed");
     context.onLogged?.();
     this.deps.usage.record({
       requestId: context.requestId, principal: context.principal.id, deployment: deployment.name, model: deployment.model.azureName,

@@ -105,6 +105,13 @@ test("the Azure docs' vision sample: 2380 prompt tokens, as Azure reports", asyn
   assert.equal(res.body.usage.prompt_tokens, LANDSCAPE_TOKENS + SAMPLE_TEXT_TOKENS);
   assert.equal(res.body.model, "Phi-3-vision-128k-Instruct");
   assert.ok(res.body.usage.completion_tokens >= 1 && res.body.usage.completion_tokens <= 4);
+  // The request's log line says how long the image took, and carries neither the image nor the question.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const line = server.logs().split("\n").filter((l) => l.includes('"request.completed"') && l.includes('"promptTokens":2380')).at(-1);
+  assert.ok(line, "no request.completed line");
+  const logged = JSON.parse(line) as { image?: { decodeMs: number; preprocessMs: number; fetchMs: number } };
+  assert.ok(logged.image && logged.image.decodeMs >= 0 && logged.image.preprocessMs >= 0 && logged.image.fetchMs === 0);
+  assert.ok(!server.logs().includes("peculiar") && !server.logs().includes(landscape.slice(30, 60)));
 });
 
 test("a portrait image is transposed, not squeezed: 2377 image tokens", async () => {
