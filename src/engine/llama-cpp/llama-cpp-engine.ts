@@ -127,6 +127,7 @@ export class LlamaCppEngine implements Engine {
   }
 
   countTokens(prompt: PromptText, limitTokens: number): Promise<TokenCount> {
+    refuseImages(prompt);
     return this.require().tokenizer.count(prompt, limitTokens);
   }
 
@@ -143,6 +144,7 @@ export class LlamaCppEngine implements Engine {
   }
 
   async *generate(request: GenerationRequest, signal: CancelSignal): AsyncGenerator<EngineEvent> {
+    refuseImages(request);
     const loaded = this.require();
     const grammar = request.constraint ? await this.grammarFor(loaded, request.constraint) : undefined;
     const promptTokens = await loaded.tokenizer.tokens(request);
@@ -228,4 +230,9 @@ export function commonPrefixLength(a: readonly Token[], b: readonly Token[]): nu
   let i = 0;
   while (i < max && a[i] === b[i]) i++;
   return i;
+}
+
+/** node-llama-cpp has no multimodal API (docs/ENGINE-NOTES.md "Loading offline"): a prompt with images is a caller's bug. */
+function refuseImages(prompt: PromptText): void {
+  if (prompt.images?.length) throw new Error("The llama.cpp engine does not read images; vision models are served by the ONNX engine.");
 }
