@@ -8,6 +8,9 @@
  * Every graph run goes through one first-come-first-served queue (run-queue.ts): generations
  * running side by side take turns step by step. Decode steps of different sequences are not
  * batched into one decoder run (docs/ENGINE-NOTES.md "ONNX engine batching").
+ *
+ * Large prompts are tokenized on the engine's tokenizer thread (onnx-tokenizer-thread.ts, started on
+ * the first one), small ones on the event loop (onnx-tokenizer.ts `INLINE_CHARS`).
  */
 import { randomInt } from "node:crypto";
 import type { Logger } from "pino";
@@ -20,6 +23,7 @@ import type { OnnxModelFolder } from "./onnx-model-folder.ts";
 import { LogitSampler, type Choice } from "./onnx-sampler.ts";
 import { TokenTextStream, TokenVocabulary } from "./onnx-token-text.ts";
 import { OnnxTokenizer } from "./onnx-tokenizer.ts";
+import { OnnxTokenizerThread } from "./onnx-tokenizer-thread.ts";
 import { RunQueue, SlotPool } from "./run-queue.ts";
 
 export interface OnnxEngineOptions {
@@ -41,6 +45,8 @@ export interface OnnxEngineOptions {
 interface Loaded {
   graphs: OnnxGraphs;
   tokenizer: OnnxTokenizer;
+  /** Encodes the text of large prompts; started on the first. */
+  thread: OnnxTokenizerThread;
   vocabulary: TokenVocabulary;
   info: EngineModelInfo;
   stopTokenIds: ReadonlySet<number>;
@@ -75,6 +81,7 @@ export class OnnxEngine implements Engine {
     this.loaded = {
       graphs,
       tokenizer,
+      thread: new OnnxTokenizerThread({ tokenizerJson: model.tokenizerJson, tokenizerConfig: model.tokenizerConfig }),
       vocabulary: new TokenVocabulary(tokenizer),
       stopTokenIds,
       info: {
@@ -106,7 +113,8 @@ export class OnnxEngine implements Engine {
   }
 
   async countTokens(prompt: PromptText, limitTokens: number): Promise<TokenCount> {
-    return this.require().tokenizer.count(prompt, limitTokens);
+    const loaded = this.require();
+    return this.unlessClosed(loaded.tokenizer.countAsync(prompt, limitTokens, loaded.thread.encodeRuns));
   }
 
   async prepareConstraint(_constraint: OutputConstraint): Promise<void> {
@@ -117,7 +125,8 @@ export class OnnxEngine implements Engine {
     const loaded = this.require();
     if (request.constraint || request.constrainAfter) throw constraintUnsupported();
     if (signal.aborted) return;
-    const ids = loaded.tokenizer.encode(request);
+    const ids = await this.unlessClosed(loaded.tokenizer.encodeAsync(request, loaded.thread.encodeRuns));
+    if (signal.aborted) return;
     if (ids.length >= this.options.contextSize) {
       throw new AppError("CONTEXT_LENGTH_EXCEEDED", `The prompt has ${ids.length} tokens; this deployment's context window is ${this.options.contextSize}.`, { param: "messages" });
     }
@@ -212,7 +221,17 @@ export class OnnxEngine implements Engine {
     if (!loaded) return;
     // Runs already queued finish first (they see the engine closed and skip their work).
     await this.queue.run(async () => undefined);
-    await releaseOnnxGraphs(loaded.graphs);
+    await Promise.all([releaseOnnxGraphs(loaded.graphs), loaded.thread.close()]);
+  }
+
+  /** A tokenization cut short by close() fails as any call on a closed engine does. */
+  private async unlessClosed<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (error) {
+      this.require();
+      throw error;
+    }
   }
 
   private require(): Loaded {

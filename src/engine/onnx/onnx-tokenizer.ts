@@ -13,6 +13,10 @@
  * between markers — template and literal text joined — is encoded by a second tokenizer built
  * from the same tokenizer.json without its added tokens, so a prompt without special-token text
  * in its contents gets exactly the full tokenizer's ids (a test checks a corpus).
+ *
+ * `encode`/`count` encode the runs on the calling thread. `encodeAsync`/`countAsync` hand the runs
+ * of a large prompt to a `RunEncoder` (the tokenizer thread, onnx-tokenizer-thread.ts, whose
+ * OnnxTokenizer calls `encodeRuns`) and put the ids together here, so the result is the same.
  */
 import { Tokenizer } from "@huggingface/tokenizers";
 import type { EngineImage, PromptText, TokenCount } from "../engine.ts";
@@ -43,6 +47,19 @@ type Piece = string | Marker;
 
 /** Tokenizations kept between counting a prompt and generating from it. */
 const CACHE_ENTRIES = 16;
+
+/**
+ * Text runs up to this many UTF-16 units in all are encoded on the event loop by the async methods:
+ * at about 4 ms per KB that holds it for 16 ms at most (docs/ENGINE-NOTES.md "ONNX engine
+ * batching"), while a small prompt sent to the single tokenizer thread could wait behind a large one.
+ */
+export const INLINE_CHARS = 4096;
+
+/** Each text run's ids, in order, encoded elsewhere (the tokenizer thread). */
+export type RunEncoder = (runs: string[]) => Promise<ArrayLike<number>[]>;
+
+/** What `count` knows before encoding: the answer, or the pieces to encode. */
+type CountPlan = { result: TokenCount } | { key: string; pieces: Piece[] };
 
 export class OnnxTokenizer {
   /** The folder's tokenizer as Hugging Face builds it (added tokens parsed everywhere): the reference. */
@@ -99,25 +116,64 @@ export class OnnxTokenizer {
     const cached = this.cache.get(key);
     if (cached) return cached;
     const pieces = this.partition(prompt, Infinity)!;
-    return this.remember(key, this.encodePieces(pieces, prompt.images ?? []));
+    return this.remember(key, joinIds(pieces, this.encodeRuns(runsOf(pieces)), prompt.images ?? []));
+  }
+
+  /** `encode`, with the text runs of a large prompt encoded by `offload`. */
+  async encodeAsync(prompt: PromptText, offload: RunEncoder): Promise<number[]> {
+    const key = cacheKey(prompt);
+    const cached = this.cache.get(key);
+    if (cached) return cached;
+    const pieces = this.partition(prompt, Infinity)!;
+    const parts = await this.encodeRunsWith(runsOf(pieces), offload);
+    return this.remember(key, joinIds(pieces, parts, prompt.images ?? []));
   }
 
   /** See `Engine.countTokens`: exact, or a lower bound over `limitTokens` without encoding any text. */
   count(prompt: PromptText, limitTokens: number): TokenCount {
+    const plan = this.planCount(prompt, limitTokens);
+    return "result" in plan ? plan.result : this.finishCount(plan, this.encodeRuns(runsOf(plan.pieces)), prompt, limitTokens);
+  }
+
+  /** `count`, with the text runs of a large prompt encoded by `offload`. */
+  async countAsync(prompt: PromptText, limitTokens: number, offload: RunEncoder): Promise<TokenCount> {
+    const plan = this.planCount(prompt, limitTokens);
+    if ("result" in plan) return plan.result;
+    return this.finishCount(plan, await this.encodeRunsWith(runsOf(plan.pieces), offload), prompt, limitTokens);
+  }
+
+  /** Each text run's ids (the runs hold no marker: they come from `partition`). */
+  encodeRuns(runs: readonly string[]): number[][] {
+    return runs.map((run) => this.plain.encode(run, { add_special_tokens: false }).ids);
+  }
+
+  /** Inline up to INLINE_CHARS in all, by `offload` over that. */
+  private async encodeRunsWith(runs: string[], offload: RunEncoder): Promise<ArrayLike<number>[]> {
+    const chars = runs.reduce((sum, run) => sum + run.length, 0);
+    return chars <= INLINE_CHARS ? this.encodeRuns(runs) : offload(runs);
+  }
+
+  /** The cached count, or the lower bound when the prompt's size alone exceeds the limit, or the pieces to encode. */
+  private planCount(prompt: PromptText, limitTokens: number): CountPlan {
     const key = cacheKey(prompt);
     const cached = this.cache.get(key);
-    if (cached) return { tokens: cached.length, exact: true };
+    if (cached) return { result: { tokens: cached.length, exact: true } };
     const images = prompt.images ?? [];
     const pieces = this.partition(prompt, limitTokens);
-    if (!pieces) return { tokens: limitTokens + 1, exact: false };
+    if (!pieces) return { result: { tokens: limitTokens + 1, exact: false } };
     let atLeast = 0;
     for (const piece of pieces) {
       if (typeof piece === "string") atLeast += Math.ceil(Buffer.byteLength(piece) / this.maxTokenBytes);
       else atLeast += piece.image === undefined ? 1 : images[piece.image]!.tokens;
     }
-    if (atLeast > limitTokens) return { tokens: atLeast, exact: false };
-    const ids = this.encodePieces(pieces, images);
-    if (ids.length <= limitTokens) this.remember(key, ids);
+    if (atLeast > limitTokens) return { result: { tokens: atLeast, exact: false } };
+    return { key, pieces };
+  }
+
+  /** The exact count; the ids are kept for the generation only when the prompt fits. */
+  private finishCount(plan: { key: string; pieces: Piece[] }, parts: readonly ArrayLike<number>[], prompt: PromptText, limitTokens: number): TokenCount {
+    const ids = joinIds(plan.pieces, parts, prompt.images ?? []);
+    if (ids.length <= limitTokens) this.remember(plan.key, ids);
     return { tokens: ids.length, exact: true };
   }
 
@@ -172,17 +228,6 @@ export class OnnxTokenizer {
     return { token: this.imageToken, image: n - 1 };
   }
 
-  private encodePieces(pieces: readonly Piece[], images: readonly EngineImage[]): number[] {
-    const ids: number[] = [];
-    for (const piece of pieces) {
-      if (typeof piece === "string") {
-        for (const id of this.plain.encode(piece, { add_special_tokens: false }).ids) ids.push(id);
-      } else if (piece.image === undefined) ids.push(piece.token.id);
-      else for (let i = images[piece.image]!.tokens, id = -(piece.image + 1); i > 0; i--) ids.push(id);
-    }
-    return ids;
-  }
-
   private remember(key: string, ids: number[]): number[] {
     this.cache.delete(key);
     this.cache.set(key, ids);
@@ -192,6 +237,25 @@ export class OnnxTokenizer {
     }
     return ids;
   }
+}
+
+/** The text runs among the pieces, in order. */
+function runsOf(pieces: readonly Piece[]): string[] {
+  return pieces.filter((piece): piece is string => typeof piece === "string");
+}
+
+/** The pieces' ids in order: each text run's encoded ids (`parts`, in run order), each marker's id, each image's positions. */
+function joinIds(pieces: readonly Piece[], parts: readonly ArrayLike<number>[], images: readonly EngineImage[]): number[] {
+  const ids: number[] = [];
+  let next = 0;
+  for (const piece of pieces) {
+    if (typeof piece === "string") {
+      const part = parts[next++]!;
+      for (let i = 0; i < part.length; i++) ids.push(part[i]!);
+    } else if (piece.image === undefined) ids.push(piece.token.id);
+    else for (let i = images[piece.image]!.tokens, id = -(piece.image + 1); i > 0; i--) ids.push(id);
+  }
+  return ids;
 }
 
 /** Joins adjacent text, then lets each marker's lstrip/rstrip eat the whitespace next to it; empty runs go. */
