@@ -5,26 +5,27 @@
  * positions, then one embedding + decoder run per generated token with the sequence's KV cache.
  * Tokens are chosen in TypeScript (onnx-sampler.ts) with the llama.cpp engine's semantics.
  *
- * Every graph run goes through one first-come-first-served queue (run-queue.ts): generations
- * running side by side take turns step by step. Decode steps of different sequences are not
- * batched into one decoder run (docs/ENGINE-NOTES.md "ONNX engine batching").
+ * The sessions and the KV caches live on the engine's graph thread (onnx-graph-thread.ts), so no
+ * graph run holds the event loop; the event loop tokenizes, samples and streams. In the thread every
+ * graph run goes through one first-come-first-served queue: generations running side by side take
+ * turns step by step. Decode steps of different sequences are not batched into one decoder run
+ * (docs/ENGINE-NOTES.md "ONNX engine batching").
  *
  * Large prompts are tokenized on the engine's tokenizer thread (onnx-tokenizer-thread.ts, started on
  * the first one), small ones on the event loop (onnx-tokenizer.ts `INLINE_CHARS`).
  */
 import { randomInt } from "node:crypto";
 import type { Logger } from "pino";
-import type * as ort from "onnxruntime-node";
 import type { Engine, EngineCapacity, EngineEvent, EngineModelInfo, EngineStats, GenerationRequest, OutputConstraint, PromptText, TokenCount, TokenLogprob } from "../engine.ts";
 import { AppError } from "../../errors/app-error.ts";
 import type { CancelSignal } from "../../lib/cancellation.ts";
-import { DecoderBuffers, decodeStep, embedTokens, emptyKvCache, encodeImage, loadOnnxGraphs, releaseOnnxGraphs, sliceEmbeds, type OnnxGraphs } from "./onnx-graphs.ts";
+import { OnnxGraphThread, type GraphSequence, type PrefillTimings } from "./onnx-graph-thread.ts";
 import type { OnnxModelFolder } from "./onnx-model-folder.ts";
 import { LogitSampler, type Choice } from "./onnx-sampler.ts";
 import { TokenTextStream, TokenVocabulary } from "./onnx-token-text.ts";
 import { OnnxTokenizer } from "./onnx-tokenizer.ts";
 import { OnnxTokenizerThread } from "./onnx-tokenizer-thread.ts";
-import { RunQueue, SlotPool } from "./run-queue.ts";
+import { SlotPool } from "./run-queue.ts";
 
 export interface OnnxEngineOptions {
   model: OnnxModelFolder;
@@ -43,7 +44,8 @@ export interface OnnxEngineOptions {
 }
 
 interface Loaded {
-  graphs: OnnxGraphs;
+  /** Runs the graphs and holds the KV caches. */
+  graphs: OnnxGraphThread;
   tokenizer: OnnxTokenizer;
   /** Encodes the text of large prompts; started on the first. */
   thread: OnnxTokenizerThread;
@@ -54,7 +56,6 @@ interface Loaded {
 
 export class OnnxEngine implements Engine {
   private loaded: Loaded | undefined;
-  private readonly queue = new RunQueue();
   private readonly slots: SlotPool;
   private readonly counters: EngineStats = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0, decodeBatches: 0, decodeBatchTokens: 0 };
 
@@ -67,11 +68,20 @@ export class OnnxEngine implements Engine {
 
   async load(): Promise<void> {
     const { model } = this.options;
-    const tokenizer = new OnnxTokenizer(model.tokenizerJson, model.tokenizerConfig);
-    const graphs = await loadOnnxGraphs(model, this.options.threads);
-    const logitsMeta = graphs.decoder.outputMetadata.find((m) => m.name === model.graphs.decoder.logits);
-    const logitsDim = logitsMeta?.isTensor ? logitsMeta.shape[logitsMeta.shape.length - 1] : undefined;
-    const vocabSize = typeof logitsDim === "number" ? logitsDim : (model.vocabSize ?? tokenizer.full.get_vocab(true).size);
+    const { contextSize, threads, batchSize } = this.options;
+    const spec = { graphs: model.graphs, numKeyValueHeads: model.numKeyValueHeads, headSize: model.headSize, hiddenSize: model.hiddenSize };
+    // The thread loads the graphs while the event loop builds the tokenizer.
+    const graphs = new OnnxGraphThread({ model: spec, threads, contextSize, batchSize }, (error) => this.died(graphs, error));
+    let tokenizer: OnnxTokenizer;
+    let facts: Awaited<ReturnType<OnnxGraphThread["ready"]>>;
+    try {
+      tokenizer = new OnnxTokenizer(model.tokenizerJson, model.tokenizerConfig);
+      facts = await graphs.ready();
+    } catch (error) {
+      await graphs.close();
+      throw error;
+    }
+    const vocabSize = facts.logitsSize ?? model.vocabSize ?? tokenizer.full.get_vocab(true).size;
     const stopTokenIds = new Set(model.eosTokenIds);
     for (const text of this.options.extraStopTokens) {
       const id = tokenizer.tokenId(text);
@@ -93,7 +103,7 @@ export class OnnxEngine implements Engine {
         vocabSize,
       },
     };
-    this.logger.info({ event: "engine.loaded", layout: model.layout, threads: this.options.threads, contextSize: this.options.contextSize, parallel: this.options.parallel, layers: graphs.layers }, "ONNX model loaded");
+    this.logger.info({ event: "engine.loaded", layout: model.layout, threads, contextSize, parallel: this.options.parallel, layers: facts.layers }, "ONNX model loaded");
   }
 
   capacity(): EngineCapacity {
@@ -140,26 +150,22 @@ export class OnnxEngine implements Engine {
 
   private async *run(loaded: Loaded, request: GenerationRequest, ids: number[], signal: CancelSignal): AsyncGenerator<EngineEvent> {
     const { graphs } = loaded;
-    const names = this.options.model.graphs;
-    const chunk = Math.max(1, this.options.batchSize);
-    const buffers = new DecoderBuffers(this.options.contextSize, chunk);
-    const cache = emptyKvCache(graphs);
-    // Image features in prompt order (the embedding graph fills the negative positions in order).
-    const features: ort.Tensor[] = [];
-    for (const image of imagesInPromptOrder(ids)) {
-      const encoded = await this.step(signal, () => encodeImage(graphs, names, request.images![image]!));
-      if (!encoded) return;
-      features.push(encoded);
+    const seq = graphs.open(loaded.info.vocabSize);
+    try {
+      // Images in prompt order (the embedding graph fills the negative positions in order).
+      const images = imagesInPromptOrder(ids).map((image) => request.images![image]!);
+      const timings = await graphs.prefill(seq, ids, images, signal);
+      if (!timings) return;
+      this.counters.promptTokensEvaluated += ids.length;
+      this.logger.debug({ event: "engine.prefill", tokens: ids.length, images: images.length, ...roundedMs(timings) }, "prompt evaluated");
+      yield* this.decode(loaded, request, seq, ids.length, signal);
+    } finally {
+      graphs.free(seq);
     }
-    const embeds = await this.step(signal, () => embedTokens(graphs, names, BigInt64Array.from(ids, BigInt), features));
-    if (!embeds) return;
-    this.counters.promptTokensEvaluated += ids.length;
-    let logits: Float32Array | undefined;
-    for (let from = 0; from < ids.length; from += chunk) {
-      const to = Math.min(ids.length, from + chunk);
-      logits = await this.step(signal, () => decodeStep(graphs, names, cache, sliceEmbeds(embeds, from, to), buffers));
-      if (!logits) return;
-    }
+  }
+
+  /** Samples from the sequence's logits, streams each token and evaluates it, until a stop, `maxTokens` or the context's end. */
+  private async *decode(loaded: Loaded, request: GenerationRequest, seq: GraphSequence, promptTokens: number, signal: CancelSignal): AsyncGenerator<EngineEvent> {
     const sampler = new LogitSampler({
       vocabSize: loaded.info.vocabSize,
       temperature: request.temperature,
@@ -172,10 +178,10 @@ export class OnnxEngine implements Engine {
       seed: request.seed === undefined ? randomInt(2 ** 31) : Number(BigInt.asUintN(32, BigInt(Math.trunc(request.seed)))),
     });
     const text = new TokenTextStream(loaded.vocabulary);
-    const next = new BigInt64Array(1);
+    let positions = promptTokens;
     let generated = 0;
     for (;;) {
-      const choice = sampler.choose(logits!);
+      const choice = sampler.choose(seq.logits);
       if (choice.token < 0 || loaded.stopTokenIds.has(choice.token)) {
         yield { type: "done", finishReason: "stop" };
         return;
@@ -184,7 +190,7 @@ export class OnnxEngine implements Engine {
       generated++;
       this.counters.generatedTokens++;
       // The next step would need one more position than the context holds: this token is the last.
-      const isLast = generated >= request.maxTokens || cache.length + 1 >= this.options.contextSize;
+      const isLast = generated >= request.maxTokens || positions + 1 >= this.options.contextSize;
       const piece = text.push(choice.token, isLast);
       yield request.topLogprobs === undefined
         ? { type: "token", text: piece, tokenCount: 1 }
@@ -193,19 +199,11 @@ export class OnnxEngine implements Engine {
         yield { type: "done", finishReason: "length" };
         return;
       }
-      next[0] = BigInt(choice.token);
-      logits = await this.step(signal, async () => decodeStep(graphs, names, cache, await embedTokens(graphs, names, next, []), buffers));
-      if (!logits) return;
+      if (!(await loaded.graphs.step(seq, choice.token, signal))) return;
+      positions++;
       this.counters.decodeBatches++;
       this.counters.decodeBatchTokens++;
     }
-  }
-
-  /** Queues one graph run; undefined (nothing run) when the generation was aborted before or during it. */
-  private async step<T>(signal: CancelSignal, job: () => Promise<T>): Promise<T | undefined> {
-    if (signal.aborted) return undefined;
-    const result = await this.queue.run(async () => (signal.aborted || !this.loaded ? undefined : job()));
-    return signal.aborted ? undefined : result;
   }
 
   private logprobOf(loaded: Loaded, choice: Choice): TokenLogprob {
@@ -219,9 +217,17 @@ export class OnnxEngine implements Engine {
     const loaded = this.loaded;
     this.loaded = undefined;
     if (!loaded) return;
-    // Runs already queued finish first (they see the engine closed and skip their work).
-    await this.queue.run(async () => undefined);
-    await Promise.all([releaseOnnxGraphs(loaded.graphs), loaded.thread.close()]);
+    // Generations waiting on the graph thread fail with ENGINE_UNAVAILABLE; the run in progress finishes first.
+    await Promise.all([loaded.graphs.close(), loaded.thread.close()]);
+  }
+
+  /** The graph thread stopped on its own: the engine is not ready until loaded again (the next request does). */
+  private died(graphs: OnnxGraphThread, error: Error): void {
+    const loaded = this.loaded;
+    if (loaded?.graphs !== graphs) return;
+    this.loaded = undefined;
+    this.logger.error({ event: "engine.failed", error: error.message }, "the ONNX Runtime thread stopped; the model will be loaded again on the next request");
+    void loaded.thread.close();
   }
 
   /** A tokenization cut short by close() fails as any call on a closed engine does. */
@@ -264,6 +270,10 @@ function imagesInPromptOrder(ids: readonly number[]): number[] {
     last = id;
   }
   return order;
+}
+
+function roundedMs(timings: PrefillTimings): Record<string, number> {
+  return Object.fromEntries(Object.entries(timings).map(([name, ms]) => [name, Math.round(ms * 10) / 10]));
 }
 
 /** A special token's text in tokenizer_config.json: a string or `{ content }`. */

@@ -7,6 +7,7 @@
  *   `past_key_values.i.key/value [1, kv_heads, past, head]` → `logits [1, n, vocab]`, `present.i.key/value`.
  * Element types are read from each session's input metadata: float16 inputs (Microsoft's exports
  * take float16 pixels) are converted from float32 at the boundary, float16 logits back to float32.
+ * The engine runs all of this on its graph thread (onnx-graph-worker.ts), never on the event loop.
  */
 import * as ort from "onnxruntime-node";
 import type { EngineImage } from "../engine.ts";
@@ -38,7 +39,10 @@ export interface KvCache {
   length: number;
 }
 
-export async function loadOnnxGraphs(model: OnnxModelFolder, threads: number): Promise<OnnxGraphs> {
+/** What loading the graphs needs from a model folder (cloneable into the graph thread). */
+export type OnnxGraphSpec = Pick<OnnxModelFolder, "graphs" | "numKeyValueHeads" | "headSize" | "hiddenSize">;
+
+export async function loadOnnxGraphs(model: OnnxGraphSpec, threads: number): Promise<OnnxGraphs> {
   const options: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
@@ -81,6 +85,13 @@ export async function loadOnnxGraphs(model: OnnxModelFolder, threads: number): P
     pastNames: Array.from({ length: layers }, (_, i) => [layerName(names.decoder.pastKey, i), layerName(names.decoder.pastValue, i)]),
     presentNames: Array.from({ length: layers }, (_, i) => [layerName(names.decoder.presentKey, i), layerName(names.decoder.presentValue, i)]),
   };
+}
+
+/** The decoder's logits per position (its vocabulary), when the graph declares it. */
+export function logitsSize(graphs: OnnxGraphs, names: OnnxModelFolder["graphs"]): number | undefined {
+  const meta = graphs.decoder.outputMetadata.find((m) => m.name === names.decoder.logits);
+  const size = meta?.isTensor ? meta.shape[meta.shape.length - 1] : undefined;
+  return typeof size === "number" ? size : undefined;
 }
 
 export async function releaseOnnxGraphs(graphs: OnnxGraphs): Promise<void> {

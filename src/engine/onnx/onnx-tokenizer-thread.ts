@@ -9,7 +9,8 @@
  * is replaced on the next call. Started as the llama.cpp engine's tokenizer thread is
  * (docs/ENGINE-NOTES.md "Tokenizing off the event loop").
  */
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startOnnxWorker } from "./onnx-thread-start.ts";
 
 export interface OnnxTokenizerWorkerData {
   tokenizerJson: Record<string, unknown>;
@@ -76,7 +77,7 @@ export class OnnxTokenizerThread {
   }
 
   private spawn(): Promise<void> {
-    const worker = startWorker({ tokenizerJson: this.tokenizer.tokenizerJson, tokenizerConfig: this.tokenizer.tokenizerConfig });
+    const worker = startOnnxWorker("onnx-tokenizer-worker", { tokenizerJson: this.tokenizer.tokenizerJson, tokenizerConfig: this.tokenizer.tokenizerConfig });
     worker.unref(); // idle, never what keeps the process alive
     this.worker = worker;
     return new Promise<void>((resolve, reject) => {
@@ -120,18 +121,4 @@ export class OnnxTokenizerThread {
     for (const pending of this.pending.values()) pending.reject(error);
     this.pending.clear();
   }
-}
-
-/**
- * Starts onnx-tokenizer-worker: the compiled `.js` beside this module, or, running from source
- * under tsx, the `.ts` entry behind a bootstrap that registers tsx first (Node 20 workers do not
- * inherit the parent's `--import tsx`).
- */
-function startWorker(workerData: OnnxTokenizerWorkerData): Worker {
-  const fromSource = import.meta.url.endsWith(".ts");
-  const entry = new URL(`./onnx-tokenizer-worker.${fromSource ? "ts" : "js"}`, import.meta.url);
-  if (!fromSource) return new Worker(entry, { workerData });
-  const tsx = import.meta.resolve("tsx/esm/api");
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData });
 }

@@ -1,10 +1,12 @@
 /**
  * Scheduling for the ONNX engine's graph runs and sequences.
- * - `RunQueue`: one graph run at a time, first come first served. Every run already uses all the
- *   intra-op threads, so two at once only compete for the cores; and since a generation queues its
- *   next step only after its previous one returned, the generations waiting take turns (round
- *   robin): a long prompt's chunks alternate with the other sequences' decode steps.
- * - `SlotPool`: at most `capacity().sequences` generations hold a sequence; the rest wait in order.
+ * - `RunQueue` (in the graph thread, onnx-graph-worker.ts): one graph run at a time, first come first
+ *   served. Every run already uses all the intra-op threads, so two at once only compete for the
+ *   cores; and since a sequence queues its next run only after its previous one returned, the
+ *   sequences waiting take turns (round robin): a long prompt's chunks alternate with the other
+ *   sequences' decode steps.
+ * - `SlotPool` (on the event loop): at most `capacity().sequences` generations hold a sequence; the
+ *   rest wait in order.
  */
 import type { CancelSignal } from "../../lib/cancellation.ts";
 
