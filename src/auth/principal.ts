@@ -16,6 +16,11 @@ export interface Principal {
   requestsPerMinute: number | null;
   /** Per-caller tokens per minute (stored keys); null = only the deployment's limit. */
   tokensPerMinute: number | null;
+  /**
+   * A trusted tenant's content-safety override (stored keys): `annotate` reports findings without blocking, `off`
+   * skips the filter; absent = the deployment's policy (docs/SAFETY.md "Per-key override").
+   */
+  contentSafety?: "annotate" | "off" | undefined;
 }
 
 /** The caller of a server with no credential source configured. Frozen: it is shared by every request. */

@@ -1,3 +1,6 @@
+import type { ContentSafetyPolicy } from "../safety/content-policy.ts";
+import type { HarmCategory } from "../safety/classifier.ts";
+
 /**
  * The frozen configuration `serve` runs with: built once from flags, environment and the config
  * file in src/cli (the only reader of process.env), then passed to the composition root.
@@ -45,6 +48,8 @@ export interface DeploymentSettings {
   parseSpecialInContent?: boolean | undefined;
   /** Vision models: HD crops per image; undefined = the catalog's (16, Azure's counting), else the export's own. */
   numCrops?: number | undefined;
+  /** Content safety (docs/SAFETY.md); undefined = Azure's default policy with the built-in lexicon. */
+  contentSafety?: ContentSafetySettings | undefined;
   /** Rate limits for this deployment; undefined = the catalog's (Azure serverless: 1000 rpm, 200000 tpm). */
   quota: { requestsPerMinute?: number | undefined; tokensPerMinute?: number | undefined } | undefined;
 }
@@ -114,3 +119,27 @@ export const DEFAULT_IMAGE_LIMITS: Readonly<ImageLimits> = Object.freeze({
   urlTimeoutMs: 10_000,
   allowPrivateUrls: false,
 });
+
+/** A custom blocklist (Azure's shape): exact terms, or regular expressions. */
+export interface BlocklistSettings {
+  id: string;
+  items: readonly { pattern: string; isRegex: boolean }[];
+}
+
+/** One classifier of a deployment's content filter (docs/SAFETY.md "Classifiers"). */
+export type ClassifierSettings =
+  /** Weighted keyword patterns per category and jailbreak phrases; `builtIn`: the small English default list. */
+  | { kind: "lexicon"; builtIn: boolean; rules: readonly { pattern: string; isRegex?: boolean | undefined; category: HarmCategory | "jailbreak"; severity: number }[] }
+  /** A local ONNX text-classification folder (transformers.js layout), its labels mapped to categories. */
+  | { kind: "onnx"; folder: string; labels: Readonly<Record<string, HarmCategory | "jailbreak" | "ignore">> | undefined; cutPoints: readonly [number, number, number] | undefined }
+  /** Another deployment of this server as the classifier: a Llama Guard model, or any chat model as a JSON judge. */
+  | { kind: "guard"; deployment: string; format: "llama-guard" | "judge" }
+  /** Azure AI Content Safety (text analysis, Prompt Shields, its own blocklists); the key is read from the environment. */
+  | { kind: "azure"; endpoint: string; keyEnv: string; promptShields: boolean; blocklistNames: readonly string[] };
+
+/** A deployment's content safety: the policy, its custom blocklists and its classifiers. */
+export interface ContentSafetySettings {
+  policy: Omit<ContentSafetyPolicy, "blocklistIds">;
+  blocklists: readonly BlocklistSettings[];
+  classifiers: readonly ClassifierSettings[];
+}

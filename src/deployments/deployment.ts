@@ -16,12 +16,16 @@ import { AppError } from "../errors/app-error.ts";
 import type { Principal } from "../auth/principal.ts";
 import type { Limit } from "../quota/quota.ts";
 import { AZURE_SERVERLESS_QUOTA } from "../catalog/phi-models.ts";
+import { ContentFilter } from "../safety/content-filter.ts";
+import { AZURE_DEFAULT_POLICY } from "../safety/content-policy.ts";
 
 export interface DeploymentDeps {
   engines: EngineFactory;
   gpu: GpuChoice;
   /** Limits on images in requests (vision deployments); default DEFAULT_IMAGE_LIMITS. */
   images?: ImageLimits | undefined;
+  /** The deployment's content filter (built by the composition root from its settings); default: none (off). */
+  contentFilter?: ContentFilter | undefined;
   logger: Logger;
 }
 
@@ -35,6 +39,7 @@ export class Deployment {
   readonly limit: Limit;
   /** Estimated resident memory when loaded: weights + KV caches. */
   readonly memoryBytes: number;
+  readonly contentFilter: ContentFilter;
   lastUsedAt = 0;
   private loading: Promise<void> | undefined;
 
@@ -43,7 +48,9 @@ export class Deployment {
     readonly engine: Engine,
     settings: DeploymentSettings,
     images: ImageLimits,
+    contentFilter: ContentFilter,
   ) {
+    this.contentFilter = contentFilter;
     const capacity = engine.capacity();
     this.model = plan.model;
     this.name = plan.model.deploymentName;
@@ -95,7 +102,18 @@ export class Deployment {
       extraStopTokens: plan.extraStopTokens,
       logger: deps.logger.child({ component: "engine", deployment: plan.model.deploymentName }),
     });
-    return new Deployment(plan, engine, settings, deps.images ?? DEFAULT_IMAGE_LIMITS);
+    return new Deployment(plan, engine, settings, deps.images ?? DEFAULT_IMAGE_LIMITS, deps.contentFilter ?? NO_CONTENT_FILTER);
+  }
+
+  /**
+   * The content filter for a caller: the deployment's, or (a trusted tenant's stored key) the same
+   * classifiers annotating only, or none; an override only relaxes (docs/SAFETY.md "Per-key override").
+   */
+  contentFilterFor(principal: Principal): ContentFilter {
+    const override = principal.contentSafety;
+    if (!override || this.contentFilter.policy.mode === "off") return this.contentFilter;
+    if (override === "off") return this.contentFilter.withMode("off");
+    return this.contentFilter.withMode("annotate");
   }
 
   /** True when `principal` may use this deployment (keys and tokens can be restricted to some). */
@@ -133,3 +151,6 @@ export class Deployment {
     await this.engine.close();
   }
 }
+
+/** A deployment built without a content filter (tests of other layers): nothing is checked. */
+const NO_CONTENT_FILTER = new ContentFilter({ ...AZURE_DEFAULT_POLICY, mode: "off" }, []);

@@ -9,6 +9,7 @@ export type AppErrorCode =
   | "PARAMETER_NOT_SUPPORTED"
   | "CONTEXT_LENGTH_EXCEEDED"
   | "INVALID_IMAGE"
+  | "CONTENT_FILTERED"
   | "UNAUTHENTICATED"
   | "FORBIDDEN"
   | "ROUTE_NOT_FOUND"
@@ -31,6 +32,7 @@ export const APP_ERROR_CODES: readonly AppErrorCode[] = [
   "PARAMETER_NOT_SUPPORTED",
   "CONTEXT_LENGTH_EXCEEDED",
   "INVALID_IMAGE",
+  "CONTENT_FILTERED",
   "UNAUTHENTICATED",
   "FORBIDDEN",
   "ROUTE_NOT_FOUND",
@@ -64,6 +66,8 @@ export interface AppErrorOptions {
   retryAfterSeconds?: number | undefined;
   /** Informational headers that belong with this error (e.g. the rate-limit state on a 429). */
   headers?: Record<string, string> | undefined;
+  /** Azure's `innererror` object (content filtering: `{code: "ResponsibleAIPolicyViolation", content_filter_result}`). */
+  innerError?: Record<string, unknown> | undefined;
   cause?: unknown | undefined;
 }
 
@@ -73,6 +77,7 @@ export class AppError extends Error {
   readonly details: ValidationDetail[] | undefined;
   readonly retryAfterSeconds: number | undefined;
   readonly headers: Record<string, string> | undefined;
+  readonly innerError: Record<string, unknown> | undefined;
 
   constructor(code: AppErrorCode, message: string, options: AppErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -80,6 +85,7 @@ export class AppError extends Error {
     this.code = code;
     this.param = options.param;
     this.details = options.details;
+    this.innerError = options.innerError;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.headers = options.headers;
   }

@@ -15,6 +15,8 @@ const HTTP_SHAPES: Record<AppErrorCode, HttpShape> = {
   PARAMETER_NOT_SUPPORTED: { status: 422, wireCode: "parameter_not_supported", type: "invalid_request_error" },
   CONTEXT_LENGTH_EXCEEDED: { status: 400, wireCode: "context_length_exceeded", type: "invalid_request_error" },
   INVALID_IMAGE: { status: 400, wireCode: "invalid_image", type: "invalid_request_error" },
+  // Azure's own body: `type` null, `param` "prompt", and an `innererror` (docs/SAFETY.md "Blocked prompts").
+  CONTENT_FILTERED: { status: 400, wireCode: "content_filter", type: "invalid_request_error" },
   UNAUTHENTICATED: { status: 401, wireCode: "invalid_api_key", type: "authentication_error" },
   FORBIDDEN: { status: 403, wireCode: "permission_denied", type: "permission_error" },
   ROUTE_NOT_FOUND: { status: 404, wireCode: "not_found", type: "invalid_request_error" },
@@ -59,6 +61,8 @@ export function toHttpError(error: unknown): HttpErrorResponse {
     status: shape.status,
   };
   if (appError.details) inner.details = appError.details;
+  if (appError.code === "CONTENT_FILTERED") inner.type = null;
+  if (appError.innerError) inner.innererror = appError.innerError;
   const body: Record<string, unknown> = { error: inner };
   if (appError.code === "UNSUPPORTED_PARAMETER") body.detail = appError.message; // Azure's own 400 body
   if (appError.code === "UNAUTHENTICATED") {

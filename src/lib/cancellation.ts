@@ -38,3 +38,12 @@ export class Cancellation implements CancelSignal {
     if (index >= 0) this.listeners!.splice(index, 1);
   }
 }
+
+/** An AbortSignal that aborts with `signal` (for APIs that take one); `dispose` stops listening. */
+export function toAbortSignal(signal: CancelSignal): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const forward = () => controller.abort(signal.reason);
+  if (signal.aborted) forward();
+  else signal.addEventListener("abort", forward, { once: true });
+  return { signal: controller.signal, dispose: () => signal.removeEventListener("abort", forward) };
+}

@@ -161,30 +161,45 @@ export interface WireLogprobs {
   content: WireTokenLogprob[];
 }
 
+/** Azure's content-filter annotation of one text (docs/SAFETY.md "Annotations"). */
+export type WireContentFilterResults = Record<string, unknown>;
+
+/** The prompt's annotation, as Azure lists it (one prompt: index 0). */
+export interface WirePromptFilterResult {
+  prompt_index: number;
+  content_filter_results: WireContentFilterResults;
+}
+
 export interface ChatCompletionResponse {
   id: string;
   object: "chat.completion";
   created: number;
   model: string;
+  /** With annotations on (docs/SAFETY.md "Annotations"). */
+  prompt_filter_results?: WirePromptFilterResult[];
   choices: {
     index: number;
     message: { role: "assistant"; content: string | null; tool_calls: WireToolCall[] | null };
     finish_reason: WireFinishReason | null;
     logprobs: WireLogprobs | null;
+    content_filter_results?: WireContentFilterResults;
   }[];
   usage: WireUsage;
 }
 
 export interface ChatCompletionChunk {
   id: string;
-  object: "chat.completion.chunk";
+  /** "" only on Azure's prompt-annotation chunk, which opens an annotated stream (docs/SAFETY.md "Annotations"). */
+  object: "chat.completion.chunk" | "";
   created: number;
   model: string;
+  prompt_filter_results?: WirePromptFilterResult[];
   choices: {
     index: number;
     delta: { role?: "assistant"; content?: string; tool_calls?: (WireToolCall & { index: number })[] };
     finish_reason: WireFinishReason | null;
     logprobs: WireLogprobs | null;
+    content_filter_results?: WireContentFilterResults;
   }[];
   /** Azure: on the finish chunk. OpenAI with `stream_options.include_usage`: null, then one `choices: []` chunk carries it. */
   usage?: WireUsage | null;

@@ -20,8 +20,10 @@ import { AppError } from "../errors/app-error.ts";
 import { statusOf } from "../errors/http-mapping.ts";
 import { createCompletionId } from "../lib/ids.ts";
 import { AsyncChannel } from "../lib/async-channel.ts";
-import type { CancelSignal } from "../lib/cancellation.ts";
-import { toChatCommand } from "./chat-command.ts";
+import { toAbortSignal, type CancelSignal } from "../lib/cancellation.ts";
+import type { ContentFilter } from "../safety/content-filter.ts";
+import type { WireFilterResults } from "../safety/content-policy.ts";
+import { toChatCommand, type ChatCommand } from "./chat-command.ts";
 import type { ChatGeneration, GenerationSink, PreparedChat, UsageRecord } from "./chat-generation.ts";
 import type { ServedModel } from "./served-model.ts";
 import { RequestLifetime } from "./request-lifetime.ts";
@@ -59,10 +61,15 @@ export interface ChatRequestContext {
 }
 
 /** What `create` resolves with: a finished response, or chunks to stream as they come. */
-export type ChatCompletionsResult =
-  | { stream: false; response: ChatCompletionResponse; rateLimit: RateLimitState }
+export type ChatCompletionsResult = (
+  | { stream: false; response: ChatCompletionResponse }
   /** Iterating drives nothing: generation runs on its own and waits when the reader falls behind. Leaving the loop early stops it. */
-  | { stream: true; chunks: AsyncIterable<ChatCompletionChunk>; rateLimit: RateLimitState };
+  | { stream: true; chunks: AsyncIterable<ChatCompletionChunk> }
+) & {
+  rateLimit: RateLimitState;
+  /** The content-safety policy the request ran under, for the `x-ms-content-policy`-style header (docs/SAFETY.md). */
+  contentPolicy: string;
+};
 
 /** What the use case needs of a deployment. */
 export interface ChatDeployment {
@@ -73,6 +80,8 @@ export interface ChatDeployment {
   readonly limit: Limit;
   /** Throws FORBIDDEN unless `principal` may use it. */
   authorize(principal: Principal): void;
+  /** The content filter for this caller: the deployment's policy, or the caller's key override. */
+  contentFilterFor(principal: Principal): ContentFilter;
 }
 
 export interface ChatDeployments<D extends ChatDeployment> {
@@ -105,7 +114,14 @@ interface Exchange {
   reservation: Reservation;
   usage: UsageRecord | undefined;
   sawOutput: boolean;
+  filter: ContentFilter;
+  /** The prompt's annotation, when the response carries annotations. */
+  promptFilterResults: WireFilterResults | undefined;
 }
+
+/** Azure's message for a blocked prompt (docs/SAFETY.md "Blocked prompts"). */
+export const PROMPT_FILTERED_MESSAGE =
+  "The response was filtered due to the prompt triggering Microsoft's content management policy. Please modify your prompt and retry.";
 
 export class ChatCompletionsService<D extends ChatDeployment> {
   constructor(private readonly deps: ChatCompletionsDeps<D>) {}
@@ -118,6 +134,8 @@ export class ChatCompletionsService<D extends ChatDeployment> {
     const streamUsage = toStreamUsage(api, chat.stream, command.passThrough.stream_options);
     await this.deps.deployments.ensureLoaded(deployment);
     const prepared = await deployment.chat.prepare(chat, context.signal);
+    const filter = deployment.contentFilterFor(context.principal);
+    const promptFilterResults = filter.active ? await this.checkPrompt(filter, chat, context) : undefined;
     // Reserve the worst case (prompt + every choice's max_tokens); reconciled with actual usage at the end.
     const { reservation, state } = await this.reserve(deployment, context.principal, prepared.promptTokens + prepared.maxTokens * chat.n);
     const lifetime = new RequestLifetime(context.signal, context.deadlineAt, this.deps.shutdownSignal);
@@ -133,13 +151,39 @@ export class ChatCompletionsService<D extends ChatDeployment> {
     context.log.debug({ event: "scheduler.admitted", queuedMs: Math.round(admission.queuedMs) }, "admitted");
     this.deps.metrics.queueWait.observe(admission.queuedMs / 1000);
     const meta: ResponseMeta = { id: createCompletionId(), created: Math.floor(Date.now() / 1000), model: deployment.model.azureName };
-    const exchange: Exchange = { deployment, context, prepared, meta, lifetime, admission, reservation, usage: undefined, sawOutput: false };
-    if (!chat.stream) return { stream: false, response: await this.collect(exchange), rateLimit: state };
+    const exchange: Exchange = {
+      deployment, context, prepared, meta, lifetime, admission, reservation, usage: undefined, sawOutput: false, filter,
+      promptFilterResults: filter.annotates ? promptFilterResults : undefined,
+    };
+    const contentPolicy = filter.describe();
+    if (!chat.stream) return { stream: false, response: await this.collect(exchange), rateLimit: state, contentPolicy };
     const channel = new AsyncChannel<ChatCompletionChunk>(STREAM_HIGH_WATER_MARK, () => lifetime.cancel("the reader stopped"));
     // A stopped request must wind down (free its sequence, settle its quota) even when its reader stalls.
     lifetime.signal.addEventListener("abort", () => channel.unblock(), { once: true });
     void this.pump(exchange, channel, new StreamChunks(meta, streamUsage));
-    return { stream: true, chunks: channel, rateLimit: state };
+    return { stream: true, chunks: channel, rateLimit: state, contentPolicy };
+  }
+
+  /**
+   * The prompt stage of content safety: the request's message text (not the assistant's earlier turns) is
+   * classified before any quota or sequence is taken; a blocked prompt is Azure's 400 `content_filter`.
+   */
+  private async checkPrompt(filter: ContentFilter, chat: ChatCommand, context: ChatRequestContext): Promise<WireFilterResults> {
+    const text = chat.messages.filter((m) => m.role !== "assistant").map((m) => m.content).join("\n");
+    const abort = toAbortSignal(context.signal);
+    try {
+      const verdict = await filter.check(text, "prompt", abort.signal);
+      if (verdict.filtered) {
+        context.log.info({ event: "content_filter.prompt_blocked", reasons: verdict.reasons }, "prompt blocked by the content filter");
+        throw new AppError("CONTENT_FILTERED", PROMPT_FILTERED_MESSAGE, {
+          param: "prompt",
+          innerError: { code: "ResponsibleAIPolicyViolation", content_filter_result: verdict.results },
+        });
+      }
+      return verdict.results;
+    } finally {
+      abort.dispose();
+    }
   }
 
   /** Checks and reserves the deployment's (and the caller's own) limits; 429 with retry headers when over. */
@@ -175,9 +219,10 @@ export class ChatCompletionsService<D extends ChatDeployment> {
         toolCalls(index, calls) {
           choices[index]!.toolCalls = calls;
         },
-        end(index, finishReason, usage) {
+        end(index, finishReason, usage, filterResults) {
           choices[index]!.finishReason = finishReason;
-          if (usage) response = toCompletionResponse(meta, choices, usage);
+          if (filterResults && exchange.promptFilterResults) choices[index]!.contentFilterResults = filterResults;
+          if (usage) response = toCompletionResponse(meta, choices, usage, exchange.promptFilterResults);
         },
       });
       if (!response) throw lifetime.explain(new Error("generation ended early"));
@@ -195,12 +240,13 @@ export class ChatCompletionsService<D extends ChatDeployment> {
   private async pump(exchange: Exchange, channel: AsyncChannel<ChatCompletionChunk>, chunks: StreamChunks): Promise<void> {
     const { prepared, lifetime, context } = exchange;
     try {
+      if (exchange.promptFilterResults) await channel.push(chunks.promptAnnotation(exchange.promptFilterResults));
       for (let index = 0; index < prepared.command.n; index++) await channel.push(chunks.role(index));
       await this.run(exchange, {
         text: (index, text, logprobs) => channel.push(chunks.content(index, text, logprobs)),
         toolCalls: (index, calls) => channel.push(chunks.toolCalls(index, calls)),
-        end: async (index, finishReason, usage) => {
-          for (const chunk of chunks.end(index, finishReason, usage)) await channel.push(chunk);
+        end: async (index, finishReason, usage, filterResults) => {
+          for (const chunk of chunks.end(index, finishReason, usage, exchange.promptFilterResults ? filterResults : undefined)) await channel.push(chunk);
         },
       });
       // Cut short by the deadline or the shutdown: the reader must see an error, not a quiet end.
@@ -227,8 +273,8 @@ export class ChatCompletionsService<D extends ChatDeployment> {
     await exchange.deployment.chat.run(exchange.prepared, exchange.lifetime.signal, {
       text: (index, text, logprobs) => (note(), sink.text(index, text, logprobs)),
       toolCalls: (index, calls) => (note(), sink.toolCalls(index, calls)),
-      end: (index, finishReason, usage) => (note(), sink.end(index, finishReason, usage)),
-    }, (usage) => (exchange.usage = usage));
+      end: (index, finishReason, usage, filterResults) => (note(), sink.end(index, finishReason, usage, filterResults)),
+    }, (usage) => (exchange.usage = usage), exchange.filter.active ? { filter: exchange.filter, windowChars: exchange.filter.policy.streamWindowChars } : undefined);
   }
 
   /** Once per admitted request, finished or not: frees the sequences, reconciles the quota, meters the usage. */

@@ -14,7 +14,10 @@ import type { ServedModel } from "./served-model.ts";
 import { ChoiceOutput, type ChoiceEvent, type ChoiceFinishReason } from "./choice-output.ts";
 import { planPrompt, type PromptPlan } from "./prompt-plan.ts";
 import type { ToolCall } from "./tools.ts";
-import { Cancellation, type CancelSignal } from "../lib/cancellation.ts";
+import { Cancellation, toAbortSignal, type CancelSignal } from "../lib/cancellation.ts";
+import type { ContentFilter } from "../safety/content-filter.ts";
+import type { WireFilterResults } from "../safety/content-policy.ts";
+import { CompletionGate } from "./completion-gate.ts";
 
 export interface Usage {
   promptTokens: number;
@@ -29,7 +32,14 @@ export interface Usage {
 export interface GenerationSink {
   text(index: number, text: string, logprobs: TokenLogprob[] | undefined): void | Promise<void>;
   toolCalls(index: number, calls: ToolCall[]): void | Promise<void>;
-  end(index: number, finishReason: ChoiceFinishReason, usage: Usage | undefined): void | Promise<void>;
+  /** `filterResults`: the choice's content-filter annotation, when its completion was vetted. */
+  end(index: number, finishReason: ChoiceFinishReason, usage: Usage | undefined, filterResults?: WireFilterResults): void | Promise<void>;
+}
+
+/** Completion filtering for a run (docs/SAFETY.md "Streaming"): each choice's text is vetted in windows before release. */
+export interface CompletionSafety {
+  filter: ContentFilter;
+  windowChars: number;
 }
 
 /** What the choices of one run share. */
@@ -39,15 +49,16 @@ interface RunState {
   finishReasons: ChoiceFinishReason[];
   promptTokens: number;
   sink: GenerationSink;
+  safety: CompletionSafety | undefined;
 }
 
-function deliver(state: RunState, index: number, event: ChoiceEvent): void | Promise<void> {
+function deliver(state: RunState, index: number, event: ChoiceEvent, filterResults?: WireFilterResults): void | Promise<void> {
   if (event.type === "text") return state.sink.text(index, event.text, event.logprobs);
   if (event.type === "tool_calls") return state.sink.toolCalls(index, event.calls);
   state.finishReasons[index] = event.finishReason;
   state.open -= 1;
   // Usage counts the prompt once and sums the choices' completions (OpenAI's accounting for n).
-  return state.sink.end(index, event.finishReason, state.open === 0 ? { promptTokens: state.promptTokens, completionTokens: state.completionTokens } : undefined);
+  return state.sink.end(index, event.finishReason, state.open === 0 ? { promptTokens: state.promptTokens, completionTokens: state.completionTokens } : undefined, filterResults);
 }
 
 /** A request that passed every check that can be made before the first byte is sent. */
@@ -167,9 +178,9 @@ export class ChatGeneration {
    * (a sink call may return a promise to apply backpressure). Aborting `signal` ends the run early
    * (no final `end`). `recordUsage` is called exactly once, finished or not.
    */
-  async run(prepared: PreparedChat, signal: CancelSignal, sink: GenerationSink, recordUsage: (record: UsageRecord) => void): Promise<void> {
+  async run(prepared: PreparedChat, signal: CancelSignal, sink: GenerationSink, recordUsage: (record: UsageRecord) => void, safety?: CompletionSafety): Promise<void> {
     const { command, promptTokens } = prepared;
-    const state: RunState = { completionTokens: 0, open: command.n, finishReasons: [], promptTokens, sink };
+    const state: RunState = { completionTokens: 0, open: command.n, finishReasons: [], promptTokens, sink, safety };
     try {
       // One choice (the common case) needs no coordination.
       if (command.n === 1) await this.runChoice(prepared, 0, signal, state);
@@ -204,26 +215,58 @@ export class ChatGeneration {
   private async runChoice(prepared: PreparedChat, index: number, signal: CancelSignal, state: RunState): Promise<void> {
     const { command, plan } = prepared;
     const output = new ChoiceOutput(plan.reading, command.stop, plan.constraint !== undefined, command.topLogprobs !== undefined);
-    let engineReason: "stop" | "length" = "length";
-    if (prepared.maxTokens > 0) {
-      for await (const event of this.deps.engine.generate(this.toEngineRequest(prepared, index), signal)) {
-        if (event.type === "done") {
-          engineReason = event.finishReason;
-          break;
+    const gate = state.safety ? new CompletionGate(state.safety.filter, state.safety.windowChars) : undefined;
+    const abort = gate ? toAbortSignal(signal) : undefined;
+    /** Delivers one event through the gate: text waits for a whole window, anything else releases what is held first. */
+    const emit = async (e: ChoiceEvent): Promise<boolean> => {
+      if (gate && abort) {
+        if (e.type === "text") {
+          gate.push(e.text, e.logprobs);
+          if (!gate.full) return true;
         }
-        state.completionTokens += event.tokenCount;
-        const { events, stopped } = output.accept(event);
-        for (const e of events) {
-          const pending = deliver(state, index, e);
-          if (pending) await pending;
-        }
-        if (stopped) break;
+        const released = await gate.release(abort.signal);
+        if (!released) return false;
+        if (released.text !== "" || released.logprobs) await deliver(state, index, { type: "text", text: released.text, ...(released.logprobs ? { logprobs: released.logprobs } : {}) });
+        if (e.type === "text") return true;
+        await deliver(state, index, e, e.type === "end" ? gate.results : undefined);
+        return true;
       }
-      if (signal.aborted) return;
-    }
-    for (const e of output.finish(engineReason)) {
-      const pending = deliver(state, index, e);
-      if (pending) await pending;
+      await deliver(state, index, e);
+      return true;
+    };
+    try {
+      let engineReason: "stop" | "length" = "length";
+      let blocked = false;
+      if (prepared.maxTokens > 0) {
+        generation: for await (const event of this.deps.engine.generate(this.toEngineRequest(prepared, index), signal)) {
+          if (event.type === "done") {
+            engineReason = event.finishReason;
+            break;
+          }
+          state.completionTokens += event.tokenCount;
+          const { events, stopped } = output.accept(event);
+          for (const e of events) {
+            if (!(await emit(e))) {
+              blocked = true;
+              break generation;
+            }
+          }
+          if (stopped) break;
+        }
+        if (signal.aborted) return;
+      }
+      if (!blocked) {
+        for (const e of output.finish(engineReason)) {
+          if (!(await emit(e))) {
+            blocked = true;
+            break;
+          }
+        }
+      }
+      // The filter blocked this choice: it ends here, and only here (the others of `n` go on).
+      if (blocked) await deliver(state, index, { type: "end", finishReason: "content_filter" }, gate?.results);
+    } finally {
+      abort?.dispose();
     }
   }
 

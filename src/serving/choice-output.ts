@@ -7,7 +7,8 @@ import type { OutputReading } from "./prompt-plan.ts";
 import { StopSequenceMatcher } from "./stop-sequences.ts";
 import { toToolCalls, type ToolCall } from "./tools.ts";
 
-export type ChoiceFinishReason = FinishReason | "tool_calls";
+/** `content_filter`: the completion filter blocked the choice (docs/SAFETY.md "Streaming"). */
+export type ChoiceFinishReason = FinishReason | "tool_calls" | "content_filter";
 
 export type ChoiceEvent =
   | { type: "text"; text: string; logprobs?: TokenLogprob[] }

@@ -2,7 +2,7 @@
  * Maps service results to the wire shapes of docs/AZURE-API.md "Response" and "Streaming" (one mapper
  * for JSON, one for stream chunks).
  */
-import type { ChatCompletionChunk, ChatCompletionResponse, WireLogprobs, WireToolCall, WireUsage } from "../protocol/chat-completions.schema.ts";
+import type { ChatCompletionChunk, ChatCompletionResponse, WireContentFilterResults, WireLogprobs, WireToolCall, WireUsage } from "../protocol/chat-completions.schema.ts";
 import type { TokenLogprob } from "../engine/engine.ts";
 import type { Usage } from "./chat-generation.ts";
 import type { ChoiceFinishReason } from "./choice-output.ts";
@@ -22,6 +22,8 @@ export interface CompletedChoice {
   toolCalls: ToolCall[] | undefined;
   /** Present when logprobs were requested. */
   logprobs: TokenLogprob[] | undefined;
+  /** The choice's content-filter annotation, when annotations are on. */
+  contentFilterResults?: WireContentFilterResults | undefined;
 }
 
 export function toWireUsage(usage: Usage): WireUsage {
@@ -48,12 +50,17 @@ export function toWireLogprobs(entries: readonly TokenLogprob[] | undefined): Wi
   };
 }
 
-export function toCompletionResponse(meta: ResponseMeta, choices: readonly CompletedChoice[], usage: Usage): ChatCompletionResponse {
+/**
+ * The whole response. `promptFilterResults`: the prompt's annotation when annotations are on (then each
+ * choice carries its own `content_filter_results`; docs/SAFETY.md "Annotations").
+ */
+export function toCompletionResponse(meta: ResponseMeta, choices: readonly CompletedChoice[], usage: Usage, promptFilterResults?: WireContentFilterResults): ChatCompletionResponse {
   return {
     id: meta.id,
     object: "chat.completion",
     created: meta.created,
     model: meta.model,
+    ...(promptFilterResults ? { prompt_filter_results: [{ prompt_index: 0, content_filter_results: promptFilterResults }] } : {}),
     choices: choices.map((c, index) => ({
       index,
       message: {
@@ -64,6 +71,7 @@ export function toCompletionResponse(meta: ResponseMeta, choices: readonly Compl
       },
       finish_reason: c.finishReason,
       logprobs: toWireLogprobs(c.logprobs),
+      ...(c.contentFilterResults ? { content_filter_results: c.contentFilterResults } : {}),
     })),
     usage: toWireUsage(usage),
   };
@@ -119,10 +127,23 @@ export class StreamChunks {
     return this.mark(toToolCallsChunk(this.meta, index, calls));
   }
 
-  /** A choice's finish chunk; with the request's usage (on its last choice), the usage as its rule places it. */
-  end(index: number, finishReason: ChoiceFinishReason, usage: Usage | undefined): ChatCompletionChunk[] {
-    if (this.usage === "finish-chunk") return [toFinalChunk(this.meta, index, finishReason, usage)];
-    const last = this.mark(toFinalChunk(this.meta, index, finishReason, undefined));
+  /**
+   * Azure's first chunk of an annotated stream: empty id, object and model, the prompt's annotation, no
+   * choices (docs/SAFETY.md "Annotations").
+   */
+  promptAnnotation(results: WireContentFilterResults): ChatCompletionChunk {
+    return { id: "", object: "", created: 0, model: "", prompt_filter_results: [{ prompt_index: 0, content_filter_results: results }], choices: [], usage: null };
+  }
+
+  /**
+   * A choice's finish chunk (with its content-filter annotation when given); with the request's usage
+   * (on its last choice), the usage as its rule places it.
+   */
+  end(index: number, finishReason: ChoiceFinishReason, usage: Usage | undefined, filterResults?: WireContentFilterResults): ChatCompletionChunk[] {
+    const annotate = (c: ChatCompletionChunk): ChatCompletionChunk =>
+      filterResults ? { ...c, choices: c.choices.map((choice) => ({ ...choice, content_filter_results: filterResults })) } : c;
+    if (this.usage === "finish-chunk") return [annotate(toFinalChunk(this.meta, index, finishReason, usage))];
+    const last = this.mark(annotate(toFinalChunk(this.meta, index, finishReason, undefined)));
     if (!usage || this.usage === "none") return [last];
     const { choices: _, ...head } = last;
     return [last, { ...head, choices: [], usage: toWireUsage(usage) }];

@@ -81,6 +81,8 @@ async function handleChat(chat: ChatCompletions, options: ChatRouteOptions & { a
       },
     );
     reply.headers(toRateLimitHeaders(result.rateLimit));
+    // Which content-safety policy applied (docs/SAFETY.md "What runs by default").
+    reply.header("x-phiserve-content-policy", result.contentPolicy);
     if (!result.stream) return result.response;
     await writeStream(reply, result.chunks);
     return reply;
