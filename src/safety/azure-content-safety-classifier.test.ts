@@ -215,6 +215,14 @@ describe("Azure AI Content Safety classifier (against the local stand-in)", () =
     assert.match(error.message, /timed out after 200 ms/);
   });
 
+  it("keeps at most four calls in flight for one long text", async () => {
+    standIn.script.failure = () => "hang";
+    // Three parts, each analyzed and shielded: six calls wanted, four sent before the timeout.
+    const text = "word ".repeat(5_000);
+    await assert.rejects(classifier({ timeoutMs: 500 }).classify(text, "prompt", never), { code: "timeout" });
+    assert.ok(standIn.requests.length >= 1 && standIn.requests.length <= 4, `${standIn.requests.length} calls sent`);
+  });
+
   it("rejects when the caller's signal aborts", async () => {
     standIn.script.failure = () => "hang";
     const controller = new AbortController();
