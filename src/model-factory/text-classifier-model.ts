@@ -26,7 +26,7 @@ import { TEST_MODEL_CACHE_DIR } from "./test-models.ts";
 export const KOALA_LABEL_NAMES = ["H", "H2", "HR", "OK", "S", "S3", "SH", "V", "V2"] as const;
 
 /** What a trigger word adds to its label's hidden dimension (a power of two: sums stay exact). */
-export const TRIGGER_STRENGTH = 1024;
+export const TRIGGER_STRENGTH = 65536;
 
 export type ClassifierProblemType = "single_label_classification" | "multi_label_classification";
 

@@ -53,7 +53,8 @@ export class OnnxClassifierThread {
     await this.start();
     signal.throwIfAborted();
     const worker = this.worker;
-    if (!worker) throw new Error(this.closed ? "the ONNX classifier is closed" : "the ONNX classifier thread exited");
+    if (this.closed) throw new Error("the ONNX classifier is closed");
+    if (!worker) throw new Error("the ONNX classifier thread exited");
     const id = this.nextId++;
     return new Promise<WindowLogits>((resolve, reject) => {
       const onAbort = () => {
@@ -79,6 +80,7 @@ export class OnnxClassifierThread {
     this.failPending(new Error("the ONNX classifier is closed"));
     const worker = this.worker;
     if (!worker) return;
+    worker.ref(); // until it has exited
     worker.postMessage({ type: "close" } satisfies OnnxClassifierRequest);
     const timer = setTimeout(() => void worker.terminate(), CLOSE_GRACE_MS);
     await this.exited;
@@ -86,15 +88,17 @@ export class OnnxClassifierThread {
   }
 
   private spawn(): Promise<void> {
-    const worker = startWorker(this.spec);
-    worker.unref(); // idle, never what keeps the process alive
+    const worker = startWorker(this.spec); // referenced while it loads: start() is awaited
     this.worker = worker;
     let markExited!: () => void;
     this.exited = new Promise<void>((resolve) => (markExited = resolve));
     return new Promise<void>((resolve, reject) => {
       let loadError: Error | undefined;
       worker.on("message", (reply: OnnxClassifierReply) => {
-        if (reply.type === "ready") resolve();
+        if (reply.type === "ready") {
+          this.idleCheck(); // idle, never what keeps the process alive
+          resolve();
+        }
         else if (reply.type === "loadFailed") loadError = new Error(reply.message);
         else this.settle(reply);
       });
@@ -105,7 +109,7 @@ export class OnnxClassifierThread {
         }
         if (this.closed) resolve(); // closed while it started: nothing failed
         else reject(loadError ?? error);
-        this.failPending(error);
+        this.failPending(this.closed ? new Error("the ONNX classifier is closed") : error);
       };
       worker.on("error", fail);
       worker.on("exit", (code) => {
