@@ -6,7 +6,7 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
@@ -104,6 +104,41 @@ test("random weights: every window's probabilities are in [0, 1], the thread giv
   assert.notDeepEqual(direct.logits.subarray(0, 9), direct.logits.subarray(9, 18)); // windows differ
   const c = await classifier({ seed: 3 });
   assert.deepEqual(await c.classify(text, "prompt", never), await c.classify(text, "prompt", never));
+});
+
+test("transformers.js's text-classification pipeline reads the same folder and gives the same scores (softmax, and sigmoid for multi-label)", async (t) => {
+  const transformers = await import("@huggingface/transformers").catch(() => undefined);
+  if (!transformers) return t.skip("@huggingface/transformers (a dev dependency) is not installed");
+  const root = await mkdtemp(join(tmpdir(), "phiserve-onnxcls-tjs-"));
+  const { env, pipeline } = transformers;
+  const saved = { allowRemoteModels: env.allowRemoteModels, allowLocalModels: env.allowLocalModels, localModelPath: env.localModelPath };
+  Object.assign(env, { allowRemoteModels: false, allowLocalModels: true, localModelPath: `${root}/` });
+  try {
+    const text = "The quick brown fox jumps over the lazy dog.";
+    const models: [string, TextClassifierTestModelOptions][] = [
+      ["softmax", { seed: 11 }],
+      ["sigmoid", { seed: 12, labels: ["toxic", "threat", "insult"], problemType: "multi_label_classification" }],
+    ];
+    for (const [name, model] of models) {
+      const dir = join(root, name);
+      await writeTextClassifierTestModel(dir, model);
+      // transformers.js picks the model class by model_type; the graph's IO is what it feeds either way.
+      const config = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));
+      await writeFile(join(dir, "config.json"), JSON.stringify({ ...config, model_type: "bert" }));
+      const classify = await pipeline("text-classification", name, { dtype: "fp32" });
+      const theirs = (await classify(text, { top_k: null })) as { label: string; score: number }[];
+      await classify.dispose();
+      const folder = await readOnnxClassifierFolder(dir);
+      const runner = await OnnxClassifierRunner.load({ modelFile: folder.modelFile, tokenizerJson: folder.tokenizerJson, tokenizerConfig: folder.tokenizerConfig, labelCount: folder.labels.length, maxTokens: 512, threads: 1 });
+      const ours = toProbabilities((await runner.logits(text))!.logits, folder.labels.length, folder.activation);
+      await runner.release();
+      assert.equal(theirs.length, folder.labels.length);
+      for (const { label, score } of theirs) assert.ok(Math.abs(ours[folder.labels.indexOf(label)]! - score) < 1e-5, `${name} ${label}: ${ours[folder.labels.indexOf(label)]} vs ${score}`);
+    }
+  } finally {
+    Object.assign(env, saved);
+    await rm(root, { recursive: true, force: true });
+  }
 });
 
 test("KoalaAI's labels map onto Azure's categories through the cut points (softmax: H + H2 + HR is hate)", async () => {
