@@ -24,6 +24,9 @@ import { createHttpServer } from "./http/server.ts";
 import { Metrics } from "./observability/metrics.ts";
 import { Deployment } from "./deployments/deployment.ts";
 import { DeploymentRegistry } from "./deployments/deployment-registry.ts";
+import { deploymentCompletion } from "./deployments/guard-completion.ts";
+import { createContentFilter } from "./safety/create-content-filter.ts";
+import type { ContentFilter } from "./safety/content-filter.ts";
 
 export interface App {
   http: FastifyInstance;
@@ -38,6 +41,8 @@ export interface App {
 }
 
 export interface AppOverrides {
+  /** Environment variables the app may read (content-safety keys); default process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
   /** Makes every deployment's engine; default: llama.cpp for GGUF files, ONNX Runtime for model folders (tests of the layers above pass a fake one). */
   engines?: EngineFactory;
 }
@@ -47,18 +52,45 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
     { file: createLlamaCppEngineFactory(), folder: createOnnxEngineFactory() },
     async (path) => (await stat(path).catch(() => undefined))?.isDirectory() ?? false,
   );
+  // Metrics first (their sources are read at scrape time): the content filters count into them.
+  let registry: DeploymentRegistry | undefined;
+  const metrics = new Metrics({ engine: () => registry!.engineStats(), scheduler: () => registry!.schedulerStats() });
+  const filters: ContentFilter[] = [];
   const built = [];
-  for (const settings of config.deployments) built.push(await Deployment.create(settings, { engines, gpu: config.gpu, images: config.images, logger }));
+  try {
+    for (const settings of config.deployments) {
+      const contentFilter = settings.contentSafety
+        ? await createContentFilter(settings.contentSafety, {
+            // A guard deployment is found when it is first used (deployments are built in order).
+            guardCompletion: (name) => (request, signal) => deploymentCompletion(registry!, name)(request, signal),
+            env: overrides.env ?? process.env,
+            hooks: {
+              onClassifierError: (classifier, role, error) => {
+                metrics.contentFilterErrors.inc({ classifier, role });
+                logger.warn({ event: "content_filter.classifier_failed", classifier, role, err: error }, "content-safety classifier failed: text not filtered");
+              },
+              onFiltered: (role) => metrics.contentFiltered.inc({ role }),
+            },
+          })
+        : undefined;
+      if (contentFilter) filters.push(contentFilter);
+      built.push(await Deployment.create(settings, { engines, gpu: config.gpu, images: config.images, contentFilter, logger }));
+    }
+    checkGuardDeployments(config);
+  } catch (error) {
+    await Promise.all(filters.map((f) => f.close()));
+    throw error;
+  }
   const deployments = new DeploymentRegistry(built, {
     defaultName: config.defaultDeployment,
     singleModel: config.singleModel,
     memoryBudgetBytes: config.memoryBudgetBytes ?? 0.75 * totalmem(),
     idleUnloadMs: config.idleUnloadMs,
   }, logger);
+  registry = deployments;
   // A Cancellation, not an AbortController: every request listens to it, and EventTarget listeners cost µs each.
   const shutdown = new Cancellation();
   let draining = false;
-  const metrics = new Metrics({ engine: () => deployments.engineStats(), scheduler: () => deployments.schedulerStats() });
   const store = config.databaseUrl ? await createStore(config.databaseUrl) : undefined;
   await store?.migrate();
   const quota = await createQuota({ redisUrl: config.redisUrl });
@@ -112,10 +144,24 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
       shutdown.abort(new Error("server closing"));
       await http.close();
       await deployments.close();
+      await Promise.all(filters.map((f) => f.close()));
       await usage.flush();
       authenticator.close();
       await quota.close();
       await store?.close();
     },
   };
+}
+
+/** Every guard classifier names another deployment of this server. */
+function checkGuardDeployments(config: ServeConfig): void {
+  const names = new Set(config.deployments.map((d) => d.name));
+  for (const d of config.deployments) {
+    for (const c of d.contentSafety?.classifiers ?? []) {
+      if (c.kind === "guard" && !names.has(c.deployment)) {
+        throw new Error(`Deployment '${d.name ?? d.modelPath}': its guard classifier names the deployment '${c.deployment}', which this server does not have.`);
+      }
+      if (c.kind === "guard" && c.deployment === d.name) throw new Error(`Deployment '${d.name}' cannot be its own guard.`);
+    }
+  }
 }

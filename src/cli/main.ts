@@ -16,6 +16,10 @@ const integer = (min: number) => (value: string): number => {
   return n;
 };
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const contentSafetyMode = (value: string): "filter" | "annotate" | "off" => {
+  if (value === "filter" || value === "annotate" || value === "off") return value;
+  throw new InvalidArgumentError("expected filter, annotate or off");
+};
 
 const program = new Command("phiserve").description("Serve Microsoft Phi models behind the Azure AI Model Inference API").showHelpAfterError();
 
@@ -61,6 +65,8 @@ program
   .option("--allow-image-urls", "fetch http(s) image URLs in chat requests (off: data URLs only); public addresses only, size- and time-limited", false)
   .option("--allow-private-image-urls", "let image URLs reach loopback/private/link-local addresses too (request forgery: closed networks only)", false)
   .option("--image-url-timeout <seconds>", "time allowed to download one image URL (default 10)", integer(1))
+  .option("--content-safety <mode>", "content filter of every deployment: filter (Azure's default policy), annotate (report only) or off; default: filter, or the config file's", contentSafetyMode)
+  .option("--content-annotations", "add Azure's content-filter annotations to responses (prompt_filter_results, content_filter_results)", false)
   .option("--log-level <level>", "pino log level", "info")
   .action(runServe);
 

@@ -27,6 +27,94 @@ import { parse } from "yaml";
 
 const Positive = (description: string) => Type.Integer({ minimum: 1, description });
 
+const ThresholdSchema = Type.Union([Type.Literal("low"), Type.Literal("medium"), Type.Literal("high"), Type.Literal("off")]);
+const CategoryName = Type.Union([Type.Literal("hate"), Type.Literal("sexual"), Type.Literal("violence"), Type.Literal("self_harm")]);
+const Thresholds = (description: string) =>
+  Type.Optional(
+    Type.Object(
+      { hate: Type.Optional(ThresholdSchema), sexual: Type.Optional(ThresholdSchema), violence: Type.Optional(ThresholdSchema), self_harm: Type.Optional(ThresholdSchema) },
+      { additionalProperties: false, description },
+    ),
+  );
+
+/** One classifier of a content filter (docs/SAFETY.md "Classifiers"). */
+const ClassifierSchema = Type.Union([
+  Type.Object(
+    {
+      kind: Type.Literal("lexicon"),
+      builtIn: Type.Optional(Type.Boolean({ description: "Include the small built-in English lexicon (default true)." })),
+      rules: Type.Optional(
+        Type.Array(
+          Type.Object(
+            {
+              pattern: Type.String({ minLength: 1 }),
+              isRegex: Type.Optional(Type.Boolean()),
+              category: Type.Union([CategoryName, Type.Literal("jailbreak")]),
+              severity: Type.Integer({ minimum: 0, maximum: 7 }),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+      ),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      kind: Type.Literal("onnx"),
+      folder: Type.String({ minLength: 1, description: "A local text-classification folder (config.json, tokenizer.json, model.onnx)." }),
+      labels: Type.Optional(Type.Record(Type.String(), Type.Union([CategoryName, Type.Literal("jailbreak"), Type.Literal("ignore")]))),
+      cutPoints: Type.Optional(Type.Tuple([Type.Number({ minimum: 0, maximum: 1 }), Type.Number({ minimum: 0, maximum: 1 }), Type.Number({ minimum: 0, maximum: 1 })])),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      kind: Type.Literal("guard"),
+      deployment: Type.String({ minLength: 1, description: "Another deployment of this file that runs the guard model or judge." }),
+      format: Type.Optional(Type.Union([Type.Literal("llama-guard"), Type.Literal("judge")])),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      kind: Type.Literal("azure"),
+      endpoint: Type.String({ minLength: 1 }),
+      keyEnv: Type.Optional(Type.String({ minLength: 1, description: "Environment variable holding the key (default CONTENT_SAFETY_KEY)." })),
+      promptShields: Type.Optional(Type.Boolean()),
+      blocklistNames: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    },
+    { additionalProperties: false },
+  ),
+]);
+
+/** A deployment's content safety (docs/SAFETY.md "Policy"). */
+export const ContentSafetySchema = Type.Object(
+  {
+    mode: Type.Optional(Type.Union([Type.Literal("filter"), Type.Literal("annotate"), Type.Literal("off")], { description: "filter (default), annotate only, or off." })),
+    annotations: Type.Optional(Type.Boolean({ description: "Annotations in responses (prompt_filter_results, content_filter_results); default false." })),
+    prompt: Thresholds("Per-category thresholds for prompts (default medium)."),
+    completion: Thresholds("Per-category thresholds for completions (default medium)."),
+    jailbreak: Type.Optional(Type.Boolean({ description: "Filter jailbreak attempts in prompts (default true)." })),
+    profanity: Type.Optional(Type.Boolean({ description: "Filter profanity (default false)." })),
+    blocklists: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            id: Type.String({ minLength: 1, maxLength: 64 }),
+            items: Type.Array(Type.Object({ pattern: Type.String({ minLength: 1, maxLength: 1000 }), isRegex: Type.Optional(Type.Boolean()) }, { additionalProperties: false }), { minItems: 1 }),
+          },
+          { additionalProperties: false },
+        ),
+      ),
+    ),
+    classifiers: Type.Optional(Type.Array(ClassifierSchema, { description: "Default: the built-in lexicon." })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1, description: "Per classifier call (default 2000)." })),
+    streamWindowChars: Type.Optional(Type.Integer({ minimum: 1, description: "Completion text vetted per window before release (default 128)." })),
+  },
+  { additionalProperties: false },
+);
+
 export const DeploymentSchema = Type.Object(
   {
     name: Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description: "Deployment name: `model` in requests, `azureml-model-deployment` header." }),
@@ -50,6 +138,7 @@ export const DeploymentSchema = Type.Object(
     parseSpecialInContent: Type.Optional(Type.Boolean({ description: "Parse special-token text in message contents too (lets users forge turns); default false." })),
     maxN: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: "Largest n (default 16)." })),
     numCrops: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: "Vision models: HD crops per image (default 16, Azure's counting)." })),
+    contentSafety: Type.Optional(ContentSafetySchema),
   },
   { additionalProperties: false },
 );
@@ -73,6 +162,7 @@ export const ConfigFileSchema = Type.Object(
 );
 
 export type DeploymentConfig = Static<typeof DeploymentSchema>;
+export type ContentSafetyConfig = Static<typeof ContentSafetySchema>;
 export type ConfigFile = Static<typeof ConfigFileSchema>;
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile<ConfigFile>(ConfigFileSchema);

@@ -19,6 +19,11 @@ export class Metrics {
   readonly timeToFirstToken = new Histogram({ name: "phiserve_time_to_first_token_seconds", help: "From arrival to the first generated text.", buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [this.registry] });
   readonly queueWait = new Histogram({ name: "phiserve_queue_wait_seconds", help: "Time spent waiting for a free sequence.", buckets: [0, 0.01, 0.1, 0.5, 1, 5, 15, 60], registers: [this.registry] });
 
+  /** Content-safety classifier calls that failed or timed out (the text went on, annotated content_filter_error). */
+  readonly contentFilterErrors = new Counter({ name: "phiserve_content_filter_errors_total", help: "Content-safety classifier calls that failed or timed out, by classifier and role (prompt, completion).", labelNames: ["classifier", "role"] as const, registers: [this.registry] });
+  /** Texts the content filter blocked. */
+  readonly contentFiltered = new Counter({ name: "phiserve_content_filtered_total", help: "Prompts and completions blocked by the content filter, by role.", labelNames: ["role"] as const, registers: [this.registry] });
+
   readonly promptTokens = this.usageTokens.labels({ kind: "prompt" });
   readonly completionTokens = this.usageTokens.labels({ kind: "completion" });
   /** Labelled children by route and status, so counting a request does not hash its labels each time. */

@@ -121,7 +121,8 @@ export class ChatGeneration {
   constructor(private readonly deps: ChatGenerationDeps) {}
 
   /** Renders and measures the prompt; throws the errors that must precede any streamed byte. */
-  async prepare(command: ChatCommand, signal?: CancelSignal): Promise<PreparedChat> {
+  /** `chatTemplate`: render with this template instead of the model's (a guard classifier's own prompt format). */
+  async prepare(command: ChatCommand, signal?: CancelSignal, options: { chatTemplate?: string | undefined } = {}): Promise<PreparedChat> {
     const { engine, model } = this.deps;
     if (!engine.isReady()) {
       throw new AppError("ENGINE_UNAVAILABLE", "The model is loading; retry shortly.", {
@@ -130,7 +131,7 @@ export class ChatGeneration {
     }
     const info = engine.modelInfo();
     const plan = planPrompt(command, model);
-    const { prompt, literalSpans } = withBosSpans(this.render(plan, info), info);
+    const { prompt, literalSpans } = withBosSpans(this.render(plan, info, options.chatTemplate ?? this.deps.model.chatTemplate), info);
     checkLogitBiasIds(command.logitBias, info.vocabSize);
     const requested = command.maxTokens ?? 0;
     // The prompt must leave room for the completion asked for, and at least one token.
@@ -165,11 +166,11 @@ export class ChatGeneration {
   }
 
   /** The template applied to the plan's messages; the suffix (e.g. `<|tool_call|>`) is template text. */
-  private render(plan: PromptPlan, info: EngineModelInfo): Required<Pick<PromptText, "prompt" | "literalSpans">> {
-    const { model, parseSpecialInContent } = this.deps;
+  private render(plan: PromptPlan, info: EngineModelInfo, template: string): Required<Pick<PromptText, "prompt" | "literalSpans">> {
+    const { parseSpecialInContent } = this.deps;
     const options = { bosToken: info.bosToken, eosToken: info.eosToken };
-    if (parseSpecialInContent) return { prompt: renderChatTemplate(model.chatTemplate, plan.messages, options) + plan.promptSuffix, literalSpans: undefined };
-    const rendered = renderChatPrompt(model.chatTemplate, plan.messages, options);
+    if (parseSpecialInContent) return { prompt: renderChatTemplate(template, plan.messages, options) + plan.promptSuffix, literalSpans: undefined };
+    const rendered = renderChatPrompt(template, plan.messages, options);
     return { prompt: rendered.prompt + plan.promptSuffix, literalSpans: rendered.literalSpans };
   }
 

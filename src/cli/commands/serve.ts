@@ -1,7 +1,9 @@
 import type { Logger } from "pino";
 import { createApp } from "../../app.ts";
 import { DEFAULT_IMAGE_LIMITS, type DeploymentSettings, type GpuChoice, type ServeConfig } from "../../config/serve-config.ts";
-import { loadConfigFile, parseByteSize, type ConfigFile } from "../../config/config-file.ts";
+import { loadConfigFile, parseByteSize, type ConfigFile, type ContentSafetyConfig } from "../../config/config-file.ts";
+import type { ClassifierSettings, ContentSafetySettings } from "../../config/serve-config.ts";
+import { AZURE_DEFAULT_POLICY, type SafetyMode } from "../../safety/content-policy.ts";
 import { resolveDatabaseUrl } from "../../store/create-store.ts";
 import { isLoopbackHost } from "../../lib/loopback.ts";
 import { createLogger } from "../../observability/logger.ts";
@@ -48,6 +50,8 @@ interface ServeFlags {
   allowImageUrls: boolean;
   allowPrivateImageUrls: boolean;
   imageUrlTimeout?: number;
+  contentSafety?: SafetyMode;
+  contentAnnotations: boolean;
   logLevel: string;
 }
 
@@ -119,7 +123,42 @@ function settingsFromFlags(flags: ServeFlags): Omit<DeploymentSettings, "name" |
     toolEmulation: flags.toolEmulation,
     parseSpecialInContent: flags.parseSpecialInContent,
     numCrops: flags.numCrops,
+    contentSafety: toContentSafety(undefined, flags),
     quota: flags.rpm || flags.tpm ? { requestsPerMinute: flags.rpm, tokensPerMinute: flags.tpm } : undefined,
+  };
+}
+
+/**
+ * A deployment's content safety: its config-file block over Azure's default policy, with the built-in lexicon
+ * when it names no classifier; `--content-safety` / `--content-annotations` win over the file (docs/SAFETY.md "Policy").
+ */
+export function toContentSafety(config: ContentSafetyConfig | undefined, flags: Pick<ServeFlags, "contentSafety" | "contentAnnotations">): ContentSafetySettings {
+  const d = AZURE_DEFAULT_POLICY;
+  const classifiers: ClassifierSettings[] = (config?.classifiers ?? [{ kind: "lexicon" }]).map((c): ClassifierSettings => {
+    switch (c.kind) {
+      case "lexicon":
+        return { kind: "lexicon", builtIn: c.builtIn ?? true, rules: c.rules ?? [] };
+      case "onnx":
+        return { kind: "onnx", folder: c.folder, labels: c.labels, cutPoints: c.cutPoints };
+      case "guard":
+        return { kind: "guard", deployment: c.deployment, format: c.format ?? "llama-guard" };
+      case "azure":
+        return { kind: "azure", endpoint: c.endpoint, keyEnv: c.keyEnv ?? "CONTENT_SAFETY_KEY", promptShields: c.promptShields ?? true, blocklistNames: c.blocklistNames ?? [] };
+    }
+  });
+  return {
+    policy: {
+      mode: flags.contentSafety ?? config?.mode ?? d.mode,
+      annotations: flags.contentAnnotations || (config?.annotations ?? d.annotations),
+      prompt: { ...d.prompt, ...config?.prompt },
+      completion: { ...d.completion, ...config?.completion },
+      jailbreak: config?.jailbreak ?? d.jailbreak,
+      profanity: config?.profanity ?? d.profanity,
+      timeoutMs: config?.timeoutMs ?? d.timeoutMs,
+      streamWindowChars: config?.streamWindowChars ?? d.streamWindowChars,
+    },
+    blocklists: (config?.blocklists ?? []).map((b) => ({ id: b.id, items: b.items.map((i) => ({ pattern: i.pattern, isRegex: i.isRegex ?? false })) })),
+    classifiers,
   };
 }
 
@@ -192,6 +231,7 @@ async function fromConfigFile(flags: ServeFlags, file: ConfigFile): Promise<Depl
       toolEmulation: d.toolEmulation ?? base.toolEmulation,
       parseSpecialInContent: d.parseSpecialInContent ?? base.parseSpecialInContent,
       numCrops: d.numCrops ?? base.numCrops,
+      contentSafety: toContentSafety(d.contentSafety, flags),
       quota: d.quota,
     });
   }
