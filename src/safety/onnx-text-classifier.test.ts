@@ -102,6 +102,11 @@ test("random weights: every window's probabilities are in [0, 1], the thread giv
   const probabilities = toProbabilities(threaded.logits.slice(), 9, "softmax");
   assert.ok(probabilities.every((p) => p >= 0 && p <= 1));
   assert.notDeepEqual(direct.logits.subarray(0, 9), direct.logits.subarray(9, 18)); // windows differ
+  // Texts sent together are answered each with its own logits, as one at a time.
+  const texts = [text, "hello world", "What is the capital of France?", text.slice(0, 100)];
+  const together = await Promise.all(texts.map((x) => thread.logits(x, never)));
+  for (const [i, x] of texts.entries()) assert.deepEqual(together[i], await thread.logits(x, never));
+  assert.equal(new Set(together.map((r) => r.logits.join())).size, texts.length);
   const c = await classifier({ seed: 3 });
   assert.deepEqual(await c.classify(text, "prompt", never), await c.classify(text, "prompt", never));
 });

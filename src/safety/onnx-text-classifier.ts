@@ -49,7 +49,8 @@ export const KOALA_TEXT_MODERATION_LABELS: OnnxLabelMap = {
   OK: "ignore",
 };
 
-const TARGETS: readonly OnnxLabelTarget[] = [...HARM_CATEGORIES, "jailbreak", "ignore"];
+/** Every label target (for config schemas). */
+export const ONNX_LABEL_TARGETS: readonly OnnxLabelTarget[] = [...HARM_CATEGORIES, "jailbreak", "ignore"];
 
 /** Where the graph may be, in the order looked for (full precision first, as transformers.js's fp32). */
 export const ONNX_CLASSIFIER_MODEL_FILES = ["onnx/model.onnx", "model.onnx", "onnx/model_quantized.onnx", "model_quantized.onnx"] as const;
@@ -199,9 +200,9 @@ function checkOptions(options: OnnxTextClassifierOptions, folder: OnnxClassifier
   const unknown = Object.keys(options.labels).filter((label) => !folder.labels.includes(label));
   if (unknown.length > 0) throw new Error(`${where}: the label map names ${unknown.join(", ")}, which the model does not have (its labels: ${folder.labels.join(", ")})`);
   const unmapped = folder.labels.filter((label) => !Object.hasOwn(options.labels, label));
-  if (unmapped.length > 0) throw new Error(`${where}: the label map says nothing of ${unmapped.join(", ")} (map each label to ${TARGETS.join(", ")})`);
+  if (unmapped.length > 0) throw new Error(`${where}: the label map says nothing of ${unmapped.join(", ")} (map each label to ${ONNX_LABEL_TARGETS.join(", ")})`);
   for (const [label, target] of Object.entries(options.labels)) {
-    if (!TARGETS.includes(target)) throw new Error(`${where}: label ${label} maps to ${String(target)}; expected one of ${TARGETS.join(", ")}`);
+    if (!ONNX_LABEL_TARGETS.includes(target)) throw new Error(`${where}: label ${label} maps to ${String(target)}; expected one of ${ONNX_LABEL_TARGETS.join(", ")}`);
   }
   const cutPoints = options.cutPoints ?? DEFAULT_CUT_POINTS;
   const [low, medium, high] = cutPoints;
