@@ -254,3 +254,16 @@ test("close() ends the thread; later calls reject", async () => {
   await c.close!();
   await assert.rejects(c.classify("hello", "prompt", never), /closed/);
 });
+
+test("a thread that dies fails what it held and is replaced on the next call", async () => {
+  const folder = await readOnnxClassifierFolder(await ensureTextClassifierTestModel({}));
+  const thread = new OnnxClassifierThread({ modelFile: folder.modelFile, tokenizerJson: folder.tokenizerJson, tokenizerConfig: folder.tokenizerConfig, labelCount: 9, maxTokens: 512, threads: 1 });
+  open.push(thread);
+  const before = await thread.logits("hello world", never);
+  const held = assert.rejects(thread.logits("held when it died ".repeat(500), never), /thread exited/);
+  await (thread as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate(); // as a crash would end it
+  await held;
+  assert.equal(thread.isRunning(), false);
+  assert.deepEqual(await thread.logits("hello world", never), before);
+  assert.equal(thread.isRunning(), true);
+});
