@@ -14,6 +14,8 @@ import {
   englishRecommendedTransformers,
   parseRawPattern,
   RegExpMatcher,
+  resolveConfusablesTransformer,
+  resolveLeetSpeakTransformer,
   type TransformerContainer,
 } from "obscenity";
 import type { BlocklistHit, Classification, TextClassifier, TextRole } from "./classifier.ts";
@@ -104,8 +106,22 @@ export function toMatchingForm(text: string): string {
     .replace(/(\p{Script=Latin})\p{M}+/gu, "$1")
     .normalize("NFKC")
     .replace(SPACED_LETTERS, (run) => run.replace(/[ .*_-]/g, ""))
-    .replace(EDGE_LEET_PUNCTUATION, " ");
+    .replace(EDGE_LEET_PUNCTUATION, " ")
+    .replace(/ {2,}/g, " ");
 }
+
+/**
+ * Confusable characters and leet-speak decoded as obscenity decodes them ("k1ll" → "kill", "kіll" with
+ * a Cyrillic "і" → "kill"), in the words that mix letters with digits, leet symbols or non-ASCII
+ * characters; numbers and plain words are kept, so most texts come back unchanged.
+ */
+export function decodeLeetSpeak(matchingFormText: string): string {
+  return matchingFormText.replace(/[\p{L}\p{N}$@!|(]+/gu, (word) =>
+    /\p{L}/u.test(word) && /[^a-z]/.test(word) ? applyTransformers(word, LEET_TRANSFORMERS) : word,
+  );
+}
+
+const LEET_TRANSFORMERS: readonly TransformerContainer[] = [resolveConfusablesTransformer(), resolveLeetSpeakTransformer()];
 
 /** Applies obscenity transformers to a whole string, as its matcher does to the text it searches. */
 function applyTransformers(text: string, containers: readonly TransformerContainer[]): string {
@@ -271,12 +287,15 @@ function quantifierMax(body: string): number {
 /**
  * Compiles a regex item with the `u` and `i` flags, or throws with the reason: invalid syntax, a shape
  * that can backtrack catastrophically ({@link findBacktrackingHazard}), or a match on empty text (which
- * would match every text).
+ * would match every text). `flags` (always with `g`) are for the built-in lexicon, whose lower-case
+ * patterns run on lower-cased text without `u` and `i`, several times faster; the syntax is still
+ * checked with `u`.
  */
-export function compileGuardedRegExp(source: string): RegExp {
+export function compileGuardedRegExp(source: string, flags = "giu"): RegExp {
   let regExp: RegExp;
   try {
-    regExp = new RegExp(source, "giu");
+    new RegExp(source, "u");
+    regExp = new RegExp(source, flags);
   } catch (error) {
     throw new Error(`is not a valid regular expression (${(error as Error).message})`);
   }
@@ -303,8 +322,14 @@ export function regexWindows(text: string): { start: number; end: number }[] {
       return windows;
     }
     const nominal = start + REGEX_WINDOW_CHARS;
-    const space = text.lastIndexOf(" ", nominal);
-    windows.push({ start, end: space >= nominal - REGEX_WINDOW_SLACK_CHARS ? space + 1 : nominal });
+    let end = nominal;
+    for (let i = nominal; i >= nominal - REGEX_WINDOW_SLACK_CHARS; i--) {
+      if (text[i] === " ") {
+        end = i + 1;
+        break;
+      }
+    }
+    windows.push({ start, end });
   }
 }
 
