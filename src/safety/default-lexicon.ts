@@ -30,7 +30,7 @@ export interface WordSeverity {
 const INSULT: readonly WordSeverity[] = [{ category: "hate", severity: 2 }];
 const EXPLICIT: readonly WordSeverity[] = [{ category: "sexual", severity: 4 }];
 const SEXUAL_MENTION: readonly WordSeverity[] = [{ category: "sexual", severity: 3 }];
-const VULGAR_ANATOMY: readonly WordSeverity[] = [{ category: "sexual", severity: 2 }];
+const VULGAR_SEXUAL: readonly WordSeverity[] = [{ category: "sexual", severity: 2 }];
 
 /**
  * Severities of obscenity's English words, by the data set's `originalWord`. Words left out (medical
@@ -52,15 +52,15 @@ export const PROFANITY_WORD_SEVERITIES: Readonly<Record<string, readonly WordSev
   ass: INSULT,
   bollocks: INSULT,
   cuck: INSULT,
-  whore: [...INSULT, ...VULGAR_ANATOMY],
-  slut: [...INSULT, ...VULGAR_ANATOMY],
-  hooker: VULGAR_ANATOMY,
-  pussy: VULGAR_ANATOMY,
-  dick: VULGAR_ANATOMY,
-  cock: VULGAR_ANATOMY,
-  tit: VULGAR_ANATOMY,
-  boob: VULGAR_ANATOMY,
-  anal: VULGAR_ANATOMY,
+  whore: [...INSULT, ...VULGAR_SEXUAL],
+  slut: [...INSULT, ...VULGAR_SEXUAL],
+  hooker: VULGAR_SEXUAL,
+  pussy: VULGAR_SEXUAL,
+  dick: VULGAR_SEXUAL,
+  cock: VULGAR_SEXUAL,
+  tit: VULGAR_SEXUAL,
+  boob: VULGAR_SEXUAL,
+  anal: VULGAR_SEXUAL,
   masturbate: SEXUAL_MENTION,
   ejaculate: SEXUAL_MENTION,
   orgasm: SEXUAL_MENTION,

@@ -23,7 +23,12 @@ import { HARM_CATEGORIES, type Classification, type HarmCategory, type TextClass
 import { BUILT_IN_CATEGORY_RULES, BUILT_IN_JAILBREAK_PATTERNS, PROFANITY_WORD_SEVERITIES, SLUR_SEVERITIES, type WordSeverity } from "./default-lexicon.ts";
 
 export interface LexiconRule {
-  /** An exact phrase (whole words, obscenity's normalisation, as blocklist terms) or, with `isRegex`, a regex. */
+  /**
+   * An exact phrase (whole words, with obscenity's normalisation, as blocklist terms) or, with `isRegex`,
+   * a JavaScript regex (flags `u` and `i`, refused if it can backtrack catastrophically) run on the
+   * text's matching form (lower case, whitespace collapsed, accents off Latin letters) and its
+   * leet-decoded twin.
+   */
   pattern: string;
   isRegex?: boolean;
   /** A harm category, or `jailbreak` (checked on prompts only; its severity is not used). */
