@@ -191,15 +191,18 @@ export class OnnxEngine implements Engine {
       this.counters.generatedTokens++;
       // The next step would need one more position than the context holds: this token is the last.
       const isLast = generated >= request.maxTokens || positions + 1 >= this.options.contextSize;
+      // The thread evaluates the token while the caller streams it (the logits were read: the buffer is free).
+      const next = isLast ? undefined : loaded.graphs.step(seq, choice.token, signal);
+      next?.catch(() => undefined); // awaited below, unless the caller stops iterating first
       const piece = text.push(choice.token, isLast);
       yield request.topLogprobs === undefined
         ? { type: "token", text: piece, tokenCount: 1 }
         : { type: "token", text: piece, tokenCount: 1, logprobs: [this.logprobOf(loaded, choice)] };
-      if (isLast) {
+      if (!next) {
         yield { type: "done", finishReason: "length" };
         return;
       }
-      if (!(await loaded.graphs.step(seq, choice.token, signal))) return;
+      if (!(await next)) return;
       positions++;
       this.counters.decodeBatches++;
       this.counters.decodeBatchTokens++;

@@ -69,11 +69,15 @@ export interface GraphSequence {
   readonly logits: Float32Array;
 }
 
-type Settle = (reply: Extract<OnnxGraphReply, { id: number }> | Error) => void;
+/** Settles a call: with the thread's answer, an error, or undefined when it is no longer awaited (aborted, freed). */
+interface Pending {
+  seq: number | undefined;
+  settle: (reply: Extract<OnnxGraphReply, { id: number }> | Error | undefined) => void;
+}
 
 export class OnnxGraphThread {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, Settle>();
+  private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private nextSeq = 0;
   /** Calls awaiting the thread: while any, the worker is ref'd (an awaited answer keeps the process alive). */
@@ -108,8 +112,7 @@ export class OnnxGraphThread {
         this.stop(new Error(reply.message));
         void this.worker.terminate();
       } else {
-        const settle = this.pending.get(reply.id);
-        if (settle) settle(reply);
+        this.pending.get(reply.id)?.settle(reply);
       }
     });
     this.worker.on("error", (error) => this.stop(error));
@@ -143,8 +146,9 @@ export class OnnxGraphThread {
     return (await this.call({ type: "step", id: this.nextId++, seq: seq.id, token }, seq, signal)) !== undefined;
   }
 
-  /** Drops `seq` in the thread (its KV cache, and its run if one still waits). */
+  /** Drops `seq` in the thread (its KV cache, and its run if one still waits); a call of it still waiting resolves as aborted. */
   free(seq: GraphSequence): void {
+    for (const pending of [...this.pending.values()]) if (pending.seq === seq.id) pending.settle(undefined);
     if (!this.stopped) this.worker.postMessage({ type: "free", seq: seq.id } satisfies OnnxGraphRequest);
   }
 
@@ -155,7 +159,7 @@ export class OnnxGraphThread {
     if (this.started) {
       this.hold();
       const id = this.nextId++;
-      const closed = new Promise<void>((resolve) => this.pending.set(id, () => resolve()));
+      const closed = new Promise<void>((resolve) => this.pending.set(id, { seq: undefined, settle: () => resolve() }));
       this.worker.postMessage({ type: "close", id } satisfies OnnxGraphRequest);
       await Promise.race([closed, this.exited]);
       this.pending.delete(id);
@@ -168,23 +172,17 @@ export class OnnxGraphThread {
     if (signal.aborted) return Promise.resolve(undefined);
     const { id } = message;
     return new Promise((resolve, reject) => {
-      const done = () => {
+      const settle = (reply: Extract<OnnxGraphReply, { id: number }> | Error | undefined) => {
         this.pending.delete(id);
         signal.removeEventListener("abort", onAbort);
         this.letGo();
+        if (reply instanceof Error) reject(reply);
+        else if (reply?.type === "failed") reject(new Error(reply.message));
+        else resolve(reply?.type === "logits" ? reply : undefined);
       };
       // Aborted: the answer is not awaited, and the thread drops the sequence after the run in progress.
-      const onAbort = () => {
-        done();
-        this.free(seq);
-        resolve(undefined);
-      };
-      this.pending.set(id, (reply) => {
-        done();
-        if (reply instanceof Error) reject(reply);
-        else if (reply.type === "failed") reject(new Error(reply.message));
-        else if (reply.type === "logits") resolve(reply);
-      });
+      const onAbort = () => this.free(seq);
+      this.pending.set(id, { seq: seq.id, settle });
       signal.addEventListener("abort", onAbort, { once: true });
       this.hold();
       this.worker.postMessage(message, transfer);
@@ -197,7 +195,7 @@ export class OnnxGraphThread {
     this.stopped = cause === "closed"
       ? new AppError("ENGINE_UNAVAILABLE", "The model was unloaded.", { retryAfterSeconds: 5 })
       : new AppError("ENGINE_UNAVAILABLE", `The model's ONNX Runtime thread stopped (${cause.message}); retry shortly.`, { retryAfterSeconds: 5 });
-    for (const settle of [...this.pending.values()]) settle(this.stopped);
+    for (const pending of [...this.pending.values()]) pending.settle(this.stopped);
     if (!this.started) {
       this.failLoad(cause === "closed" ? new Error("the ONNX engine was closed while it loaded") : cause);
       this.letGo();
