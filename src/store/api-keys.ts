@@ -3,13 +3,16 @@
  * digest, and validation of the caller's input. Only the digest is ever persisted.
  */
 import { createHash, randomBytes } from "node:crypto";
-import type { ApiKeyRecord, NewApiKey } from "./store.ts";
+import type { ApiKeyContentSafety, ApiKeyRecord, NewApiKey } from "./store.ts";
 
 /** Prefix of every key phiserve issues (lets secret scanners and humans recognise them). */
 export const API_KEY_PREFIX = "phs_";
 
 /** Random bytes per key: 30 bytes = 240 bits = 40 base64url characters after the prefix. */
 const SECRET_BYTES = 30;
+
+/** Every content-safety override a stored key may carry (`ApiKeyRecord.contentSafety`), as help texts list them. */
+export const API_KEY_CONTENT_SAFETY_MODES: readonly ApiKeyContentSafety[] = Object.freeze(["annotate", "off"]);
 
 /** A new secret: `phs_` followed by 40 base64url characters from `crypto.randomBytes`. */
 export function generateApiKey(): string {
@@ -34,7 +37,8 @@ export interface MintedApiKey {
 
 /**
  * Validates `input` and mints a key for it (id, secret, digest, creation time).
- * @throws Error when the name is empty, a limit is not a positive integer, or `deployments` is an empty list.
+ * @throws Error when the name is empty, a limit is not a positive integer, `deployments` is an empty list, or
+ *   `contentSafety` is not one of {@link API_KEY_CONTENT_SAFETY_MODES}.
  */
 export function mintApiKey(input: NewApiKey, now: Date = new Date()): MintedApiKey {
   const name = input.name.trim();
@@ -47,6 +51,7 @@ export function mintApiKey(input: NewApiKey, now: Date = new Date()): MintedApiK
     deployments: normalizeDeployments(input.deployments),
     rpm: positiveLimit("rpm", input.rpm),
     tpm: positiveLimit("tpm", input.tpm),
+    contentSafety: contentSafetyOverride(input.contentSafety),
     createdAt: now,
     revokedAt: null,
   };
@@ -66,4 +71,13 @@ function positiveLimit(label: string, value: number | null | undefined): number 
   if (value === undefined || value === null) return null;
   if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${label} must be a positive integer, got ${value}`);
   return value;
+}
+
+function contentSafetyOverride(value: unknown): ApiKeyContentSafety | null {
+  if (value === undefined || value === null) return null;
+  const mode = API_KEY_CONTENT_SAFETY_MODES.find((m) => m === value);
+  if (mode === undefined) {
+    throw new Error(`contentSafety must be ${API_KEY_CONTENT_SAFETY_MODES.join(" or ")} (or null for the deployment's policy), got ${JSON.stringify(value)}`);
+  }
+  return mode;
 }

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import type { Store, UsageEntry } from "./store.ts";
+import type { NewApiKey, Store, UsageEntry } from "./store.ts";
 
 /** A store under test; `reset`, if given, empties it once before the suite. */
 export type StoreUnderTest = Store & { reset?: () => Promise<void> };
@@ -78,13 +78,33 @@ function registerKeyTests(getStore: () => Store): void {
     assert.match(key, /^phs_[A-Za-z0-9_-]{40}$/);
     assert.match(record.id, /^key_[0-9a-f]{12}$/);
     assert.equal(record.keyHash, sha256(key));
-    const { name, deployments, rpm, tpm, revokedAt, createdAt } = record;
-    assert.deepEqual({ name, deployments, rpm, tpm, revokedAt }, { name: "contract-create", deployments: ["a", "b"], rpm: 60, tpm: 1000, revokedAt: null });
+    const { name, deployments, rpm, tpm, contentSafety, revokedAt, createdAt } = record;
+    assert.deepEqual(
+      { name, deployments, rpm, tpm, contentSafety, revokedAt },
+      { name: "contract-create", deployments: ["a", "b"], rpm: 60, tpm: 1000, contentSafety: null, revokedAt: null },
+    );
     assert.ok(Math.abs(createdAt.getTime() - Date.now()) < 60_000, "createdAt is about now");
     const other = await store.createApiKey({ name: "contract-create-2" });
     assert.notEqual(other.key, key);
     assert.notEqual(other.record.id, record.id);
-    assert.deepEqual([other.record.deployments, other.record.rpm, other.record.tpm], [null, null, null]);
+    assert.deepEqual([other.record.deployments, other.record.rpm, other.record.tpm, other.record.contentSafety], [null, null, null, null]);
+  });
+
+  test("a key's content-safety override round-trips through create, list and find; null and absent mean none", async () => {
+    const store = getStore();
+    const cases = [
+      { input: "off", stored: "off" },
+      { input: "annotate", stored: "annotate" },
+      { input: null, stored: null },
+      { input: undefined, stored: null },
+    ] as const;
+    for (const { input, stored } of cases) {
+      const name = `contract-safety-${String(input)}`;
+      const { record, key } = await store.createApiKey(input === undefined ? { name } : { name, contentSafety: input });
+      assert.equal(record.contentSafety, stored, `created with ${String(input)}`);
+      assert.equal((await store.findApiKeyByHash(sha256(key)))?.contentSafety, stored, `found with ${String(input)}`);
+      assert.equal((await store.listApiKeys()).find((k) => k.id === record.id)?.contentSafety, stored, `listed with ${String(input)}`);
+    }
   });
 
   test("listApiKeys shows every key and never the secret", async () => {
@@ -128,6 +148,11 @@ function registerKeyTests(getStore: () => Store): void {
     await assert.rejects(store.createApiKey({ name: "x", rpm: 0 }), /rpm/);
     await assert.rejects(store.createApiKey({ name: "x", tpm: 1.5 }), /tpm/);
     await assert.rejects(store.createApiKey({ name: "x", deployments: [] }), /deployments/);
+    for (const contentSafety of ["filter", "OFF", "", "none"]) {
+      // Callers outside TypeScript (a config file, JSON) can send any string: the store must refuse it.
+      const input = { name: "x", contentSafety } as unknown as NewApiKey;
+      await assert.rejects(store.createApiKey(input), /contentSafety must be annotate or off/, contentSafety);
+    }
   });
 }
 
@@ -205,7 +230,7 @@ function registerDurabilityTests(openStore: () => Promise<Store>): void {
   test("data survives close and reopen", async () => {
     const first = await openStore();
     await first.migrate();
-    const { record, key } = await first.createApiKey({ name: "contract-durable", deployments: ["d1"], tpm: 5 });
+    const { record, key } = await first.createApiKey({ name: "contract-durable", deployments: ["d1"], tpm: 5, contentSafety: "annotate" });
     const createdAt = new Date("1970-01-02T03:04:05.678Z");
     await first.recordUsage(usage({ principal: record.id, createdAt, promptTokens: 3, completionTokens: 4 }));
     await first.close();

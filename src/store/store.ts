@@ -17,15 +17,24 @@ export interface ApiKeyRecord {
   rpm: number | null;
   /** Per-key tokens per minute; null = the deployment's limit only. */
   tpm: number | null;
+  /**
+   * A trusted tenant's content-safety override: `annotate` reports findings without blocking, `off` skips the
+   * filter; null = the deployment's policy (docs/SAFETY.md "Per-key override").
+   */
+  contentSafety: ApiKeyContentSafety | null;
   createdAt: Date;
   revokedAt: Date | null;
 }
+
+/** The content-safety overrides a stored key may carry (an override only relaxes a deployment's filter). */
+export type ApiKeyContentSafety = "annotate" | "off";
 
 export interface NewApiKey {
   name: string;
   deployments?: string[] | null;
   rpm?: number | null;
   tpm?: number | null;
+  contentSafety?: ApiKeyContentSafety | null;
 }
 
 /** One request's metered usage (bill what was generated: streamed, cancelled and failed-after-generation too). */

@@ -126,6 +126,7 @@ function publicView(key: ApiKeyRecord): Omit<ApiKeyRecord, "keyHash" | "createdA
     deployments: key.deployments,
     rpm: key.rpm,
     tpm: key.tpm,
+    contentSafety: key.contentSafety,
     createdAt: key.createdAt.toISOString(),
     revokedAt: key.revokedAt?.toISOString() ?? null,
   };

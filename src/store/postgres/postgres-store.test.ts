@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, test } from "node:test";
+import { readFile } from "node:fs/promises";
+import { after, describe, test } from "node:test";
 import pg from "pg";
 import { createStore } from "../create-store.ts";
 import { runStoreContract } from "../store.contract.ts";
@@ -49,5 +50,56 @@ if (!baseUrl) {
   runStoreContract("PostgresStore", async () => {
     await ensureDatabase();
     return createStore(withDatabase(url, database));
+  });
+
+  describe("PostgresStore schema", () => {
+    const upgraded = `${database}_v1`;
+    after(async () => admin(url, (c) => `DROP DATABASE IF EXISTS ${c.escapeIdentifier(upgraded)} WITH (FORCE)`));
+
+    test("a database at schema v1 upgrades in place: its keys keep working with no content-safety override", async () => {
+      await admin(url, (c) => `CREATE DATABASE ${c.escapeIdentifier(upgraded)}`);
+      const v1 = new pg.Client({ connectionString: withDatabase(url, upgraded) });
+      await v1.connect();
+      try {
+        await v1.query(await readFile(new URL("./migrations/0001_init.sql", import.meta.url), "utf8"));
+        await v1.query("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+        await v1.query("INSERT INTO schema_migrations (version) VALUES (1)");
+        await v1.query("INSERT INTO api_keys (id, name, key_hash, deployments, rpm, tpm, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)", [
+          "key_0123456789ab", "old", "ab".repeat(32), ["phi-4"], 5, null, new Date(1000),
+        ]);
+      } finally {
+        await v1.end();
+      }
+      const store = await createStore(withDatabase(url, upgraded));
+      try {
+        await store.migrate();
+        assert.deepEqual(await store.findApiKeyByHash("ab".repeat(32)), {
+          id: "key_0123456789ab", name: "old", keyHash: "ab".repeat(32), deployments: ["phi-4"], rpm: 5, tpm: null,
+          contentSafety: null, createdAt: new Date(1000), revokedAt: null,
+        });
+        const { record } = await store.createApiKey({ name: "new", contentSafety: "off" });
+        assert.equal((await store.listApiKeys()).find((k) => k.id === record.id)?.contentSafety, "off");
+      } finally {
+        await store.close();
+      }
+    });
+
+    test("the database itself refuses a content-safety value other than annotate or off", async () => {
+      await ensureDatabase();
+      const store = await createStore(withDatabase(url, database));
+      await store.migrate();
+      await store.close();
+      const client = new pg.Client({ connectionString: withDatabase(url, database) });
+      await client.connect();
+      try {
+        const insert = (id: string, value: string | null) =>
+          client.query("INSERT INTO api_keys (id, name, key_hash, content_safety, created_at) VALUES ($1, 'n', $1, $2, now())", [id, value]);
+        await assert.rejects(insert("key_check_a", "filter"), /api_keys_content_safety_check/);
+        await assert.rejects(insert("key_check_b", "Off"), /api_keys_content_safety_check/);
+        for (const [i, value] of ["annotate", "off", null].entries()) await insert(`key_check_ok${i}`, value);
+      } finally {
+        await client.end();
+      }
+    });
   });
 }

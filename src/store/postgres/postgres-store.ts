@@ -6,7 +6,7 @@
 import pg from "pg";
 import { mintApiKey } from "../api-keys.ts";
 import { loadMigrations, pendingMigrations, type Migration } from "../migrations.ts";
-import type { ApiKeyRecord, NewApiKey, Store, UsageEntry, UsageQuery, UsageReportRow } from "../store.ts";
+import type { ApiKeyContentSafety, ApiKeyRecord, NewApiKey, Store, UsageEntry, UsageQuery, UsageReportRow } from "../store.ts";
 import { checkUsageEntry } from "../usage.ts";
 
 /** Options for {@link PostgresStore.open}. */
@@ -24,6 +24,7 @@ interface ApiKeyRow {
   deployments: string[] | null;
   rpm: number | null;
   tpm: number | null;
+  content_safety: ApiKeyContentSafety | null;
   created_at: Date;
   revoked_at: Date | null;
 }
@@ -48,7 +49,7 @@ const GROUP_SQL: Record<UsageQuery["by"], string> = {
   day: "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 };
 
-const API_KEY_COLUMNS = "id, name, key_hash, deployments, rpm, tpm, created_at, revoked_at";
+const API_KEY_COLUMNS = "id, name, key_hash, deployments, rpm, tpm, content_safety, created_at, revoked_at";
 
 const INSERT_USAGE_SQL = `INSERT INTO usage (request_id, principal, deployment, model, prompt_tokens, completion_tokens,
     status, stream, completed, queued_ms, duration_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`;
@@ -92,8 +93,8 @@ export class PostgresStore implements Store {
 
   async createApiKey(input: NewApiKey): Promise<{ record: ApiKeyRecord; key: string }> {
     const { record, key } = mintApiKey(input);
-    await this.pool.query(`INSERT INTO api_keys (${API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)`, [
-      record.id, record.name, record.keyHash, record.deployments, record.rpm, record.tpm, record.createdAt,
+    await this.pool.query(`INSERT INTO api_keys (${API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)`, [
+      record.id, record.name, record.keyHash, record.deployments, record.rpm, record.tpm, record.contentSafety, record.createdAt,
     ]);
     return { record, key };
   }
@@ -177,6 +178,7 @@ function toApiKeyRecord(row: ApiKeyRow): ApiKeyRecord {
     deployments: row.deployments,
     rpm: row.rpm,
     tpm: row.tpm,
+    contentSafety: row.content_safety,
     createdAt: row.created_at,
     revokedAt: row.revoked_at,
   };

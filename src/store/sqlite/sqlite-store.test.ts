@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -16,7 +16,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 runStoreContract("SqliteStore", () => createStore(`sqlite:${join(dir, "nested", "phiserve.db")}`));
 
 describe("SqliteStore file settings", () => {
-  test("uses WAL, records the applied migration once", async () => {
+  test("uses WAL, records each applied migration once", async () => {
     const path = join(dir, "settings.db");
     for (let i = 0; i < 2; i++) {
       const store = await createStore(`sqlite:${path}`);
@@ -26,7 +26,49 @@ describe("SqliteStore file settings", () => {
     const db = new Database(path, { readonly: true });
     try {
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
-      assert.deepEqual(db.prepare("SELECT version FROM schema_migrations").all(), [{ version: 1 }]);
+      assert.deepEqual(db.prepare("SELECT version FROM schema_migrations ORDER BY version").all(), [{ version: 1 }, { version: 2 }]);
+    } finally {
+      db.close();
+    }
+  });
+
+  test("a database at schema v1 upgrades in place: its keys keep working with no content-safety override", async () => {
+    const path = join(dir, "upgrade-v1.db");
+    const v1 = new Database(path);
+    try {
+      v1.exec(readFileSync(new URL("./migrations/0001_init.sql", import.meta.url), "utf8"));
+      v1.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+      v1.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0)").run();
+      v1.prepare("INSERT INTO api_keys (id, name, key_hash, deployments, rpm, tpm, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .run("key_0123456789ab", "old", "ab".repeat(32), '["phi-4"]', 5, null, 1000);
+    } finally {
+      v1.close();
+    }
+    const store = await createStore(`sqlite:${path}`);
+    try {
+      await store.migrate();
+      assert.deepEqual(await store.findApiKeyByHash("ab".repeat(32)), {
+        id: "key_0123456789ab", name: "old", keyHash: "ab".repeat(32), deployments: ["phi-4"], rpm: 5, tpm: null,
+        contentSafety: null, createdAt: new Date(1000), revokedAt: null,
+      });
+      const { record } = await store.createApiKey({ name: "new", contentSafety: "off" });
+      assert.equal((await store.listApiKeys()).find((k) => k.id === record.id)?.contentSafety, "off");
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("the database itself refuses a content-safety value other than annotate or off", async () => {
+    const path = join(dir, "check.db");
+    const store = await createStore(`sqlite:${path}`);
+    await store.migrate();
+    await store.close();
+    const db = new Database(path);
+    try {
+      const insert = db.prepare("INSERT INTO api_keys (id, name, key_hash, content_safety, created_at) VALUES (?, 'n', ?, ?, 0)");
+      assert.throws(() => insert.run("key_a", "h1", "filter"), /CHECK constraint failed/);
+      assert.throws(() => insert.run("key_b", "h2", "Off"), /CHECK constraint failed/);
+      for (const [i, value] of ["annotate", "off", null].entries()) insert.run(`key_ok${i}`, `ok${i}`, value);
     } finally {
       db.close();
     }

@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { mintApiKey } from "../api-keys.ts";
 import { loadMigrations, pendingMigrations, type Migration } from "../migrations.ts";
-import type { ApiKeyRecord, NewApiKey, Store, UsageEntry, UsageQuery, UsageReportRow } from "../store.ts";
+import type { ApiKeyContentSafety, ApiKeyRecord, NewApiKey, Store, UsageEntry, UsageQuery, UsageReportRow } from "../store.ts";
 import { checkUsageEntry } from "../usage.ts";
 
 /** Options for {@link SqliteStore.open}. */
@@ -24,6 +24,7 @@ interface ApiKeyRow {
   deployments: string | null;
   rpm: number | null;
   tpm: number | null;
+  content_safety: ApiKeyContentSafety | null;
   created_at: number;
   revoked_at: number | null;
 }
@@ -37,7 +38,7 @@ const GROUP_SQL: Record<UsageQuery["by"], string> = {
   day: "strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')",
 };
 
-const API_KEY_COLUMNS = "id, name, key_hash, deployments, rpm, tpm, created_at, revoked_at";
+const API_KEY_COLUMNS = "id, name, key_hash, deployments, rpm, tpm, content_safety, created_at, revoked_at";
 
 const INSERT_USAGE_SQL = `INSERT INTO usage (request_id, principal, deployment, model, prompt_tokens, completion_tokens,
     status, stream, completed, queued_ms, duration_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
@@ -97,8 +98,8 @@ export class SqliteStore implements Store {
   async createApiKey(input: NewApiKey): Promise<{ record: ApiKeyRecord; key: string }> {
     const { record, key } = mintApiKey(input);
     const deployments = record.deployments ? JSON.stringify(record.deployments) : null;
-    this.statement(`INSERT INTO api_keys (${API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`).run(
-      record.id, record.name, record.keyHash, deployments, record.rpm, record.tpm, record.createdAt.getTime(),
+    this.statement(`INSERT INTO api_keys (${API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`).run(
+      record.id, record.name, record.keyHash, deployments, record.rpm, record.tpm, record.contentSafety, record.createdAt.getTime(),
     );
     return { record, key };
   }
@@ -159,6 +160,7 @@ function toApiKeyRecord(row: ApiKeyRow): ApiKeyRecord {
     deployments: row.deployments === null ? null : (JSON.parse(row.deployments) as string[]),
     rpm: row.rpm,
     tpm: row.tpm,
+    contentSafety: row.content_safety,
     createdAt: new Date(row.created_at),
     revokedAt: row.revoked_at === null ? null : new Date(row.revoked_at),
   };
