@@ -102,6 +102,25 @@ describe("composite authenticator: stored keys", () => {
     assert.equal(await auth.authenticate({ apiKey: `${key}x` }), undefined);
   });
 
+  it("carries a key's content-safety override into the principal, and leaves the property out when the key has none", async () => {
+    const store = await memoryStore();
+    const off = await store.createApiKey({ name: "trusted-off", contentSafety: "off" });
+    const annotate = await store.createApiKey({ name: "trusted-annotate", contentSafety: "annotate", deployments: ["phi-4"] });
+    const plain = await store.createApiKey({ name: "plain" });
+    const auth = await authenticator({ staticKeys: [], store });
+    assert.deepEqual(await auth.authenticate({ apiKey: off.key }), {
+      id: `key:${off.record.id}`, deployments: null, requestsPerMinute: null, tokensPerMinute: null, contentSafety: "off",
+    });
+    assert.deepEqual(await auth.authenticate({ authorization: `Bearer ${annotate.key}` }), {
+      id: `key:${annotate.record.id}`, deployments: ["phi-4"], requestsPerMinute: null, tokensPerMinute: null, contentSafety: "annotate",
+    });
+    const principal = await auth.authenticate({ apiKey: plain.key });
+    assert.equal(principal?.id, `key:${plain.record.id}`);
+    assert.ok(principal && !("contentSafety" in principal), "a key without an override yields no contentSafety property");
+    // Answered from the lookup cache the second time: the override is still there.
+    assert.equal((await auth.authenticate({ apiKey: off.key }))?.contentSafety, "off");
+  });
+
   it("an empty store leaves authentication off, but a key created since start still authenticates", async () => {
     const store = await memoryStore();
     const auth = await authenticator({ staticKeys: [], store });

@@ -59,6 +59,9 @@ export async function createStoredKeySource(deps: StoredKeySourceDeps): Promise<
   };
 }
 
+/** The caller a stored key names; a key's content-safety override is carried only when it has one. */
 function toPrincipal(record: ApiKeyRecord): Principal {
-  return { id: `key:${record.id}`, deployments: record.deployments, requestsPerMinute: record.rpm, tokensPerMinute: record.tpm };
+  const principal: Principal = { id: `key:${record.id}`, deployments: record.deployments, requestsPerMinute: record.rpm, tokensPerMinute: record.tpm };
+  if (record.contentSafety !== null) principal.contentSafety = record.contentSafety;
+  return principal;
 }
