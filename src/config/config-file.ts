@@ -73,6 +73,7 @@ const ClassifierSchema = Type.Union([
       kind: Type.Literal("guard"),
       deployment: Type.String({ minLength: 1, description: "Another deployment of this file that runs the guard model or judge." }),
       format: Type.Optional(Type.Union([Type.Literal("llama-guard"), Type.Literal("judge")])),
+      variant: Type.Optional(Type.Union([Type.Literal("1b"), Type.Literal("8b")], { description: "Which Llama Guard 3 the deployment serves (default 8b; 1b has no S14)." })),
     },
     { additionalProperties: false },
   ),

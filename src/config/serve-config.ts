@@ -133,7 +133,7 @@ export type ClassifierSettings =
   /** A local ONNX text-classification folder (transformers.js layout), its labels mapped to categories. */
   | { kind: "onnx"; folder: string; labels: Readonly<Record<string, HarmCategory | "jailbreak" | "ignore">> | undefined; cutPoints: readonly [number, number, number] | undefined }
   /** Another deployment of this server as the classifier: a Llama Guard model, or any chat model as a JSON judge. */
-  | { kind: "guard"; deployment: string; format: "llama-guard" | "judge" }
+  | { kind: "guard"; deployment: string; format: "llama-guard" | "judge"; variant: "1b" | "8b" }
   /** Azure AI Content Safety (text analysis, Prompt Shields, its own blocklists); the key is read from the environment. */
   | { kind: "azure"; endpoint: string; keyEnv: string; promptShields: boolean; blocklistNames: readonly string[] };
 

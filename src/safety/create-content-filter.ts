@@ -46,7 +46,7 @@ async function createClassifier(spec: ClassifierSettings, context: ContentFilter
       return createOnnxTextClassifier({ folder: spec.folder, labels: spec.labels ?? KOALA_TEXT_MODERATION_LABELS, cutPoints: spec.cutPoints });
     case "guard": {
       const complete = context.guardCompletion(spec.deployment);
-      return spec.format === "judge" ? createJudgeClassifier(complete) : createLlamaGuardClassifier(complete);
+      return spec.format === "judge" ? createJudgeClassifier(complete) : createLlamaGuardClassifier(complete, { variant: spec.variant });
     }
     case "azure": {
       const key = context.env[spec.keyEnv];

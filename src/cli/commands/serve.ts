@@ -141,7 +141,7 @@ export function toContentSafety(config: ContentSafetyConfig | undefined, flags: 
       case "onnx":
         return { kind: "onnx", folder: c.folder, labels: c.labels, cutPoints: c.cutPoints };
       case "guard":
-        return { kind: "guard", deployment: c.deployment, format: c.format ?? "llama-guard" };
+        return { kind: "guard", deployment: c.deployment, format: c.format ?? "llama-guard", variant: c.variant ?? "8b" };
       case "azure":
         return { kind: "azure", endpoint: c.endpoint, keyEnv: c.keyEnv ?? "CONTENT_SAFETY_KEY", promptShields: c.promptShields ?? true, blocklistNames: c.blocklistNames ?? [] };
     }
