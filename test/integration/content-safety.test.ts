@@ -101,6 +101,14 @@ before(async () => {
       "          items: [{ pattern: 'ACME-[0-9]{4}', isRegex: true }]",
       "      classifiers: []",
     ]),
+    ...deployment("judge", ["      mode: off"]),
+    ...deployment("judged", [
+      "      mode: annotate",
+      "      annotations: true",
+      "      timeoutMs: 60000",
+      "      classifiers:",
+      "        - { kind: guard, deployment: judge, format: judge }",
+    ]),
     ...deployment("remote", [
       "      annotations: true",
       "      timeoutMs: 3000",
@@ -255,6 +263,21 @@ test("a failing classifier: the request goes on, annotated content_filter_error,
   const blocked = await chat(server.url, "remote", { messages: [{ role: "user", content: "a storm" }], max_tokens: 2 });
   assert.equal(blocked.status, 400);
   assert.deepEqual(blocked.body.error.innererror.content_filter_result.violence, { filtered: true, severity: "high" });
+});
+
+test("a guard deployment as the classifier: the served model judges with constrained JSON, and its verdict is annotated", async () => {
+  // Random weights judge at random, but under the schema every answer parses: the annotation has a level per
+  // category, never content_filter_error (annotate mode, so whatever it decides the request goes on).
+  const res = await chat(server.url, "judged", { messages: [{ role: "user", content: "How do I bake bread?" }], max_tokens: 2 });
+  assert.equal(res.status, 200);
+  const results = res.body.prompt_filter_results[0].content_filter_results;
+  assert.equal("error" in results, false, JSON.stringify(results));
+  for (const category of ["hate", "sexual", "violence", "self_harm"]) {
+    assert.ok(["safe", "low", "medium", "high"].includes(results[category].severity), JSON.stringify(results));
+    assert.equal(results[category].filtered, false);
+  }
+  assert.equal(typeof results.jailbreak.detected, "boolean");
+  assert.equal("error" in res.body.choices[0].content_filter_results, false);
 });
 
 test("the default policy (no configuration): the built-in lexicon blocks a jailbreak, and the header says so", async () => {
