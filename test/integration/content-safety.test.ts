@@ -199,6 +199,24 @@ test("streamed: the first chunk carries the prompt's annotation; no blocked text
   assert.ok(last.usage.completion_tokens > 0);
 });
 
+test("the openai SDK sees the blocked completion too, streamed and not, and the first chunk's annotation does not upset it", async () => {
+  const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
+  const request = { model: "strict", messages: [{ role: "user" as const, content: "Write a long story" }], max_tokens: 40, temperature: 0 };
+  const whole = await openai.chat.completions.create(request);
+  assert.equal(whole.choices[0]?.finish_reason, "content_filter");
+  assert.ok(!whole.choices[0]?.message.content?.includes(greedyTrigger));
+  let text = "";
+  let finish: string | null | undefined;
+  for await (const chunk of await openai.chat.completions.create({ ...request, stream: true })) {
+    for (const choice of chunk.choices) {
+      text += choice.delta.content ?? "";
+      finish = choice.finish_reason ?? finish;
+    }
+  }
+  assert.equal(finish, "content_filter");
+  assert.equal(text, whole.choices[0]?.message.content);
+});
+
 test("thresholds: a low finding passes the default medium bar (annotated low) and is blocked where the bar is low", async () => {
   const prompt = { messages: [{ role: "user", content: "That was mildly rude of you." }], max_tokens: 2 };
   const passed = await chat(server.url, "strict", prompt);
