@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { runServe } from "./commands/serve.ts";
 import { runTestModel } from "./commands/test-model.ts";
 import { runModels, runPull } from "./commands/models.ts";
-import { runKeysCreate, runKeysList, runKeysRevoke } from "./commands/keys.ts";
+import { KEY_CONTENT_SAFETY_EXPECTED, runKeysCreate, runKeysList, runKeysRevoke, toKeyContentSafety } from "./commands/keys.ts";
 import { runUsage } from "./commands/usage.ts";
 import { GPU_CHOICES } from "../config/serve-config.ts";
 
@@ -19,6 +19,11 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 const contentSafetyMode = (value: string): "filter" | "annotate" | "off" => {
   if (value === "filter" || value === "annotate" || value === "off") return value;
   throw new InvalidArgumentError("expected filter, annotate or off");
+};
+const keyContentSafety = (value: string): "annotate" | "off" => {
+  const mode = toKeyContentSafety(value);
+  if (mode === undefined) throw new InvalidArgumentError(KEY_CONTENT_SAFETY_EXPECTED);
+  return mode;
 };
 
 const program = new Command("phiserve").description("Serve Microsoft Phi models behind the Azure AI Model Inference API").showHelpAfterError();
@@ -93,6 +98,7 @@ keys
   .option("--deployments <a,b>", "deployments the key may use (default: all)")
   .option("--rpm <n>", "requests per minute for this key", integer(1))
   .option("--tpm <n>", "tokens per minute for this key", integer(1))
+  .option("--content-safety <annotate|off>", "a trusted tenant's override of the deployments' content filter: annotate (report only) or off; default: the deployment's policy", keyContentSafety)
   .option("--db <url>", "database URL (default: PHISERVE_DB_URL or sqlite under the data folder)")
   .option("--json", "JSON output (the only time the key is shown)")
   .action(runKeysCreate);

@@ -3,8 +3,9 @@
  * `PHISERVE_DB_URL`, or the default SQLite file under the data folder. A new key's secret is
  * printed once, by `create`; only its SHA-256 is stored.
  */
+import { API_KEY_CONTENT_SAFETY_MODES } from "../../store/api-keys.ts";
 import { resolveDatabaseUrl, createStore } from "../../store/create-store.ts";
-import type { ApiKeyRecord, Store } from "../../store/store.ts";
+import type { ApiKeyContentSafety, ApiKeyRecord, Store } from "../../store/store.ts";
 import { CliError } from "../resolve-model.ts";
 import { exitWithCliError } from "./exit.ts";
 
@@ -15,8 +16,19 @@ export interface KeysCreateFlags {
   deployments?: string;
   rpm?: number;
   tpm?: number;
+  /** The key's content-safety override (a trusted tenant's); absent = the deployment's policy. */
+  contentSafety?: ApiKeyContentSafety;
   db?: string;
   json?: boolean;
+}
+
+/** What `keys create --content-safety` accepts, said to whoever passes something else. */
+export const KEY_CONTENT_SAFETY_EXPECTED =
+  "expected annotate (report findings, block nothing) or off (no filter); a key can only relax its deployments' filter, so omit the option to keep their policy";
+
+/** `value` as a key's content-safety override, or undefined when it is not one. */
+export function toKeyContentSafety(value: string): ApiKeyContentSafety | undefined {
+  return API_KEY_CONTENT_SAFETY_MODES.find((mode) => mode === value);
 }
 
 /** Flags shared by `keys list` and `keys revoke`. */
@@ -66,12 +78,18 @@ function redactUrl(url: string): string {
 /** `keys create`: creates a key and prints it (the only time the secret is shown). */
 export async function runKeysCreate(flags: KeysCreateFlags): Promise<void> {
   await withCliStore(flags.db, async (store) => {
-    const input = { name: flags.name, deployments: parseDeployments(flags.deployments), rpm: limit("rpm", flags.rpm), tpm: limit("tpm", flags.tpm) };
+    const input = {
+      name: flags.name,
+      deployments: parseDeployments(flags.deployments),
+      rpm: limit("rpm", flags.rpm),
+      tpm: limit("tpm", flags.tpm),
+      contentSafety: contentSafetyFlag(flags.contentSafety),
+    };
     if (input.name.trim().length === 0) throw new CliError("--name must not be empty");
     const { record, key } = await store.createApiKey(input);
     if (flags.json) {
-      const { id, name, deployments, rpm, tpm, createdAt } = record;
-      process.stdout.write(`${JSON.stringify({ id, key, name, deployments, rpm, tpm, createdAt: createdAt.toISOString() }, null, 2)}\n`);
+      const { id, name, deployments, rpm, tpm, contentSafety, createdAt } = record;
+      process.stdout.write(`${JSON.stringify({ id, key, name, deployments, rpm, tpm, contentSafety, createdAt: createdAt.toISOString() }, null, 2)}\n`);
       return;
     }
     process.stdout.write(
@@ -79,6 +97,7 @@ export async function runKeysCreate(flags: KeysCreateFlags): Promise<void> {
         `Created API key ${record.id} (${record.name})`,
         `  deployments: ${record.deployments?.join(", ") ?? "all"}`,
         `  limits:      ${describeLimits(record)}`,
+        `  safety:      ${describeContentSafety(record)}`,
         "",
         `  ${key}`,
         "",
@@ -100,8 +119,16 @@ export async function runKeysList(flags: KeysFlags): Promise<void> {
       process.stdout.write("No API keys. Create one with: phiserve keys create --name NAME\n");
       return;
     }
-    const rows = keys.map((k) => [k.id, k.name, k.deployments?.join(",") ?? "all", describeLimits(k), k.createdAt.toISOString(), k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : "active"]);
-    process.stdout.write(formatTable(["ID", "NAME", "DEPLOYMENTS", "LIMITS", "CREATED", "STATUS"], rows));
+    const rows = keys.map((k) => [
+      k.id,
+      k.name,
+      k.deployments?.join(",") ?? "all",
+      describeLimits(k),
+      k.contentSafety ?? "deployment",
+      k.createdAt.toISOString(),
+      k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : "active",
+    ]);
+    process.stdout.write(formatTable(["ID", "NAME", "DEPLOYMENTS", "LIMITS", "CONTENT SAFETY", "CREATED", "STATUS"], rows));
   });
 }
 
@@ -143,6 +170,20 @@ function limit(flag: string, value: number | undefined): number | null {
   if (value === undefined) return null;
   if (!Number.isSafeInteger(value) || value <= 0) throw new CliError(`--${flag} must be a positive integer`);
   return value;
+}
+
+/** `--content-safety` checked again here, for callers that did not come through the command line's parser. */
+function contentSafetyFlag(value: string | undefined): ApiKeyContentSafety | null {
+  if (value === undefined) return null;
+  const mode = toKeyContentSafety(value);
+  if (mode === undefined) throw new CliError(`--content-safety: ${KEY_CONTENT_SAFETY_EXPECTED}`);
+  return mode;
+}
+
+function describeContentSafety(key: Pick<ApiKeyRecord, "contentSafety">): string {
+  if (key.contentSafety === "off") return "off (no content filter)";
+  if (key.contentSafety === "annotate") return "annotate (findings reported, nothing blocked)";
+  return "the deployment's policy";
 }
 
 function describeLimits(key: Pick<ApiKeyRecord, "rpm" | "tpm">): string {
