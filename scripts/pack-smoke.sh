@@ -29,7 +29,10 @@ tarballs=("$work"/phiserve-*.tgz)
 tarball="${tarballs[0]}"
 tar -tzf "$tarball" >"$work/contents.txt"
 grep -qx 'package/dist/cli/main.js' "$work/contents.txt" || die "the tarball has no dist/cli/main.js"
-grep -q '^package/dist/store/sqlite/migrations/.*\.sql$' "$work/contents.txt" || die "the tarball has no SQL migrations"
+# Every SQL migration of every store ships, next to its compiled store (a missing one would leave databases behind).
+for migration in src/store/*/migrations/*.sql; do
+  grep -qx "package/dist/${migration#src/}" "$work/contents.txt" || die "the tarball has no dist/${migration#src/}"
+done
 if grep -q '^package/src/' "$work/contents.txt"; then die "the tarball ships src/"; fi
 log "$(basename "$tarball"): $(wc -l <"$work/contents.txt") files, $(du -k "$tarball" | cut -f1) KiB"
 
