@@ -147,7 +147,10 @@ test("a graph thread that dies fails the generation with ENGINE_UNAVAILABLE; the
   assert.ok(worker, "the generation ran on a graph thread");
   const running = engine.generate(request(longPrompt(100), { maxTokens: 1000 }), new Cancellation())[Symbol.asyncIterator]();
   assert.equal((await running.next()).value?.type, "token");
+  // An idle graph thread is unref'd, and terminate() alone does not keep the event loop alive until its exit.
+  const keepAlive = setInterval(() => undefined, 1000);
   await worker.terminate();
+  clearInterval(keepAlive);
   await assert.rejects(async () => {
     for (let next = await running.next(); !next.done; next = await running.next());
   }, unavailable);
