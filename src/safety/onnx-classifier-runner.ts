@@ -13,7 +13,7 @@
  */
 import { Tokenizer } from "@huggingface/tokenizers";
 import * as ort from "onnxruntime-node";
-import { float16ToFloat32 } from "../engine/onnx/float16.ts";
+import { float16ToFloat32 } from "../lib/float16.ts";
 
 /** Cloneable into the thread: what loading needs. */
 export interface OnnxClassifierSpec {

@@ -11,7 +11,7 @@
  */
 import * as ort from "onnxruntime-node";
 import type { EngineImage } from "../engine.ts";
-import { float16ToFloat32, float32ToFloat16 } from "./float16.ts";
+import { float16ToFloat32, float32ToFloat16 } from "../../lib/float16.ts";
 import type { OnnxModelFolder } from "./onnx-model-folder.ts";
 
 type FloatType = "float32" | "float16";
