@@ -9,15 +9,21 @@
  *    stop tokens. The direct path does the work the server does for a request besides HTTP: it
  *    decodes the data URL, preprocesses the image, counts the prompt's tokens and generates, with the
  *    prompt rendered by the catalog template. Both outputs are compared: they must be identical.
- *    Server and direct waves alternate; each figure is the median over `--repeats` waves.
+ *    Server and direct waves alternate; each figure is the median over `--repeats` waves. CPU time per
+ *    token is summed over all waves of both processes (server + this client, or this process alone):
+ *    it moves less than wall time when other work shares the machine.
  * 2. The image request's first token: the server's TTFT (max_tokens 1), the direct path's, and each
  *    phase timed alone on the same functions and onnxruntime sessions the engine uses (onnx-graphs.ts).
  *
  *   node --import tsx bench/vision.ts [--repeats 5] [--max-tokens 128] [--threads 2] [--ttft-repeats 9]
- *                                     [--only throughput|ttft] [--json]
+ *                                     [--only throughput|ttft] [--content-safety off|annotate|filter] [--json]
+ * The server runs with `--content-safety off` unless asked: with the filter on (the server's default), streamed
+ * text is released in vetted windows of 128 characters (docs/SAFETY.md), so the first text a client sees waits
+ * for about 25 of the test model's tokens; that is the filter's cost, not the engine path's.
  */
 import { parseArgs } from "node:util";
 import os from "node:os";
+import { readFileSync } from "node:fs";
 import { pino } from "pino";
 import sharp from "sharp";
 import { ensurePhi3vTestModel } from "../src/model-factory/phi3v-test-model.ts";
@@ -46,6 +52,7 @@ const { values: args } = parseArgs({
     context: { type: "string", default: "4096" },
     "ttft-repeats": { type: "string", default: "9" },
     only: { type: "string" },
+    "content-safety": { type: "string", default: "off" },
     json: { type: "boolean", default: false },
   },
 });
@@ -185,6 +192,9 @@ async function directRequest(deps: DirectDeps, prompt: PromptKind, kind: Samplin
 // Part 1: tokens/s
 
 interface Wave {
+  /** CPU time of this process and the server process during the wave. */
+  cpuMs: number;
+  tokens: number;
   /** Σ tokens / (last piece of any stream − start). */
   aggregate: number;
   /** Mean over streams of (tokens − 1) / (last − first piece). */
@@ -193,11 +203,22 @@ interface Wave {
   samples: Sample[];
 }
 
-async function wave(c: number, one: (stream: number) => Promise<Sample>): Promise<Wave> {
+/** CPU ms used so far by this process and the server's (clock ticks of /proc, 10 ms resolution on Linux). */
+function cpuNow(serverPid: number): number {
+  const fields = readFileSync(`/proc/${serverPid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
+  const own = process.cpuUsage();
+  return ticks * 10 + (own.user + own.system) / 1000;
+}
+
+async function wave(c: number, serverPid: number, one: (stream: number) => Promise<Sample>): Promise<Wave> {
+  const cpu = cpuNow(serverPid);
   const started = performance.now();
   const samples = await Promise.all(Array.from({ length: c }, (_, s) => one(s)));
   const end = Math.max(...samples.map((s) => s.endAt));
   return {
+    cpuMs: cpuNow(serverPid) - cpu,
+    tokens: samples.reduce((a, s) => a + s.tokens, 0),
     aggregate: samples.reduce((a, s) => a + s.tokens, 0) / ((end - started) / 1000),
     decode: samples.reduce((a, s) => a + (s.tokens - 1) / ((s.endAt - s.firstAt) / 1000), 0) / c,
     ttftMs: median(samples.map((s) => s.ttftMs)),
@@ -205,17 +226,26 @@ async function wave(c: number, one: (stream: number) => Promise<Sample>): Promis
   };
 }
 
+interface PathFigures {
+  aggregate: number[];
+  decode: number[];
+  ttftMs: number[];
+  /** Totals over the timed waves. */
+  cpuMs: number;
+  tokens: number;
+}
+
 interface ScenarioResult extends Scenario {
   promptTokens: number;
-  server: { aggregate: number[]; decode: number[]; ttftMs: number[] };
-  direct: { aggregate: number[]; decode: number[]; ttftMs: number[] };
+  server: PathFigures;
+  direct: PathFigures;
   identicalOutputs: boolean;
 }
 
-async function throughput(baseUrl: string, deps: DirectDeps): Promise<ScenarioResult[]> {
+async function throughput(baseUrl: string, serverPid: number, deps: DirectDeps): Promise<ScenarioResult[]> {
   const scenarios: Scenario[] = [];
   for (const prompt of ["text", "image"] as const) for (const s of ["greedy", "sampled"] as const) for (const c of [1, 2]) scenarios.push({ prompt, sampling: s, concurrency: c });
-  const results: ScenarioResult[] = scenarios.map((s) => ({ ...s, promptTokens: 0, server: { aggregate: [], decode: [], ttftMs: [] }, direct: { aggregate: [], decode: [], ttftMs: [] }, identicalOutputs: true }));
+  const results: ScenarioResult[] = scenarios.map((s) => ({ ...s, promptTokens: 0, server: { aggregate: [], decode: [], ttftMs: [], cpuMs: 0, tokens: 0 }, direct: { aggregate: [], decode: [], ttftMs: [], cpuMs: 0, tokens: 0 }, identicalOutputs: true }));
   const bodies = new Map<string, string>();
   const body = (s: Scenario, stream: number) => {
     const key = `${s.prompt}/${s.sampling}/${stream}`;
@@ -223,7 +253,7 @@ async function throughput(baseUrl: string, deps: DirectDeps): Promise<ScenarioRe
     return bodies.get(key)!;
   };
   const run = (s: Scenario, path: "server" | "direct") =>
-    wave(s.concurrency, (stream) => (path === "server" ? serverRequest(baseUrl, body(s, stream)) : directRequest(deps, s.prompt, s.sampling, stream, maxTokens)));
+    wave(s.concurrency, serverPid, (stream) => (path === "server" ? serverRequest(baseUrl, body(s, stream)) : directRequest(deps, s.prompt, s.sampling, stream, maxTokens)));
   for (const s of scenarios) { await run(s, "server"); await run(s, "direct"); } // warm-up
   for (let r = 0; r < repeats; r++) {
     for (const [i, s] of scenarios.entries()) {
@@ -236,6 +266,8 @@ async function throughput(baseUrl: string, deps: DirectDeps): Promise<ScenarioRe
         result[path].aggregate.push(w.aggregate);
         result[path].decode.push(w.decode);
         result[path].ttftMs.push(w.ttftMs);
+        result[path].cpuMs += w.cpuMs;
+        result[path].tokens += w.tokens;
       }
       const [sv, dv] = [waves.server!.samples, waves.direct!.samples];
       result.promptTokens = sv[0]!.promptTokens;
@@ -332,14 +364,15 @@ function median(values: number[]): number {
 }
 
 function throughputTable(results: ScenarioResult[]): string {
-  const head = "prompt  sampling  conc  prompt tok   server tok/s  direct tok/s  ratio   server decode  direct decode  ratio   TTFT server/direct ms  same output";
+  const head = "prompt  sampling  conc  prompt tok   server tok/s  direct tok/s  ratio   server decode  direct decode  ratio   TTFT server/direct ms   CPU ms/token server/direct  same output";
   const rows = results.map((r) => {
     const [sa, da, sd, dd] = [median(r.server.aggregate), median(r.direct.aggregate), median(r.server.decode), median(r.direct.decode)];
     return [
       r.prompt.padEnd(6), r.sampling.padEnd(9), String(r.concurrency).padStart(4), String(r.promptTokens).padStart(11),
       sa.toFixed(1).padStart(14), da.toFixed(1).padStart(13), (sa / da).toFixed(3).padStart(6),
       sd.toFixed(1).padStart(15), dd.toFixed(1).padStart(14), (sd / dd).toFixed(3).padStart(6),
-      `${median(r.server.ttftMs).toFixed(1)}/${median(r.direct.ttftMs).toFixed(1)}`.padStart(23), (r.identicalOutputs ? "yes" : "NO").padStart(12),
+      `${median(r.server.ttftMs).toFixed(1)}/${median(r.direct.ttftMs).toFixed(1)}`.padStart(23),
+      `${(r.server.cpuMs / r.server.tokens).toFixed(2)}/${(r.direct.cpuMs / r.direct.tokens).toFixed(2)}`.padStart(28), (r.identicalOutputs ? "yes" : "NO").padStart(12),
     ].join(" ");
   });
   return [head, ...rows].join("\n");
@@ -386,15 +419,16 @@ async function main(): Promise<void> {
   const server = await startServer([
     "--model", modelDir, "--model-name", MODEL_NAME, "--threads", String(threads), "--parallel", "2", "--context", String(contextSize),
     "--batch-size", String(batchSize), "--num-crops", String(NUM_CROPS), "--rpm", "1000000", "--tpm", "1000000000", "--log-level", "info",
+    "--content-safety", args["content-safety"],
   ], { timeoutMs: 300_000 });
   try {
-    const results = args.only === "ttft" ? [] : await throughput(server.url, deps);
+    const results = args.only === "ttft" ? [] : await throughput(server.url, server.process.pid!, deps);
     const ttft = args.only === "throughput" ? undefined : await imageTtft(server.url, deps, modelDir);
     const loadAfter = os.loadavg().map((l) => l.toFixed(2)).join(" ");
-    const report = { maxTokens, repeats, threads, batchSize, contextSize, loadBefore: load, loadAfter, results, ttft };
+    const report = { contentSafety: args["content-safety"], maxTokens, repeats, threads, batchSize, contextSize, loadBefore: load, loadAfter, results, ttft };
     if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else {
-      process.stdout.write(`max_tokens ${maxTokens}, threads ${threads}, medians of ${repeats} waves; load before ${load}, after ${loadAfter}\n\n`);
+      process.stdout.write(`max_tokens ${maxTokens}, threads ${threads}, server --content-safety ${args["content-safety"]}, medians of ${repeats} waves; load before ${load}, after ${loadAfter}\n\n`);
       if (results.length > 0) process.stdout.write(`${throughputTable(results)}\n\n`);
       if (ttft) process.stdout.write(`image request, first token (max_tokens 1, greedy; medians of ${ttftRepeats}):\n${ttftTable(ttft)}\n\n`);
       process.stdout.write(`${JSON.stringify(report)}\n`);
