@@ -73,8 +73,12 @@ async function prefill(graphs: OnnxGraphs, request: Extract<OnnxGraphRequest, { 
   let logits: Float32Array | undefined;
   for (let from = 0; from < ids.length; from += chunk) {
     const to = Math.min(ids.length, from + chunk);
-    logits = await run(seq, () => decodeStep(graphs, names, seq.cache, sliceEmbeds(embeds, from, to), seq.buffers), (ms) => (timings.decodeMs += ms));
-    if (!logits) return undefined;
+    const slice = sliceEmbeds(embeds, from, to);
+    // Only the last chunk's logits are used: the others fetch the key/value presents alone.
+    const done = to === ids.length
+      ? await run(seq, async () => (logits = await decodeStep(graphs, names, seq.cache, slice, seq.buffers)), (ms) => (timings.decodeMs += ms))
+      : await run(seq, async () => (await decodeStep(graphs, names, seq.cache, slice, seq.buffers, false), true), (ms) => (timings.decodeMs += ms));
+    if (!done) return undefined;
   }
   seq.write(logits!);
   return timings;

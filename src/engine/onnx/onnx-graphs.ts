@@ -165,9 +165,13 @@ export class DecoderBuffers {
 
 /**
  * One decoder run over `embeds` (`[1, n, hidden]`, positions `cache.length …`); replaces the
- * cache's tensors with the presents and returns the last position's logits.
+ * cache's tensors with the presents and returns the last position's logits. With `logits` false (a
+ * prefill chunk before the last) only the presents are fetched, so ONNX Runtime skips the LM head over
+ * every position (measured: half of a 512-token chunk's time; docs/VISION.md "ONNX engine").
  */
-export async function decodeStep(graphs: OnnxGraphs, names: OnnxModelFolder["graphs"], cache: KvCache, embeds: ort.Tensor, buffers: DecoderBuffers): Promise<Float32Array> {
+export async function decodeStep(graphs: OnnxGraphs, names: OnnxModelFolder["graphs"], cache: KvCache, embeds: ort.Tensor, buffers: DecoderBuffers): Promise<Float32Array>;
+export async function decodeStep(graphs: OnnxGraphs, names: OnnxModelFolder["graphs"], cache: KvCache, embeds: ort.Tensor, buffers: DecoderBuffers, logits: false): Promise<undefined>;
+export async function decodeStep(graphs: OnnxGraphs, names: OnnxModelFolder["graphs"], cache: KvCache, embeds: ort.Tensor, buffers: DecoderBuffers, logits = true): Promise<Float32Array | undefined> {
   const n = embeds.dims[1]!;
   const total = cache.length + n;
   const feeds: Record<string, ort.Tensor> = {
@@ -184,14 +188,14 @@ export async function decodeStep(graphs: OnnxGraphs, names: OnnxModelFolder["gra
     feeds[key] = cache.tensors[2 * layer]!;
     feeds[value] = cache.tensors[2 * layer + 1]!;
   }
-  const outputs = await graphs.decoder.run(feeds);
+  const outputs = logits ? await graphs.decoder.run(feeds) : await graphs.decoder.run(feeds, graphs.presentNames.flat());
   for (let layer = 0; layer < graphs.layers; layer++) {
     const [key, value] = graphs.presentNames[layer]!;
     cache.tensors[2 * layer] = outputs[key]!;
     cache.tensors[2 * layer + 1] = outputs[value]!;
   }
   cache.length = total;
-  return buffers.lastLogits(outputs[names.decoder.logits]!);
+  return logits ? buffers.lastLogits(outputs[names.decoder.logits]!) : undefined;
 }
 
 /** Rows `[from, to)` of `embeds [1, n, hidden]`, as a tensor over the same memory. */
