@@ -9,6 +9,8 @@
  *   npm run bench -- [--model FILE | --shape tiny|phi3-mini] [--concurrency 1,4,8,16] [--max-tokens 64]
  *                    [--requests 2] [--threads N] [--raw] [--target URL] [--target-model NAME] [--json]
  *                    [--server-args="--decode-batch 2"]
+ * The server runs with `--content-safety off` (the engine path, as the raw mode); add
+ * `--server-args="--content-safety filter"` to measure the content filter's windows too.
  * "Σ stream" is the sum of the streams' decode rates (each from its first token to its last, so a
  * stream that waits for other requests' prompts counts that wait). "all-decode" is the aggregate
  * rate while every stream of the first wave is decoding (from the last of their first tokens to
@@ -249,7 +251,7 @@ async function main(): Promise<void> {
   const threads = args.threads ? Number(args.threads) : args.shape === "phi3-mini" ? 2 : 1;
   const results: LevelResult[] = [];
   if (!args["no-server"]) {
-    const server = await startServer(["--model", modelPath, "--model-name", "phi-3.5-mini-instruct", "--parallel", String(Math.max(...levels)), "--threads", String(threads), "--context", "1024", "--log-level", "info", ...args["server-args"].split(" ").filter(Boolean)], { timeoutMs: 600_000 });
+    const server = await startServer(["--model", modelPath, "--model-name", "phi-3.5-mini-instruct", "--parallel", String(Math.max(...levels)), "--threads", String(threads), "--context", "1024", "--log-level", "info", "--content-safety", "off", ...args["server-args"].split(" ").filter(Boolean)], { timeoutMs: 600_000 });
     try {
       results.push(...(await runHttp("server", server.url, "phi-3.5-mini-instruct", server.process.pid)));
     } finally {
