@@ -165,10 +165,14 @@ test("a blocked completion ends with finish_reason content_filter; the released 
   assert.match(res.headers.get("x-phiserve-content-policy") ?? "", /^mode=filter; .*classifiers=lexicon$/);
 });
 
-test("n > 1: only the choice that trips the filter is cut; the other goes on", async () => {
-  const res = await chat(server.url, "strict", { ...PAIR, n: 2 });
-  assert.equal(res.status, 200);
-  const [first, second] = res.body.choices;
+test("n > 1 through the Azure JS client: only the choice that trips the filter is cut; the other goes on", async () => {
+  const client = ModelClient(server.url, new AzureKeyCredential("unused"), { allowInsecureConnection: true, retryOptions: { maxRetries: 0 } });
+  const res = await client.path("/chat/completions").post({
+    body: { ...PAIR, n: 2 } as never,
+    headers: { "extra-parameters": "pass-through", "azureml-model-deployment": "strict" },
+  });
+  if (isUnexpected(res)) throw new Error(JSON.stringify(res.body));
+  const [first, second] = res.body.choices as unknown as [Record<string, any>, Record<string, any>];
   assert.equal(first.finish_reason, "content_filter");
   assert.deepEqual(first.content_filter_results.sexual, { filtered: true, severity: "medium" });
   assert.equal(second.finish_reason, "length");
