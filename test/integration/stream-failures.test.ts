@@ -100,6 +100,8 @@ test("SIGTERM past --drain-timeout: a running stream gets an error frame and no 
     const body = readAll(streamed);
     // Both admitted (generating): now the drain timeout cuts them.
     await logged(server, /"event":"scheduler\.admitted"/, 2);
+    // Listened for before the signal: the process may be gone before the responses are read.
+    const exited = once(server.process, "exit") as Promise<[number | null]>;
     server.process.kill("SIGTERM");
     const [{ text, failed }, cut] = await Promise.all([body, plain]);
     const frames = text.split("\n\n").filter(Boolean);
@@ -113,7 +115,7 @@ test("SIGTERM past --drain-timeout: a running stream gets an error frame and no 
     const json = (await cut.json()) as { error: { code: string; message: string } };
     assert.equal(json.error.code, "overloaded");
     assert.match(json.error.message, /shutting down/);
-    const [code] = (await once(server.process, "exit")) as [number | null];
+    const [code] = await exited;
     assert.equal(code, 0);
   } finally {
     await server.close();
