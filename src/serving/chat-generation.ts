@@ -120,8 +120,11 @@ const LOADING_RETRY_AFTER_SECONDS = 5;
 export class ChatGeneration {
   constructor(private readonly deps: ChatGenerationDeps) {}
 
-  /** Renders and measures the prompt; throws the errors that must precede any streamed byte. */
-  /** `chatTemplate`: render with this template instead of the model's (a guard classifier's own prompt format). */
+  /**
+   * Renders and measures the prompt (the request's image, if any, loaded and preprocessed first); throws the
+   * errors that must precede any streamed byte. `chatTemplate`: render with this template instead of the
+   * model's (a guard classifier's own prompt format).
+   */
   async prepare(command: ChatCommand, signal?: CancelSignal, options: { chatTemplate?: string | undefined } = {}): Promise<PreparedChat> {
     const { engine, model } = this.deps;
     if (!engine.isReady()) {
