@@ -25,7 +25,6 @@ import { parseArgs } from "node:util";
 import os from "node:os";
 import { readFileSync } from "node:fs";
 import { pino } from "pino";
-import sharp from "sharp";
 import { ensurePhi3vTestModel } from "../src/model-factory/phi3v-test-model.ts";
 import { createOnnxEngineFactory } from "../src/engine/onnx/onnx-engine-factory.ts";
 import { readOnnxModelFolder } from "../src/engine/onnx/onnx-model-folder.ts";
@@ -42,6 +41,7 @@ import { parseImageDataUrl } from "../src/vision/data-url.ts";
 import { preprocessPhi3vImage } from "../src/vision/phi3v-preprocess.ts";
 import { Cancellation } from "../src/lib/cancellation.ts";
 import { startServer } from "../test/helpers/start-server.ts";
+import { chartJpeg } from "./chart-image.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -71,25 +71,6 @@ const CATALOG = findCatalogModel(MODEL_NAME)!;
 // ---------------------------------------------------------------------------------------------
 // Inputs
 
-/** The chart-like 1900×1069 JPEG of bench/vision-preprocess.ts (bars, gradient band, grid, noise): deterministic. */
-async function chartJpeg(width: number, height: number): Promise<Buffer> {
-  const data = Buffer.alloc(width * height * 3);
-  let seed = 12345;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      let rgb: [number, number, number] = [255, 255, 255];
-      const bar = Math.floor(x / (width / 12));
-      const barTop = height * (0.15 + 0.6 * (((bar * 37) % 11) / 11));
-      if (y > height * 0.85) rgb = [40 + (x * 180) / width, 90, 200 - (x * 150) / width];
-      else if (x % (width / 12) > width / 60 && y > barTop) rgb = [30 + bar * 18, 120 - bar * 5, 220 - bar * 15];
-      else if (y % 60 === 0 || x % 80 === 0) rgb = [200, 200, 200];
-      seed = (seed * 1103515245 + 12345) >>> 0;
-      const noise = ((seed >>> 24) % 9) - 4;
-      data.set(rgb.map((v) => Math.max(0, Math.min(255, Math.round(v + noise)))), (y * width + x) * 3);
-    }
-  }
-  return sharp(data, { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
-}
 
 type PromptKind = "text" | "image";
 type SamplingKind = "greedy" | "sampled";
