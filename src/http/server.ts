@@ -20,6 +20,7 @@ import { registerJsonBodyParser } from "./json-body.ts";
 import { coerceLax } from "../protocol/lax-coercion.ts";
 import { registerChatCompletionsRoutes, type ChatCompletions } from "./routes/chat-completions.route.ts";
 import { registerInfoRoutes, type InfoDeployments } from "./routes/info.route.ts";
+import { locateWebBuild, registerWebPages } from "./static.ts";
 import { decorateRequestState, ROUTE_PREFIXES } from "./request-state.ts";
 import { createClientErrorHandler, EarlyAnswers, limitConnectionsPerClient, toNodeTimeouts } from "./transport-limits.ts";
 import { readTlsCredentials, watchTlsCredentials, type TlsFiles } from "./tls-credentials.ts";
@@ -110,7 +111,8 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
     reply.header("x-request-id", request.id);
     const clientRequestId = request.headers["x-ms-client-request-id"];
     if (typeof clientRequestId === "string") reply.header("x-ms-client-request-id", clientRequestId);
-    if (isHealthPath(request.url) || !deps.authenticator.isEnabled()) return;
+    // The playground's and dashboard's static files are public; their API calls carry the key (src/http/static.ts).
+    if (isHealthPath(request.url) || request.routeOptions.config.isPublicPage === true || !deps.authenticator.isEnabled()) return;
     const principal = await deps.authenticator.authenticate({
       apiKey: headerValue(request.headers["api-key"]),
       authorization: headerValue(request.headers.authorization),
@@ -122,7 +124,7 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
   // Every API response reports the rate-limit state; chat responses set it from their own reservation.
   // (Callback-style hooks: an async hook costs a promise per request even when it has nothing to do.)
   app.addHook("onSend", (request, reply, payload, done) => {
-    if (isHealthPath(request.url) || reply.hasHeader("x-ratelimit-remaining-requests")) return done(null, payload);
+    if (isHealthPath(request.url) || request.routeOptions.config.isPublicPage === true || reply.hasHeader("x-ratelimit-remaining-requests")) return done(null, payload);
     deps.quota.peek([deps.deployments.default.limit]).then(
       (state) => {
         if (state) reply.headers(toRateLimitHeaders(state));
@@ -157,6 +159,7 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
   });
   registerInfoRoutes(app, deps.deployments);
   registerChatCompletionsRoutes(app, deps.chat, { requestTimeoutMs: options.requestTimeoutMs });
+  registerWebPages(app, locateWebBuild());
   return app;
 }
 

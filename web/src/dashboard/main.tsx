@@ -1,0 +1,4 @@
+import { render } from "preact";
+import "../styles/common.css";
+
+render(<p>Dashboard: coming.</p>, document.getElementById("app")!);
