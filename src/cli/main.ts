@@ -8,6 +8,7 @@ import { runTestModel } from "./commands/test-model.ts";
 import { runModels, runPull } from "./commands/models.ts";
 import { KEY_CONTENT_SAFETY_EXPECTED, runKeysCreate, runKeysList, runKeysRevoke, toKeyContentSafety } from "./commands/keys.ts";
 import { runUsage } from "./commands/usage.ts";
+import { runEngineBuild, runEngineInfo } from "./commands/engine.ts";
 import { GPU_CHOICES } from "../config/serve-config.ts";
 
 const integer = (min: number) => (value: string): number => {
@@ -42,6 +43,11 @@ program
   .option("--jwt-issuer <url>", "accept Entra-style bearer tokens from this issuer")
   .option("--jwt-audience <aud>", "audience the tokens must carry")
   .option("--jwks-uri <url>", "signing keys (default: the issuer's OpenID discovery document)")
+  .option("--jwt-admin-role <role>", "app role (in a token's roles claim) that grants the admin API (default: phiserve.admin)")
+  .option("--admin-key <key>", "API key that may also call the admin API, /admin/* (repeatable); also PHISERVE_ADMIN_KEYS=k1,k2", collect, [])
+  .option("--price-prompt <usd>", "usage cost: USD per 1,000 prompt tokens for deployments without a price of their own (default: Azure's Phi-3.5-mini price)", Number)
+  .option("--price-completion <usd>", "usage cost: USD per 1,000 completion tokens (same default)", Number)
+  .option("--otlp-endpoint <url>", "export OpenTelemetry GenAI spans over OTLP/HTTP to this base URL (…/v1/traces); also OTEL_EXPORTER_OTLP_ENDPOINT")
   .option("--rpm <n>", "requests per minute of the deployment (default: the catalog's, Azure 1000)", integer(1))
   .option("--tpm <n>", "tokens per minute of the deployment (default: the catalog's, Azure 200000)", integer(1))
   .option("--no-auth", "allow serving without keys on a non-loopback address")
@@ -72,6 +78,9 @@ program
   .option("--image-url-timeout <seconds>", "time allowed to download one image URL (default 10)", integer(1))
   .option("--content-safety <mode>", "content filter of every deployment: filter (Azure's default policy), annotate (report only) or off; default: filter, or the config file's", contentSafetyMode)
   .option("--content-annotations", "add Azure's content-filter annotations to responses (prompt_filter_results, content_filter_results)", false)
+  .option("--upstream <url>", "serve --model (a catalog name) through this OpenAI-compatible upstream (vLLM, SGLang, TGI, llama-server, Ollama /v1), e.g. http://gpu1:8000/v1; repeat for replicas (docs/REMOTE.md)", collect, [])
+  .option("--upstream-key-env <name>", "environment variable holding the key sent to the upstreams (Authorization: Bearer)")
+  .option("--upstream-model <name>", "model name sent upstream (default: the first id of the upstream's /models)")
   .option("--log-level <level>", "pino log level", "info")
   .action(runServe);
 
@@ -117,6 +126,19 @@ program
   .option("--price-prompt <usd>", "price per 1k prompt tokens", Number)
   .option("--price-completion <usd>", "price per 1k completion tokens", Number)
   .action(runUsage);
+
+const engine = program.command("engine").description("the llama.cpp binary that serves GGUF models");
+engine
+  .command("info")
+  .description("which binary is loaded: prebuilt or local build, OpenMP, CPU features")
+  .addOption(new Option("--gpu <kind>", "backend to look for, as `serve --gpu`").choices(GPU_CHOICES).default("auto"))
+  .option("--json", "JSON output")
+  .action(runEngineInfo);
+engine
+  .command("build")
+  .description("compile node-llama-cpp's bundled llama.cpp source for this machine (needs cmake and a C++ compiler; offline)")
+  .addOption(new Option("--gpu <kind>", "backend to build").choices(GPU_CHOICES).default("cpu"))
+  .action(runEngineBuild);
 
 program.command("pull").description("download a catalog model into the cache").argument("<name>", "catalog name").action(runPull);
 program.command("models").description("list the catalog and what is cached locally").option("--json", "JSON output").action(runModels);

@@ -22,6 +22,7 @@ import { AppError } from "../../errors/app-error.ts";
 import type { CancelSignal } from "../../lib/cancellation.ts";
 import { BatchHistogram, type DecodeBatchingStats } from "./batch-stats.ts";
 import { DecodeGate, decodeFirstStrategy } from "./decode-gate.ts";
+import { describeBinary } from "./engine-binary.ts";
 import { DecodeSteps, type DecodeTools, type Run } from "./decode-steps.ts";
 import { generateFast } from "./fast-decode.ts";
 import { JsonGrammarCache } from "./json-grammar.ts";
@@ -86,7 +87,11 @@ export class LlamaCppEngine implements Engine {
     thread.start().catch((error: unknown) => logger.error({ event: "engine.tokenizer_thread_failed", err: error }, "the tokenizer thread failed to start"));
     const tokenizer = new PromptTokenizer(model, thread, readVocabularyFacts(model));
     this.loaded = { llama, model, context, pool: new SequencePool(sequences), sequenceOrder, tools, info, tokenizer, thread };
-    logger.info({ event: "engine.loaded", gpu: llama.gpu, threads, contextSize: info.contextLength, parallel: options.parallel, decodeBatch: options.decodeBatch ?? 0 }, "model loaded");
+    const binary = describeBinary(llama);
+    if (binary.buildType === "prebuilt" && binary.gpu === false) {
+      logger.info({ event: "engine.prebuilt_binary" }, "serving with node-llama-cpp's prebuilt CPU binary (no OpenMP); `phiserve engine build` compiles a faster native one");
+    }
+    logger.info({ event: "engine.loaded", binary, gpu: llama.gpu, threads, contextSize: info.contextLength, parallel: options.parallel, decodeBatch: options.decodeBatch ?? 0 }, "model loaded");
   }
 
   /** One context for every sequence; its batches are built by `decodeFirstStrategy` (decode-gate.ts). */
