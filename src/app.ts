@@ -11,6 +11,7 @@ import type { ServeConfig } from "./config/serve-config.ts";
 import type { EngineFactory } from "./engine/engine-factory.ts";
 import { createLlamaCppEngineFactory } from "./engine/llama-cpp/llama-cpp-engine-factory.ts";
 import { createOnnxEngineFactory } from "./engine/onnx/onnx-engine-factory.ts";
+import { createRemoteEngineFactory } from "./engine/remote/remote-engine-factory.ts";
 import { engineFactoryByFormat } from "./engine/engine-factory.ts";
 import { stat } from "node:fs/promises";
 import { ChatCompletionsService } from "./serving/chat-completions.service.ts";
@@ -27,6 +28,10 @@ import { DeploymentRegistry } from "./deployments/deployment-registry.ts";
 import { deploymentCompletion } from "./deployments/guard-completion.ts";
 import { createContentFilter } from "./safety/create-content-filter.ts";
 import type { ContentFilter } from "./safety/content-filter.ts";
+import { AdminService } from "./admin/admin-service.ts";
+import { DEFAULT_PRICE, type UsagePrices } from "./admin/pricing.ts";
+import { isLoopbackHost } from "./lib/loopback.ts";
+import { createTracing } from "./observability/tracing.ts";
 
 export interface App {
   http: FastifyInstance;
@@ -74,7 +79,9 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
           })
         : undefined;
       if (contentFilter) filters.push(contentFilter);
-      built.push(await Deployment.create(settings, { engines, gpu: config.gpu, images: config.images, contentFilter, logger }));
+      // A deployment backed by upstreams gets remote engines (docs/REMOTE.md); the others, the local factory.
+      const deploymentEngines = settings.upstream ? createRemoteEngineFactory(settings.upstream) : engines;
+      built.push(await Deployment.create(settings, { engines: deploymentEngines, gpu: config.gpu, images: config.images, contentFilter, logger }));
     }
     checkGuardDeployments(config);
   } catch (error) {
@@ -94,10 +101,13 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
   const store = config.databaseUrl ? await createStore(config.databaseUrl) : undefined;
   await store?.migrate();
   const quota = await createQuota({ redisUrl: config.redisUrl });
-  const jwt = config.jwt ? new JwtAuthenticator({ issuer: config.jwt.issuer, audience: config.jwt.audience, jwksUri: config.jwt.jwksUri || undefined }) : undefined;
-  const authenticator = await createAuthenticator({ staticKeys: config.apiKeys, store, jwt });
+  const jwt = config.jwt ? new JwtAuthenticator({ issuer: config.jwt.issuer, audience: config.jwt.audience, jwksUri: config.jwt.jwksUri || undefined, adminRole: config.jwt.adminRole }) : undefined;
+  const authenticator = await createAuthenticator({ staticKeys: config.apiKeys, adminKeys: config.adminKeys, store, jwt });
   const usage = new UsageMeter(store, logger);
-  const chat = new ChatCompletionsService({ deployments, quota, usage, metrics, shutdownSignal: shutdown });
+  // The OpenTelemetry SDK is loaded only when an endpoint is configured (docs/ADMIN-API.md "Traces").
+  const tracing = config.tracing ? await createTracing(config.tracing, logger) : undefined;
+  const chat = new ChatCompletionsService({ deployments, quota, usage, metrics, shutdownSignal: shutdown, tracer: tracing?.tracer });
+  const admin = new AdminService({ store, deployments, prices: usagePrices(config, deployments) });
   const http = createHttpServer(
     {
       logger,
@@ -107,6 +117,8 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
       state: () => (draining ? "draining" : deployments.default.isLoaded() ? "ready" : "loading"),
       metrics,
       quota,
+      // A server that runs open opens its admin API on loopback only (docs/ADMIN-API.md "Who may call it").
+      admin: { service: admin, openWhenUnauthenticated: isLoopbackHost(config.host) },
     },
     {
       bodyLimitBytes: config.bodyLimitBytes,
@@ -146,11 +158,23 @@ export async function createApp(config: ServeConfig, logger: Logger, overrides: 
       await deployments.close();
       await Promise.all(filters.map((f) => f.close()));
       await usage.flush();
+      await tracing?.close();
       authenticator.close();
       await quota.close();
       await store?.close();
     },
   };
+}
+
+/** Each deployment's price (its `price`, else the server's default), keyed by the name it is served under. */
+function usagePrices(config: ServeConfig, deployments: DeploymentRegistry): UsagePrices {
+  const prices: Record<string, { promptPer1k: number; completionPer1k: number }> = {};
+  // Deployments are built in the config's order.
+  deployments.list().forEach((d, i) => {
+    const own = config.deployments[i]?.price;
+    if (own) prices[d.name] = own;
+  });
+  return { default: config.defaultPrice ?? DEFAULT_PRICE, deployments: prices };
 }
 
 /** Every guard classifier names another deployment of this server. */

@@ -18,6 +18,10 @@
  *     model: /models/Phi-4-mini-instruct-Q4_K_M.gguf
  *     modelName: phi-4-mini-instruct
  *     json: azure                   # Azure's 422 for JSON response formats
+ *   - name: phi3small                 # served by OpenAI-compatible upstreams (docs/REMOTE.md)
+ *     model: phi-3-small-8k-instruct
+ *     upstream:
+ *       replicas: [http://gpu1:8000/v1, { url: http://gpu2:8000/v1, apiKeyEnv: VLLM_KEY }]
  * ```
  */
 import { readFile } from "node:fs/promises";
@@ -116,6 +120,41 @@ export const ContentSafetySchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** A remote deployment's upstreams (docs/CONFIG.md "Remote deployments", docs/REMOTE.md). */
+export const UpstreamSchema = Type.Object(
+  {
+    replicas: Type.Array(
+      Type.Union([
+        Type.String({ minLength: 1, description: "An OpenAI base URL, e.g. http://gpu1:8000/v1." }),
+        Type.Object(
+          {
+            url: Type.String({ minLength: 1, description: "An OpenAI base URL, e.g. http://gpu1:8000/v1." }),
+            apiKeyEnv: Type.Optional(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$", description: "Environment variable holding the key sent to this upstream." })),
+            header: Type.Optional(Type.Union([Type.Literal("bearer"), Type.Literal("api-key")], { description: "bearer (default): Authorization: Bearer KEY; api-key: Azure's api-key header." })),
+          },
+          { additionalProperties: false },
+        ),
+      ]),
+      { minItems: 1 },
+    ),
+    model: Type.Optional(Type.String({ minLength: 1, description: "Model name sent upstream (default: the first id of the upstream's /models)." })),
+    healthCheckSeconds: Type.Optional(Type.Number({ minimum: 0, description: "GET {url}/models this often (default 5; 0 = only at start)." })),
+    timeoutSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "No byte from the upstream for this long fails the attempt (default 60)." })),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, description: "Replicas tried per request (default: all, at most 3)." })),
+    ejection: Type.Optional(
+      Type.Object(
+        {
+          consecutiveFailures: Type.Optional(Positive("Failed attempts in a row that eject a replica (default 3).")),
+          baseSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "First ejection's length, doubled with each ejection (default 10)." })),
+          maxSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "Longest ejection (default 300)." })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const DeploymentSchema = Type.Object(
   {
     name: Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description: "Deployment name: `model` in requests, `azureml-model-deployment` header." }),
@@ -140,6 +179,16 @@ export const DeploymentSchema = Type.Object(
     maxN: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: "Largest n (default 16)." })),
     numCrops: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: "Vision models: HD crops per image (default 16, Azure's counting)." })),
     contentSafety: Type.Optional(ContentSafetySchema),
+    price: Type.Optional(
+      Type.Object(
+        {
+          promptPer1k: Type.Number({ minimum: 0, description: "USD per 1,000 prompt tokens." }),
+          completionPer1k: Type.Number({ minimum: 0, description: "USD per 1,000 completion tokens." }),
+        },
+        { additionalProperties: false, description: "Usage cost estimates (docs/ADMIN-API.md \"Cost\"); default: the server's --price-prompt / --price-completion." },
+      ),
+    ),
+    upstream: Type.Optional(UpstreamSchema),
   },
   { additionalProperties: false },
 );
@@ -164,6 +213,7 @@ export const ConfigFileSchema = Type.Object(
 
 export type DeploymentConfig = Static<typeof DeploymentSchema>;
 export type ContentSafetyConfig = Static<typeof ContentSafetySchema>;
+export type UpstreamConfig = Static<typeof UpstreamSchema>;
 export type ConfigFile = Static<typeof ConfigFileSchema>;
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile<ConfigFile>(ConfigFileSchema);

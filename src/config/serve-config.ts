@@ -50,8 +50,44 @@ export interface DeploymentSettings {
   numCrops?: number | undefined;
   /** Content safety (docs/SAFETY.md); undefined = Azure's default policy with the built-in lexicon. */
   contentSafety?: ContentSafetySettings | undefined;
+  /**
+   * Served by OpenAI-compatible upstreams instead of a local engine (docs/REMOTE.md); `modelPath` is then
+   * a catalog name. Undefined: a local model file.
+   */
+  upstream?: UpstreamSettings | undefined;
+  /** USD per 1,000 prompt and completion tokens, for usage cost estimates; undefined = the server's default price. */
+  price?: { promptPer1k: number; completionPer1k: number } | undefined;
   /** Rate limits for this deployment; undefined = the catalog's (Azure serverless: 1000 rpm, 200000 tpm). */
   quota: { requestsPerMinute?: number | undefined; tokensPerMinute?: number | undefined } | undefined;
+}
+
+/** One upstream replica of a remote deployment. */
+export interface UpstreamReplica {
+  /** OpenAI base URL, e.g. `http://gpu1:8000/v1` (`{url}/chat/completions`, `{url}/models`). */
+  url: string;
+  /** The credential sent to it (the value, read from the environment variable the config names); never logged. */
+  apiKey?: string | undefined;
+  /** `bearer` (default): `Authorization: Bearer KEY`; `api-key`: Azure's `api-key: KEY` header. */
+  header?: "bearer" | "api-key" | undefined;
+}
+
+/** A remote deployment's upstreams and how they are balanced, checked and retried (docs/REMOTE.md). */
+export interface UpstreamSettings {
+  replicas: readonly UpstreamReplica[];
+  /** The model name sent upstream; undefined = the first id the replica's `/models` lists. */
+  model: string | undefined;
+  /** Active health checks (`GET {url}/models`) this often, ms; 0 = only at start. Default 5 000. */
+  healthCheckIntervalMs: number;
+  /** No byte from an upstream for this long fails the attempt (retried elsewhere before the first token), ms. Default 60 000. */
+  firstByteTimeoutMs: number;
+  /** Replicas tried per request; undefined = every replica, at most 3. */
+  maxAttempts: number | undefined;
+  /** Failed attempts in a row that eject a replica. Default 3. */
+  consecutiveFailures: number;
+  /** First ejection's length, ms (doubling with each ejection). Default 10 000. */
+  baseEjectionMs: number;
+  /** Longest ejection, ms. Default 300 000. */
+  maxEjectionMs: number;
 }
 
 export interface ServeConfig {
@@ -64,7 +100,13 @@ export interface ServeConfig {
   /** Quota state in Redis (exact across replicas); undefined = in memory. */
   redisUrl: string | undefined;
   /** Entra-style bearer tokens; undefined = none. */
-  jwt: { issuer: string; audience: string; jwksUri: string | undefined } | undefined;
+  jwt: { issuer: string; audience: string; jwksUri: string | undefined; adminRole?: string | undefined } | undefined;
+  /** Static admin keys (`--admin-key`): they may call the admin API (docs/ADMIN-API.md); absent or empty = none. */
+  adminKeys?: readonly string[] | undefined;
+  /** USD per 1,000 tokens for deployments with no price of their own; absent = Azure's Phi-3.5-mini price (docs/ADMIN-API.md "Cost"). */
+  defaultPrice?: { promptPer1k: number; completionPer1k: number } | undefined;
+  /** Export GenAI spans over OTLP/HTTP (docs/ADMIN-API.md "Traces"); absent = no tracing. */
+  tracing?: { tracesUrl: string; serviceName: string; headers: Readonly<Record<string, string>> } | undefined;
   gpu: GpuChoice;
   deployments: readonly DeploymentSettings[];
   /** Name of the deployment used when a request names none; default: the first. */

@@ -83,6 +83,11 @@ export class Deployment {
       toolEmulation: settings.toolEmulation,
       systemRole: settings.systemRole,
     }, settings.numCrops);
+    // An upstream takes chat turns, so Phi-4-mini's native tool format (a constrained switch mid-generation) is not
+    // forwarded: remote deployments offer tools by emulation only (docs/REMOTE.md "What is sent upstream").
+    if (settings.upstream && plan.model.capabilities.toolMode === "native") {
+      plan.model.capabilities.toolMode = settings.toolEmulation ? "emulated" : "none";
+    }
     if (!settings.parseSpecialInContent && templateRewritesMessageText(plan.model.chatTemplate)) {
       throw new Error(
         `${settings.modelPath}: its chat template rewrites message text, so special tokens in messages cannot be kept ` +

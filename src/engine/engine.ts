@@ -54,8 +54,23 @@ export interface TokenCount {
   exact: boolean;
 }
 
+/**
+ * One chat turn as the deployment planned it (system-role rule and tool rendering applied), for an
+ * engine that renders the prompt on the far side: a remote upstream takes chat messages, not a
+ * rendered prompt (docs/ARCHITECTURE.md "Remote engines").
+ */
+export interface ChatTurn {
+  role: "system" | "user" | "assistant" | "tool";
+  content: string;
+}
+
 /** Sampling and limits for one generation. Token counts are exact, from the model's tokenizer. */
 export interface GenerationRequest extends PromptText {
+  /**
+   * The turns `prompt` was rendered from. Local engines evaluate `prompt` and ignore them; a remote
+   * engine sends them (its upstream applies the same chat template) and never sees `prompt` leave the process.
+   */
+  messages?: readonly ChatTurn[] | undefined;
   /** Hard cap on generated tokens (already clamped by the caller to the context window). */
   maxTokens: number;
   temperature: number;
@@ -101,7 +116,16 @@ export type EngineEvent =
   /** The `constrainAfter` token was generated: what follows obeys its constraint. */
   | { type: "constrained"; tokenCount: number }
   /** The end: the engine stopped on its own (EOG token, or the constrained JSON closed) or hit maxTokens. */
-  | { type: "done"; finishReason: FinishReason };
+  | {
+      type: "done";
+      finishReason: FinishReason;
+      /**
+       * The prompt tokens the engine itself billed, when it rendered and counted the prompt on its own (a
+       * remote upstream's `usage.prompt_tokens`): usage and quota reconcile to it. Absent: the count of
+       * `countTokens` stands.
+       */
+      promptTokens?: number | undefined;
+    };
 
 /** Static facts about the loaded model. */
 export interface EngineModelInfo {

@@ -190,7 +190,7 @@ export class ChatGeneration {
       if (command.n === 1) await this.runChoice(prepared, 0, signal, state);
       else await this.runChoices(prepared, signal, state);
     } finally {
-      recordUsage({ promptTokens, completionTokens: state.completionTokens, completed: state.open === 0, finishReasons: state.finishReasons });
+      recordUsage({ promptTokens: state.promptTokens, completionTokens: state.completionTokens, completed: state.open === 0, finishReasons: state.finishReasons });
     }
   }
 
@@ -245,6 +245,8 @@ export class ChatGeneration {
         generation: for await (const event of this.deps.engine.generate(this.toEngineRequest(prepared, index), signal)) {
           if (event.type === "done") {
             engineReason = event.finishReason;
+            // A remote engine bills the prompt as its upstream rendered it (docs/REMOTE.md "Token accounting").
+            if (event.promptTokens !== undefined) state.promptTokens = event.promptTokens;
             break;
           }
           state.completionTokens += event.tokenCount;
@@ -279,6 +281,7 @@ export class ChatGeneration {
     return {
       prompt: prepared.prompt,
       literalSpans: prepared.literalSpans,
+      messages: prepared.plan.messages.map((m) => ({ role: m.role, content: m.content })),
       images: prepared.images,
       maxTokens: prepared.maxTokens,
       temperature: command.temperature,

@@ -1,7 +1,9 @@
 import type { Logger } from "pino";
 import { createApp } from "../../app.ts";
 import { DEFAULT_IMAGE_LIMITS, type DeploymentSettings, type GpuChoice, type ServeConfig } from "../../config/serve-config.ts";
-import { loadConfigFile, parseByteSize, type ConfigFile, type ContentSafetyConfig } from "../../config/config-file.ts";
+import { loadConfigFile, parseByteSize, type ConfigFile, type ContentSafetyConfig, type UpstreamConfig } from "../../config/config-file.ts";
+import type { UpstreamSettings } from "../../config/serve-config.ts";
+import { DEFAULT_MODEL_ID, findCatalogModel } from "../../catalog/phi-models.ts";
 import type { ClassifierSettings, ContentSafetySettings } from "../../config/serve-config.ts";
 import { AZURE_DEFAULT_POLICY, type SafetyMode } from "../../safety/content-policy.ts";
 import { resolveDatabaseUrl } from "../../store/create-store.ts";
@@ -9,6 +11,7 @@ import { isLoopbackHost } from "../../lib/loopback.ts";
 import { createLogger } from "../../observability/logger.ts";
 import { CliError, resolveModel } from "../resolve-model.ts";
 import { exitWithCliError } from "./exit.ts";
+import { DEFAULT_PRICE } from "../../admin/pricing.ts";
 
 interface ServeFlags {
   config?: string;
@@ -17,6 +20,11 @@ interface ServeFlags {
   jwtIssuer?: string;
   jwtAudience?: string;
   jwksUri?: string;
+  jwtAdminRole?: string;
+  adminKey: string[];
+  pricePrompt?: number;
+  priceCompletion?: number;
+  otlpEndpoint?: string;
   rpm?: number;
   tpm?: number;
   model?: string;
@@ -52,6 +60,9 @@ interface ServeFlags {
   imageUrlTimeout?: number;
   contentSafety?: SafetyMode;
   contentAnnotations: boolean;
+  upstream: string[];
+  upstreamKeyEnv?: string;
+  upstreamModel?: string;
   logLevel: string;
 }
 
@@ -66,7 +77,10 @@ export async function runServe(flags: ServeFlags): Promise<void> {
       apiKeys,
       databaseUrl: resolveDatabaseUrl(flags.db),
       redisUrl: flags.redis ?? process.env.PHISERVE_REDIS_URL,
-      jwt: flags.jwtIssuer ? { issuer: flags.jwtIssuer, audience: requireAudience(flags), jwksUri: flags.jwksUri } : undefined,
+      jwt: flags.jwtIssuer ? { issuer: flags.jwtIssuer, audience: requireAudience(flags), jwksUri: flags.jwksUri, adminRole: flags.jwtAdminRole } : undefined,
+      adminKeys: [...flags.adminKey, ...(process.env.PHISERVE_ADMIN_KEYS ?? "").split(",")].map((k) => k.trim()).filter(Boolean),
+      defaultPrice: defaultPrice(flags),
+      tracing: tracingSettings(flags.otlpEndpoint, process.env),
       gpu: flags.gpu,
       requestTimeoutMs: flags.requestTimeout * 1000,
       drainTimeoutMs: flags.drainTimeout * 1000,
@@ -178,12 +192,56 @@ function imageLimits(flags: ServeFlags): ServeConfig["images"] {
   return limits;
 }
 
+/** `--price-prompt` / `--price-completion` (USD per 1,000 tokens) over the default price (docs/ADMIN-API.md "Cost"). */
+function defaultPrice(flags: Pick<ServeFlags, "pricePrompt" | "priceCompletion">): ServeConfig["defaultPrice"] {
+  const check = (flag: string, value: number | undefined, fallback: number): number => {
+    if (value === undefined) return fallback;
+    if (!Number.isFinite(value) || value < 0) throw new CliError(`${flag} must be a non-negative number (USD per 1,000 tokens)`);
+    return value;
+  };
+  return {
+    promptPer1k: check("--price-prompt", flags.pricePrompt, DEFAULT_PRICE.promptPer1k),
+    completionPer1k: check("--price-completion", flags.priceCompletion, DEFAULT_PRICE.completionPer1k),
+  };
+}
+
+/**
+ * Tracing (docs/ADMIN-API.md "Traces"): `--otlp-endpoint`, else the standard OpenTelemetry variables
+ * (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, a full URL; `OTEL_EXPORTER_OTLP_ENDPOINT`, a base to which `/v1/traces` is
+ * added; `OTEL_EXPORTER_OTLP_HEADERS`; `OTEL_SERVICE_NAME`; `OTEL_SDK_DISABLED=true` turns it off). None: no tracing.
+ */
+export function tracingSettings(flag: string | undefined, env: NodeJS.ProcessEnv): ServeConfig["tracing"] {
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true" && !flag) return undefined;
+  const base = flag || env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const tracesUrl = flag ? `${flag.replace(/\/+$/, "")}/v1/traces` : env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || (base ? `${base.replace(/\/+$/, "")}/v1/traces` : undefined);
+  if (!tracesUrl) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(tracesUrl);
+  } catch {
+    throw new CliError(`The OTLP endpoint '${tracesUrl}' is not a URL: use http(s)://HOST:PORT (e.g. http://127.0.0.1:4318)`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new CliError(`The OTLP endpoint must be http:// or https://, not ${parsed.protocol}`);
+  const headers: Record<string, string> = {};
+  for (const pair of (env.OTEL_EXPORTER_OTLP_TRACES_HEADERS || env.OTEL_EXPORTER_OTLP_HEADERS || "").split(",")) {
+    const at = pair.indexOf("=");
+    if (at > 0) headers[decodeURIComponent(pair.slice(0, at).trim())] = decodeURIComponent(pair.slice(at + 1).trim());
+  }
+  return { tracesUrl, serviceName: env.OTEL_SERVICE_NAME || "phiserve", headers };
+}
+
 function requireAudience(flags: ServeFlags): string {
   if (!flags.jwtAudience) throw new CliError("--jwt-issuer needs --jwt-audience (the `aud` tokens must carry).");
   return flags.jwtAudience;
 }
 
 async function fromFlags(flags: ServeFlags): Promise<DeploymentPart> {
+  if (flags.upstream.length > 0) {
+    const replicas = flags.upstream.map((url) => ({ url, ...(flags.upstreamKeyEnv ? { apiKeyEnv: flags.upstreamKeyEnv } : {}) }));
+    const upstream = toUpstream({ replicas, ...(flags.upstreamModel ? { model: flags.upstreamModel } : {}) }, process.env);
+    const deployment: DeploymentSettings = { ...settingsFromFlags(flags), name: flags.deployment, upstream, ...remoteModel(flags.modelName ?? flags.model ?? DEFAULT_MODEL_ID) };
+    return { deployments: [deployment], defaultDeployment: undefined, singleModel: true, memoryBudgetBytes: undefined, idleUnloadMs: 0 };
+  }
   const resolved = await resolveModel(flags.model, process.env);
   const deployment: DeploymentSettings = {
     ...settingsFromFlags(flags),
@@ -214,9 +272,12 @@ async function fromConfigFile(flags: ServeFlags, file: ConfigFile): Promise<Depl
   const base = settingsFromFlags(flags);
   const deployments: DeploymentSettings[] = [];
   for (const d of file.deployments) {
-    const resolved = await resolveModel(d.model, process.env);
+    // A remote deployment names a catalog model and downloads nothing (docs/REMOTE.md).
+    const model = d.upstream ? { ...remoteModel(d.modelName ?? d.model), upstream: toUpstream(d.upstream, process.env) } : undefined;
+    const resolved = model ?? (await resolveModel(d.model, process.env));
     deployments.push({
       name: d.name,
+      ...model,
       modelPath: resolved.modelPath,
       catalogModelId: d.modelName ?? resolved.catalogModelId,
       parallel: d.parallel ?? base.parallel,
@@ -232,6 +293,7 @@ async function fromConfigFile(flags: ServeFlags, file: ConfigFile): Promise<Depl
       parseSpecialInContent: d.parseSpecialInContent ?? base.parseSpecialInContent,
       numCrops: d.numCrops ?? base.numCrops,
       contentSafety: toContentSafety(d.contentSafety, flags),
+      price: d.price,
       quota: d.quota,
     });
   }
@@ -241,6 +303,35 @@ async function fromConfigFile(flags: ServeFlags, file: ConfigFile): Promise<Depl
     singleModel: false,
     memoryBudgetBytes: file.memoryBudget ? parseByteSize(file.memoryBudget) : undefined,
     idleUnloadMs: (file.idleUnloadSeconds ?? 900) * 1000,
+  };
+}
+
+/** A remote deployment's model: a catalog name, which gives its tokenizer, template and context. */
+function remoteModel(name: string): { modelPath: string; catalogModelId: string } {
+  const entry = findCatalogModel(name);
+  if (!entry) throw new CliError(`A deployment served by upstreams names a catalog model ('phiserve models'), not '${name}'.`);
+  return { modelPath: entry.id, catalogModelId: entry.id };
+}
+
+/** The config's upstream block with its defaults, credentials read from the environment (never logged). */
+export function toUpstream(config: UpstreamConfig, env: NodeJS.ProcessEnv): UpstreamSettings {
+  const replicas = config.replicas.map((r) => {
+    const replica = typeof r === "string" ? { url: r } : r;
+    if (!/^https?:\/\//.test(replica.url)) throw new CliError(`Upstream '${replica.url}' is not an http(s) URL (an OpenAI base URL such as http://gpu1:8000/v1).`);
+    if (!("apiKeyEnv" in replica) || !replica.apiKeyEnv) return { url: replica.url };
+    const apiKey = env[replica.apiKeyEnv];
+    if (!apiKey) throw new CliError(`The environment variable ${replica.apiKeyEnv}, named for the upstream ${replica.url}, is not set.`);
+    return { url: replica.url, apiKey, header: ("header" in replica ? replica.header : undefined) ?? "bearer" };
+  });
+  return {
+    replicas,
+    model: config.model,
+    healthCheckIntervalMs: (config.healthCheckSeconds ?? 5) * 1000,
+    firstByteTimeoutMs: (config.timeoutSeconds ?? 60) * 1000,
+    maxAttempts: config.maxAttempts,
+    consecutiveFailures: config.ejection?.consecutiveFailures ?? 3,
+    baseEjectionMs: (config.ejection?.baseSeconds ?? 10) * 1000,
+    maxEjectionMs: (config.ejection?.maxSeconds ?? 300) * 1000,
   };
 }
 
