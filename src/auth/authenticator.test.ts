@@ -97,7 +97,7 @@ describe("composite authenticator: stored keys", () => {
     const { record, key } = await store.createApiKey({ name: "team-a", deployments: ["phi-4"], rpm: 7, tpm: 700 });
     const auth = await authenticator({ staticKeys: [], store });
     assert.equal(auth.isEnabled(), true);
-    assert.deepEqual(await auth.authenticate({ apiKey: key }), { id: `key:${record.id}`, deployments: ["phi-4"], requestsPerMinute: 7, tokensPerMinute: 700 });
+    assert.deepEqual(await auth.authenticate({ apiKey: key }), { id: `key:${record.id}`, deployments: ["phi-4"], requestsPerMinute: 7, tokensPerMinute: 700, name: "team-a" });
     assert.equal((await auth.authenticate({ authorization: `Bearer ${key}` }))?.id, `key:${record.id}`);
     assert.equal(await auth.authenticate({ apiKey: `${key}x` }), undefined);
   });
@@ -109,10 +109,10 @@ describe("composite authenticator: stored keys", () => {
     const plain = await store.createApiKey({ name: "plain" });
     const auth = await authenticator({ staticKeys: [], store });
     assert.deepEqual(await auth.authenticate({ apiKey: off.key }), {
-      id: `key:${off.record.id}`, deployments: null, requestsPerMinute: null, tokensPerMinute: null, contentSafety: "off",
+      id: `key:${off.record.id}`, deployments: null, requestsPerMinute: null, tokensPerMinute: null, name: "trusted-off", contentSafety: "off",
     });
     assert.deepEqual(await auth.authenticate({ authorization: `Bearer ${annotate.key}` }), {
-      id: `key:${annotate.record.id}`, deployments: ["phi-4"], requestsPerMinute: null, tokensPerMinute: null, contentSafety: "annotate",
+      id: `key:${annotate.record.id}`, deployments: ["phi-4"], requestsPerMinute: null, tokensPerMinute: null, name: "trusted-annotate", contentSafety: "annotate",
     });
     const principal = await auth.authenticate({ apiKey: plain.key });
     assert.equal(principal?.id, `key:${plain.record.id}`);
@@ -273,4 +273,25 @@ it("ANONYMOUS is frozen: a stage cannot widen every open request's grants", () =
   assert.throws(() => {
     (ANONYMOUS as { deployments: string[] | null }).deployments = ["x"];
   }, TypeError);
+});
+
+describe("composite authenticator: admin callers", () => {
+  it("an --admin-key caller is an admin with an id of its own; a plain static key is not", async () => {
+    const auth = await authenticator({ staticKeys: ["plain-key-0123456789"], adminKeys: ["admin-key-0123456789"] });
+    const admin = await auth.authenticate({ apiKey: "admin-key-0123456789" });
+    assert.equal(admin?.admin, true);
+    assert.match(admin?.id ?? "", /^admin:[0-9a-f]{8}$/);
+    const plain = await auth.authenticate({ apiKey: "plain-key-0123456789" });
+    assert.ok(plain && !plain.admin, "a static key is no admin");
+    assert.equal(await auth.authenticate({ apiKey: "admin-key-0123456789x" }), undefined);
+  });
+
+  it("a stored key created with admin: true is an admin; others are not", async () => {
+    const store = await memoryStore();
+    const admin = await store.createApiKey({ name: "ops", admin: true });
+    const plain = await store.createApiKey({ name: "team" });
+    const auth = await authenticator({ staticKeys: [], store });
+    assert.equal((await auth.authenticate({ apiKey: admin.key }))?.admin, true);
+    assert.ok(!(await auth.authenticate({ apiKey: plain.key }))?.admin);
+  });
 });

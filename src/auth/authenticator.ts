@@ -39,6 +39,8 @@ export interface Authenticator {
 export interface AuthenticatorSources {
   /** Static keys; empty = none. */
   staticKeys: readonly string[];
+  /** Static admin keys (`--admin-key`): they may call the admin API too; empty or absent = none. */
+  adminKeys?: readonly string[] | undefined;
   /** Store holding API keys; undefined = no stored keys. */
   store?: ApiKeyLookup | undefined;
   /** Token verifier; undefined = bearer tokens are not accepted as tokens. */
@@ -53,6 +55,7 @@ export interface AuthenticatorSources {
  */
 export async function createAuthenticator(options: AuthenticatorSources): Promise<Authenticator> {
   const sources: CredentialSource[] = [createStaticKeySource(options.staticKeys)];
+  if (options.adminKeys && options.adminKeys.length > 0) sources.push(createStaticKeySource(options.adminKeys, { admin: true }));
   if (options.store) sources.push(await createStoredKeySource({ store: options.store, now: options.now }));
   if (options.jwt) sources.push(createJwtSource(options.jwt));
   return composeAuthenticator(sources);

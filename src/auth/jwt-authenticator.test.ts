@@ -296,6 +296,24 @@ describe("deployment grants from roles/scp", () => {
   });
 });
 
+describe("the admin role", () => {
+  it("is read from the roles claim only (not from scp), as an array or a space-separated string", async () => {
+    const auth = authenticator();
+    const cases: [Record<string, unknown>, boolean][] = [
+      [{ roles: ["phiserve.admin"] }, true],
+      [{ roles: "Reader phiserve.admin" }, true],
+      [{ roles: ["deployment:phi-4", "phiserve.admin"] }, true],
+      [{ scp: "phiserve.admin" }, false],
+      [{ roles: ["phiserve.admins", "Phiserve.Admin"] }, false],
+      [{}, false],
+    ];
+    for (const [claims, expected] of cases) {
+      assert.equal((await auth.verify(await idp.sign(claims)))?.admin, expected, JSON.stringify(claims));
+    }
+    assert.equal((await authenticator({ adminRole: "ops" }).verify(await idp.sign({ roles: ["ops"] })))?.admin, true);
+  });
+});
+
 describe("JwtAuthenticator.looksLikeJwt", () => {
   it("tells JWTs from API keys", async () => {
     assert.equal(JwtAuthenticator.looksLikeJwt(await idp.sign({})), true);

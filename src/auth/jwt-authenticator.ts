@@ -30,6 +30,8 @@ import { isLoopbackHost } from "../lib/loopback.ts";
 
 /** Default allowed clock skew, in seconds, for `exp` and `nbf`. */
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 60;
+/** Default app role (in the `roles` claim) that lets a token call the admin API (docs/ADMIN-API.md "Who may call it"). */
+export const DEFAULT_ADMIN_ROLE = "phiserve.admin";
 /** Default prefix of roles/scopes that grant access to a deployment. */
 export const DEFAULT_DEPLOYMENT_CLAIM_PREFIX = "deployment:";
 /** Default seconds after a JWKS fetch before an unknown `kid` may trigger another fetch. */
@@ -72,6 +74,12 @@ export interface JwtAuthOptions {
    * token carrying no such role/scope at all may use every deployment.
    */
   deploymentClaimPrefix?: string | undefined;
+  /**
+   * App role, in the `roles` claim only, that makes the caller an admin. Default `"phiserve.admin"`.
+   * Not read from `scp`: a delegated scope is what a user consented an app to do, while an app role is
+   * assigned by the tenant's administrators, which is who should hand out the admin API.
+   */
+  adminRole?: string | undefined;
   /** Seconds after a JWKS fetch before an unknown `kid` triggers a re-fetch. Default 30. */
   jwksCooldownSeconds?: number | undefined;
   /** Seconds a fetched JWKS stays cached. Default 600. */
@@ -86,6 +94,8 @@ export interface VerifiedJwt {
   subject: string;
   /** Deployments this token may use; null = all deployments. */
   deployments: string[] | null;
+  /** True when the token's `roles` claim holds the admin role. */
+  admin: boolean;
   /** The verified claims set. */
   claims: Record<string, unknown>;
 }
@@ -101,6 +111,7 @@ export class JwtAuthenticator {
   readonly #audience: string;
   readonly #clockTolerance: number;
   readonly #prefix: string;
+  readonly #adminRole: string;
   readonly #fetch: typeof fetch;
   readonly #cooldownMs: number;
   readonly #cacheMaxAgeMs: number;
@@ -113,6 +124,7 @@ export class JwtAuthenticator {
     this.#issuer = nonEmpty(options.issuer, "issuer");
     this.#audience = nonEmpty(options.audience, "audience");
     this.#prefix = nonEmpty(options.deploymentClaimPrefix ?? DEFAULT_DEPLOYMENT_CLAIM_PREFIX, "deploymentClaimPrefix");
+    this.#adminRole = nonEmpty(options.adminRole ?? DEFAULT_ADMIN_ROLE, "adminRole");
     this.#clockTolerance = nonNegative(options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS, "clockToleranceSeconds");
     this.#cooldownMs = 1000 * nonNegative(options.jwksCooldownSeconds ?? DEFAULT_JWKS_COOLDOWN_SECONDS, "jwksCooldownSeconds");
     this.#cacheMaxAgeMs =
@@ -149,7 +161,8 @@ export class JwtAuthenticator {
     }
     if (typeof payload.sub !== "string" || payload.sub.length === 0) return undefined;
     const claims: Record<string, unknown> = { ...payload };
-    return { subject: payload.sub, deployments: deploymentGrants(claims, this.#prefix), claims };
+    const admin = claimValues(claims["roles"]).includes(this.#adminRole);
+    return { subject: payload.sub, deployments: deploymentGrants(claims, this.#prefix), admin, claims };
   }
 
   /**

@@ -24,6 +24,10 @@ export function createJwtSource(verifier: JwtAuthenticator): CredentialSource {
         const verified = await verifier.verify(credential);
         if (!verified) return undefined;
         const principal: Principal = { id: `jwt:${verified.subject}`, deployments: verified.deployments, requestsPerMinute: null, tokensPerMinute: null };
+        if (verified.admin) principal.admin = true;
+        // A display name for audit lines (Entra's `name`; never a secret). Bounded: it is the token's own text.
+        const name = verified.claims["name"];
+        if (typeof name === "string" && name.length > 0) principal.name = name.slice(0, 200);
         return principal;
       } catch (error) {
         // 503 with retry-after, not 401: an outage of the identity provider says nothing about the

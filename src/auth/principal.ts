@@ -21,6 +21,10 @@ export interface Principal {
    * skips the filter; absent = the deployment's policy (docs/SAFETY.md "Per-key override").
    */
   contentSafety?: "annotate" | "off" | undefined;
+  /** True when the caller may use the admin API: an `--admin-key`, a stored key created with `--admin`, or a token with the admin role (docs/ADMIN-API.md "Who may call it"). */
+  admin?: boolean | undefined;
+  /** A human label for audit lines (a stored key's name, a token's `name` claim); never a secret. */
+  name?: string | undefined;
 }
 
 /** The caller of a server with no credential source configured. Frozen: it is shared by every request. */

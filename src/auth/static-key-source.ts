@@ -7,8 +7,14 @@ import type { Principal } from "./principal.ts";
 
 const digest = (value: string): Buffer => createHash("sha256").update(value, "utf8").digest();
 
+/** Options of {@link createStaticKeySource}. */
+export interface StaticKeyOptions {
+  /** The keys' callers may use the admin API (`--admin-key`); default false. */
+  admin?: boolean | undefined;
+}
+
 /** A source that accepts exactly the given keys (empty strings ignored); disabled when there are none. */
-export function createStaticKeySource(keys: readonly string[]): CredentialSource {
+export function createStaticKeySource(keys: readonly string[], options: StaticKeyOptions = {}): CredentialSource {
   // Compare SHA-256 digests, not the keys: equal lengths let timingSafeEqual run for a presented
   // key of any length, so the time taken does not reveal a configured key's length.
   const digests = keys.filter((k) => k.length > 0).map(digest);
@@ -17,7 +23,7 @@ export function createStaticKeySource(keys: readonly string[]): CredentialSource
   // hit for a caller who already holds a valid key.
   const verified = new Map<string, Principal>();
   return {
-    kind: "static",
+    kind: options.admin ? "admin" : "static",
     isEnabled: () => digests.length > 0,
     async verify(credential) {
       const known = verified.get(credential);
@@ -32,10 +38,11 @@ export function createStaticKeySource(keys: readonly string[]): CredentialSource
       // The id is a digest prefix, never the key: logs and usage rows can name the caller
       // without holding anything that authenticates.
       const principal: Principal = Object.freeze({
-        id: `static:${presented.toString("hex").slice(0, 8)}`,
+        id: `${options.admin ? "admin" : "static"}:${presented.toString("hex").slice(0, 8)}`,
         deployments: null,
         requestsPerMinute: null,
         tokensPerMinute: null,
+        ...(options.admin ? { admin: true } : {}),
       });
       verified.set(credential, principal);
       return principal;

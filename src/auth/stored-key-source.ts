@@ -61,7 +61,8 @@ export async function createStoredKeySource(deps: StoredKeySourceDeps): Promise<
 
 /** The caller a stored key names; a key's content-safety override is carried only when it has one. */
 function toPrincipal(record: ApiKeyRecord): Principal {
-  const principal: Principal = { id: `key:${record.id}`, deployments: record.deployments, requestsPerMinute: record.rpm, tokensPerMinute: record.tpm };
+  const principal: Principal = { id: `key:${record.id}`, deployments: record.deployments, requestsPerMinute: record.rpm, tokensPerMinute: record.tpm, name: record.name };
   if (record.contentSafety !== null) principal.contentSafety = record.contentSafety;
+  if (record.admin) principal.admin = true;
   return principal;
 }

@@ -108,11 +108,27 @@ keys
   .option("--rpm <n>", "requests per minute for this key", integer(1))
   .option("--tpm <n>", "tokens per minute for this key", integer(1))
   .option("--content-safety <annotate|off>", "a trusted tenant's override of the deployments' content filter: annotate (report only) or off; default: the deployment's policy", keyContentSafety)
+  .option("--admin", "the key may also call the admin API (/admin/*: keys, usage, deployments)")
   .option("--db <url>", "database URL (default: PHISERVE_DB_URL or sqlite under the data folder)")
+  .option("--server <url>", "work through a running server's admin API instead of the database (docs/ADMIN-API.md)")
+  .option("--admin-key <key>", "admin credential for --server (default: PHISERVE_ADMIN_KEY)")
   .option("--json", "JSON output (the only time the key is shown)")
   .action(runKeysCreate);
-keys.command("list").option("--db <url>", "database URL").option("--json", "JSON output").action(runKeysList);
-keys.command("revoke").argument("<id>", "key id").option("--db <url>", "database URL").option("--json", "JSON output").action(runKeysRevoke);
+keys
+  .command("list")
+  .option("--db <url>", "database URL")
+  .option("--server <url>", "list through a running server's admin API")
+  .option("--admin-key <key>", "admin credential for --server (default: PHISERVE_ADMIN_KEY)")
+  .option("--json", "JSON output")
+  .action(runKeysList);
+keys
+  .command("revoke")
+  .argument("<id>", "key id")
+  .option("--db <url>", "database URL")
+  .option("--server <url>", "revoke through a running server's admin API")
+  .option("--admin-key <key>", "admin credential for --server (default: PHISERVE_ADMIN_KEY)")
+  .option("--json", "JSON output")
+  .action(runKeysRevoke);
 
 program
   .command("usage")
@@ -120,11 +136,13 @@ program
   .option("--db <url>", "database URL")
   .option("--since <when>", "from: YYYY-MM-DD (UTC), an ISO time, or a span back from now such as 7d, 24h, 30m")
   .option("--until <when>", "until (exclusive; a bare date includes that whole day); same forms as --since")
-  .addOption(new Option("--by <grouping>", "group by").choices(["key", "deployment", "day"]).default("deployment"))
+  .addOption(new Option("--by <grouping>", "group by").choices(["key", "deployment", "day", "hour"]).default("deployment"))
   .option("--json", "JSON output")
   .option("--csv", "CSV output")
-  .option("--price-prompt <usd>", "price per 1k prompt tokens", Number)
-  .option("--price-completion <usd>", "price per 1k completion tokens", Number)
+  .option("--price-prompt <usd>", "price per 1k prompt tokens (local reports)", Number)
+  .option("--price-completion <usd>", "price per 1k completion tokens (local reports)", Number)
+  .option("--server <url>", "ask a running server's admin API (GET /admin/usage) instead of the database")
+  .option("--admin-key <key>", "admin credential for --server (default: PHISERVE_ADMIN_KEY)")
   .action(runUsage);
 
 const engine = program.command("engine").description("the llama.cpp binary that serves GGUF models");

@@ -19,7 +19,10 @@ const HTTP_SHAPES: Record<AppErrorCode, HttpShape> = {
   CONTENT_FILTERED: { status: 400, wireCode: "content_filter", type: "invalid_request_error" },
   UNAUTHENTICATED: { status: 401, wireCode: "invalid_api_key", type: "authentication_error" },
   FORBIDDEN: { status: 403, wireCode: "permission_denied", type: "permission_error" },
+  // The admin API's own shapes (docs/ADMIN-API.md "Errors").
+  ADMIN_REQUIRED: { status: 403, wireCode: "admin_required", type: "permission_error" },
   ROUTE_NOT_FOUND: { status: 404, wireCode: "not_found", type: "invalid_request_error" },
+  KEY_NOT_FOUND: { status: 404, wireCode: "key_not_found", type: "invalid_request_error" },
   MODEL_NOT_FOUND: { status: 404, wireCode: "model_not_found", type: "invalid_request_error" },
   // With the `allow` header the thrower sets (RFC 9110, section 15.5.6).
   METHOD_NOT_ALLOWED: { status: 405, wireCode: "method_not_allowed", type: "invalid_request_error" },
@@ -32,6 +35,8 @@ const HTTP_SHAPES: Record<AppErrorCode, HttpShape> = {
   OVERLOADED: { status: 503, wireCode: "overloaded", type: "unavailable_error" },
   GENERATION_TIMEOUT: { status: 504, wireCode: "timeout", type: "timeout_error" },
   AUTH_UNAVAILABLE: { status: 503, wireCode: "auth_unavailable", type: "unavailable_error" },
+  // 503 with retry-after, not 409: clients retry a 503 once the deployment's requests have finished.
+  DEPLOYMENT_BUSY: { status: 503, wireCode: "deployment_busy", type: "unavailable_error" },
   // Never sent (the client is gone): the status usage records and logs carry, as nginx's 499.
   CLIENT_CLOSED: { status: 499, wireCode: "client_closed", type: "client_closed" },
   INTERNAL: { status: 500, wireCode: "internal_error", type: "server_error" },
@@ -75,6 +80,11 @@ export function toHttpError(error: unknown): HttpErrorResponse {
     headers["retry-after-ms"] = String(Math.max(0, Math.round(appError.retryAfterSeconds * 1000)));
   }
   return { status: shape.status, headers, body };
+}
+
+/** The wire code of an error code (`error.code`, `x-ms-error-code`; traces' `error.type`). */
+export function wireCodeOf(code: AppErrorCode): string {
+  return HTTP_SHAPES[code].wireCode;
 }
 
 /** Status code for an error code (for logs and docs). */

@@ -20,6 +20,8 @@ import { registerJsonBodyParser } from "./json-body.ts";
 import { coerceLax } from "../protocol/lax-coercion.ts";
 import { registerChatCompletionsRoutes, type ChatCompletions } from "./routes/chat-completions.route.ts";
 import { registerInfoRoutes, type InfoDeployments } from "./routes/info.route.ts";
+import { registerAdminRoutes } from "./routes/admin.route.ts";
+import type { AdminDeployment, AdminService } from "../admin/admin-service.ts";
 import { locateWebBuild, registerWebPages } from "./static.ts";
 import { decorateRequestState, ROUTE_PREFIXES } from "./request-state.ts";
 import { createClientErrorHandler, EarlyAnswers, limitConnectionsPerClient, toNodeTimeouts } from "./transport-limits.ts";
@@ -36,6 +38,8 @@ export interface HttpServerDeps {
   state: () => "loading" | "ready" | "draining";
   metrics: Metrics;
   quota: Quota;
+  /** The admin API (`/admin/*`, docs/ADMIN-API.md); undefined = not served. */
+  admin?: { service: AdminService<AdminDeployment>; openWhenUnauthenticated: boolean } | undefined;
 }
 
 export interface HttpServerOptions {
@@ -159,6 +163,7 @@ export function createHttpServer(deps: HttpServerDeps, options: HttpServerOption
   });
   registerInfoRoutes(app, deps.deployments);
   registerChatCompletionsRoutes(app, deps.chat, { requestTimeoutMs: options.requestTimeoutMs });
+  if (deps.admin) registerAdminRoutes(app, deps.admin.service, { openWhenUnauthenticated: deps.admin.openWhenUnauthenticated });
   registerWebPages(app, locateWebBuild());
   return app;
 }

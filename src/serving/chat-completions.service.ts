@@ -30,6 +30,8 @@ import { RequestLifetime } from "./request-lifetime.ts";
 import { StreamChunks, toCompletionResponse, type CompletedChoice, type ResponseMeta } from "./to-protocol.ts";
 import { toStreamUsage, type ChatApi } from "./stream-usage.ts";
 import type { UsageMeter } from "./usage-meter.ts";
+import type { Span, Tracer } from "@opentelemetry/api";
+import { endChatSpan, failChatSpan, noteFirstToken, setChatSpanRequest, startChatSpan } from "../observability/tracing.ts";
 
 /** The logging the use case does on a request's logger (a pino logger or fastify's request.log). */
 export type RequestLog = Pick<Logger, "debug" | "info" | "warn" | "error">;
@@ -98,6 +100,8 @@ export interface ChatCompletionsDeps<D extends ChatDeployment> {
   metrics: Metrics;
   /** Aborted when the drain timeout passes: every request still running ends. */
   shutdownSignal: CancelSignal;
+  /** GenAI spans (docs/ADMIN-API.md "Traces"); undefined = no tracing, and no cost. */
+  tracer?: Tracer | undefined;
 }
 
 /** Chunks a stream may hold unread before generation waits for the reader. */
@@ -117,6 +121,16 @@ interface Exchange {
   filter: ContentFilter;
   /** The prompt's annotation, when the response carries annotations. */
   promptFilterResults: WireFilterResults | undefined;
+  /** When the first output came (`performance.now()`), once it did. */
+  firstOutputAt: number | undefined;
+  /** The request's span while tracing; from here on `settle` ends it. */
+  span: Span | undefined;
+}
+
+/** A request's span, and whether `settle` owns it yet (from admission on). */
+interface Trace {
+  span: Span | undefined;
+  settled: boolean;
 }
 
 /** Azure's message for a blocked prompt (docs/SAFETY.md "Blocked prompts"). */
@@ -127,10 +141,29 @@ export class ChatCompletionsService<D extends ChatDeployment> {
   constructor(private readonly deps: ChatCompletionsDeps<D>) {}
 
   async create(command: ChatCompletionsCommand, context: ChatRequestContext): Promise<ChatCompletionsResult> {
+    const deployment = this.deps.deployments.resolve(command.deploymentName, command.body.model, command.api ?? "azure");
+    const trace: Trace = { span: undefined, settled: false };
+    if (this.deps.tracer) {
+      const started = { requestModel: command.body.model || deployment.name, deployment: deployment.name, requestId: context.requestId };
+      trace.span = startChatSpan(this.deps.tracer, started, performance.timeOrigin + context.arrivedAt);
+    }
+    try {
+      return await this.start(deployment, command, context, trace);
+    } catch (error) {
+      const appError = error instanceof AppError ? error : undefined;
+      // Refusals the usage dashboard counts (docs/ADMIN-API.md "Usage"): throttled (429) and prompt-filtered requests.
+      if (appError?.code === "RATE_LIMITED" || appError?.code === "CONTENT_FILTERED") this.meterRefusal(deployment, context, appError, command.body.stream === true);
+      if (trace.span && !trace.settled) failChatSpan(trace.span, appError ?? error, deployment.model.azureName);
+      throw error;
+    }
+  }
+
+  /** What `create` does once the deployment is known; from admission on, `settle` ends the request's span. */
+  private async start(deployment: D, command: ChatCompletionsCommand, context: ChatRequestContext, trace: Trace): Promise<ChatCompletionsResult> {
     const api = command.api ?? "azure";
-    const deployment = this.deps.deployments.resolve(command.deploymentName, command.body.model, api);
     deployment.authorize(context.principal);
     const chat = toChatCommand(command.body, { ...command.passThrough }, deployment.model.capabilities);
+    if (trace.span) setChatSpanRequest(trace.span, { maxTokens: chat.maxTokens, temperature: chat.temperature, topP: chat.topP, choices: chat.n, stream: chat.stream });
     const streamUsage = toStreamUsage(api, chat.stream, command.passThrough.stream_options);
     await this.deps.deployments.ensureLoaded(deployment);
     const prepared = await deployment.chat.prepare(chat, context.signal);
@@ -153,8 +186,9 @@ export class ChatCompletionsService<D extends ChatDeployment> {
     const meta: ResponseMeta = { id: createCompletionId(), created: Math.floor(Date.now() / 1000), model: deployment.model.azureName };
     const exchange: Exchange = {
       deployment, context, prepared, meta, lifetime, admission, reservation, usage: undefined, sawOutput: false, filter,
-      promptFilterResults: filter.annotates ? promptFilterResults : undefined,
+      promptFilterResults: filter.annotates ? promptFilterResults : undefined, firstOutputAt: undefined, span: trace.span,
     };
+    trace.settled = true;
     const contentPolicy = filter.describe();
     if (!chat.stream) return { stream: false, response: await this.collect(exchange), rateLimit: state, contentPolicy };
     const channel = new AsyncChannel<ChatCompletionChunk>(STREAM_HIGH_WATER_MARK, () => lifetime.cancel("the reader stopped"));
@@ -268,7 +302,10 @@ export class ChatCompletionsService<D extends ChatDeployment> {
     const note = () => {
       if (exchange.sawOutput) return;
       exchange.sawOutput = true;
-      this.deps.metrics.timeToFirstToken.observe((performance.now() - exchange.context.arrivedAt) / 1000);
+      exchange.firstOutputAt = performance.now();
+      const ttftMs = exchange.firstOutputAt - exchange.context.arrivedAt;
+      this.deps.metrics.timeToFirstToken.observe(ttftMs / 1000);
+      if (exchange.span) noteFirstToken(exchange.span, ttftMs);
     };
     await exchange.deployment.chat.run(exchange.prepared, exchange.lifetime.signal, {
       text: (index, text, logprobs) => (note(), sink.text(index, text, logprobs)),
@@ -301,8 +338,25 @@ export class ChatCompletionsService<D extends ChatDeployment> {
       requestId: context.requestId, principal: context.principal.id, deployment: deployment.name, model: deployment.model.azureName,
       promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, status, stream: prepared.command.stream,
       completed: usage.completed, queuedMs: admission.queuedMs, durationMs, createdAt: new Date(),
+      ttftMs: exchange.firstOutputAt === undefined ? null : exchange.firstOutputAt - context.arrivedAt,
+      filtered: usage.finishReasons.includes("content_filter"),
     });
+    if (exchange.span) {
+      endChatSpan(exchange.span, {
+        responseModel: deployment.model.azureName, responseId: exchange.meta.id, inputTokens: usage.promptTokens, outputTokens: usage.completionTokens,
+        finishReasons: usage.finishReasons, status, error: status >= 400 ? lifetime.explain(undefined) : undefined,
+      });
+    }
     await this.commit(exchange.reservation, usage.promptTokens + usage.completionTokens, context.log);
+  }
+
+  /** Meters a request refused before it ran (no tokens): the dashboard's throttled and filtered counts. */
+  private meterRefusal(deployment: D, context: ChatRequestContext, error: AppError, stream: boolean): void {
+    this.deps.usage.record({
+      requestId: context.requestId, principal: context.principal.id, deployment: deployment.name, model: deployment.model.azureName,
+      promptTokens: 0, completionTokens: 0, status: statusOf(error.code), stream, completed: false, queuedMs: 0,
+      durationMs: performance.now() - context.arrivedAt, createdAt: new Date(), ttftMs: null, filtered: error.code === "CONTENT_FILTERED",
+    });
   }
 
   private async commit(reservation: Reservation, tokens: number, log: RequestLog): Promise<void> {

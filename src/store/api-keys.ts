@@ -52,6 +52,7 @@ export function mintApiKey(input: NewApiKey, now: Date = new Date()): MintedApiK
     rpm: positiveLimit("rpm", input.rpm),
     tpm: positiveLimit("tpm", input.tpm),
     contentSafety: contentSafetyOverride(input.contentSafety),
+    admin: input.admin === true,
     createdAt: now,
     revokedAt: null,
   };

@@ -142,6 +142,18 @@ function registerKeyTests(getStore: () => Store): void {
     assert.deepEqual((await store.listApiKeys()).find((k) => k.id === record.id)?.revokedAt, first);
   });
 
+  test("a key's admin flag round-trips through create, list and find; absent means false", async () => {
+    const store = getStore();
+    const admin = await store.createApiKey({ name: "contract-admin", admin: true });
+    const plain = await store.createApiKey({ name: "contract-not-admin" });
+    assert.equal(admin.record.admin, true);
+    assert.equal(plain.record.admin, false);
+    assert.equal((await store.findApiKeyByHash(sha256(admin.key)))?.admin, true);
+    assert.equal((await store.findApiKeyByHash(sha256(plain.key)))?.admin, false);
+    const listed = await store.listApiKeys();
+    assert.deepEqual([admin.record.id, plain.record.id].map((id) => listed.find((k) => k.id === id)?.admin), [true, false]);
+  });
+
   test("createApiKey rejects bad input", async () => {
     const store = getStore();
     await assert.rejects(store.createApiKey({ name: "  " }), /name/);
@@ -210,10 +222,61 @@ function registerUsageTests(getStore: () => Store): void {
     assert.deepEqual(groups, ["A", "B", "_", "a", "b"]);
   });
 
+  test("usageStats: sums, throttled and filtered counts, and percentiles per group (hour × deployment), within [since, until)", async () => {
+    const store = getStore();
+    const day = new Date("2002-07-08T00:00:00.000Z");
+    const principal = "stats-key";
+    const entries = [
+      // hour 10, phi-3.5-mini: three that generated (ttft 100/200/400 ms), one throttled, one prompt-filtered
+      usage({ principal, createdAt: at(day, 10), promptTokens: 10, completionTokens: 11, durationMs: 1100, ttftMs: 100 }), // 10 tok / 1 s
+      usage({ principal, createdAt: at(day, 10.5), promptTokens: 20, completionTokens: 21, durationMs: 1200, ttftMs: 200, stream: true }), // 20 tok / 1 s
+      usage({ principal, createdAt: at(day, 10.9), promptTokens: 30, completionTokens: 1, durationMs: 400, ttftMs: 400 }), // 1 token: no speed
+      usage({ principal, createdAt: at(day, 10.95), promptTokens: 0, completionTokens: 0, status: 429, durationMs: 1, ttftMs: null }),
+      usage({ principal, createdAt: at(day, 10.99), promptTokens: 0, completionTokens: 0, status: 400, durationMs: 2, filtered: true }),
+      // hour 11, phi-4: one completion the filter cut
+      usage({ principal, createdAt: at(day, 11), deployment: "phi-4", promptTokens: 5, completionTokens: 6, durationMs: 600, ttftMs: 100, filtered: true }),
+      usage({ principal, createdAt: at(day, 12), promptTokens: 999 }), // == until: excluded
+    ];
+    for (const entry of entries) await store.recordUsage(entry);
+    const window = { since: at(day, 10), until: at(day, 12) };
+    const rows = await store.usageStats({ ...window, groupBy: ["hour", "deployment"], percentiles: true });
+    assert.deepEqual(rows, [
+      {
+        groups: ["2002-07-08T10:00Z", "phi-3.5-mini"], requests: 5, promptTokens: 60, completionTokens: 33, throttled: 1, filtered: 1,
+        // percentile_cont over [100, 200, 400]: p50 = 200, p90 = 200 + 0.8 × 200 = 360, p99 = 200 + 0.98 × 200 = 396
+        ttftMs: { p50: 200, p90: 360, p99: 396 },
+        // over [10, 20]: p50 = 15, p90 = 19, p99 = 19.9
+        tokensPerSecond: { p50: 15, p90: 19, p99: 19.9 },
+      },
+      {
+        groups: ["2002-07-08T11:00Z", "phi-4"], requests: 1, promptTokens: 5, completionTokens: 6, throttled: 0, filtered: 1,
+        ttftMs: { p50: 100, p90: 100, p99: 100 }, tokensPerSecond: { p50: 10, p90: 10, p99: 10 },
+      },
+    ]);
+    const byKey = await store.usageStats({ ...window, groupBy: ["key"], percentiles: false });
+    assert.deepEqual(byKey, [{ groups: [principal], requests: 6, promptTokens: 65, completionTokens: 39, throttled: 1, filtered: 2, ttftMs: null, tokensPerSecond: null }]);
+    const byHour = await store.usageReport({ ...window, by: "hour" });
+    assert.deepEqual(byHour.map((r) => [r.group, r.requests]), [["2002-07-08T10:00Z", 5], ["2002-07-08T11:00Z", 1]]);
+    const whole = await store.usageStats({ ...window, groupBy: [], percentiles: true });
+    assert.deepEqual(whole.map((r) => [r.groups, r.requests, r.throttled, r.filtered, r.ttftMs]), [[[], 6, 1, 2, { p50: 150, p90: 340, p99: 394 }]]);
+    assert.deepEqual(await store.usageStats({ since: new Date(0), until: new Date(1), groupBy: [], percentiles: true }), [], "no usage: no row");
+    await assert.rejects(store.usageStats({ groupBy: ["key", "deployment", "day", "hour"], percentiles: false }), /at most three/);
+    await assert.rejects(store.usageStats({ groupBy: ["key", "key"], percentiles: false }), /twice/);
+  });
+
+  test("usageStats: a group whose requests produced no output has null percentiles", async () => {
+    const store = getStore();
+    const t = new Date("2003-01-01T00:00:00.000Z");
+    await store.recordUsage(usage({ principal: "stats-none", createdAt: t, status: 429, promptTokens: 0, completionTokens: 0 }));
+    const rows = await store.usageStats({ since: t, until: new Date(t.getTime() + 1), groupBy: ["key"], percentiles: true });
+    assert.deepEqual(rows, [{ groups: ["stats-none"], requests: 1, promptTokens: 0, completionTokens: 0, throttled: 1, filtered: 0, ttftMs: null, tokensPerSecond: null }]);
+  });
+
   test("recordUsage rejects invalid entries", async () => {
     const store = getStore();
     await assert.rejects(store.recordUsage(usage({ principal: "x", createdAt: new Date(), promptTokens: -1 })), /promptTokens/);
     await assert.rejects(store.recordUsage(usage({ principal: "x", createdAt: new Date(Number.NaN) })), /createdAt/);
+    await assert.rejects(store.recordUsage(usage({ principal: "x", createdAt: new Date(), ttftMs: -1 })), /ttftMs/);
   });
 
   test("200 concurrent recordUsage calls all land", async () => {

@@ -22,6 +22,8 @@ export interface ApiKeyRecord {
    * filter; null = the deployment's policy (docs/SAFETY.md "Per-key override").
    */
   contentSafety: ApiKeyContentSafety | null;
+  /** True when the key may call the admin API (docs/ADMIN-API.md "Who may call it"). */
+  admin: boolean;
   createdAt: Date;
   revokedAt: Date | null;
 }
@@ -35,6 +37,8 @@ export interface NewApiKey {
   rpm?: number | null;
   tpm?: number | null;
   contentSafety?: ApiKeyContentSafety | null;
+  /** May call the admin API; default false. */
+  admin?: boolean | undefined;
 }
 
 /** One request's metered usage (bill what was generated: streamed, cancelled and failed-after-generation too). */
@@ -53,13 +57,21 @@ export interface UsageEntry {
   completed: boolean;
   queuedMs: number;
   durationMs: number;
+  /** Time from arrival to the first output, ms; null or absent when nothing was generated. */
+  ttftMs?: number | null | undefined;
+  /** True when the content filter blocked the prompt (400) or a completion (`finish_reason: content_filter`). */
+  filtered?: boolean | undefined;
   createdAt: Date;
 }
 
-export type UsageGrouping = "key" | "deployment" | "day";
+/** What usage can be grouped by: principal, deployment, UTC day (YYYY-MM-DD) or UTC hour (YYYY-MM-DDTHH:00Z). */
+export type UsageGrouping = "key" | "deployment" | "day" | "hour";
+
+/** Every grouping, in the order help texts list them. */
+export const USAGE_GROUPINGS: readonly UsageGrouping[] = Object.freeze(["key", "deployment", "day", "hour"]);
 
 export interface UsageReportRow {
-  /** The group's value: principal, deployment, or a YYYY-MM-DD day (UTC). */
+  /** The group's value: principal, deployment, a YYYY-MM-DD day or a YYYY-MM-DDTHH:00Z hour (UTC). */
   group: string;
   requests: number;
   promptTokens: number;
@@ -70,6 +82,43 @@ export interface UsageQuery {
   since?: Date | undefined;
   until?: Date | undefined;
   by: UsageGrouping;
+}
+
+/** Linear-interpolated percentiles (PostgreSQL's `percentile_cont`) of a set of samples. */
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+/** A usage query over one or more groupings at once (e.g. hour and deployment: a time series per deployment). */
+export interface UsageStatsQuery {
+  since?: Date | undefined;
+  until?: Date | undefined;
+  /** Up to three distinct groupings; each row carries one value per grouping, in this order. None: one row over the whole window (none when it holds no usage). */
+  groupBy: readonly UsageGrouping[];
+  /** Compute the latency percentiles (false: they are null, and the query is cheaper). */
+  percentiles: boolean;
+}
+
+/** One group of a {@link UsageStatsQuery}. Every recorded request counts in `requests`, throttled and filtered ones too. */
+export interface UsageStatsRow {
+  /** The group's values, one per `groupBy` entry. */
+  groups: string[];
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  /** Requests refused with 429 (a rate limit). */
+  throttled: number;
+  /** Requests whose prompt or completion the content filter blocked. */
+  filtered: number;
+  /** Time to first token over the requests that produced output, ms; null when none did (or not asked). */
+  ttftMs: Percentiles | null;
+  /**
+   * Generation speed after the first token, per request: (completion tokens − 1) / (duration − time to first
+   * token), tokens per second, over requests with at least 2 completion tokens; null when none (or not asked).
+   */
+  tokensPerSecond: Percentiles | null;
 }
 
 export interface Store {
@@ -84,5 +133,7 @@ export interface Store {
   findApiKeyByHash(keyHash: string): Promise<ApiKeyRecord | undefined>;
   recordUsage(entry: UsageEntry): Promise<void>;
   usageReport(query: UsageQuery): Promise<UsageReportRow[]>;
+  /** Totals, throttled and filtered counts and latency percentiles per group, sorted by the groups (byte order). */
+  usageStats(query: UsageStatsQuery): Promise<UsageStatsRow[]>;
   close(): Promise<void>;
 }

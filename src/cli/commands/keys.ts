@@ -1,16 +1,28 @@
 /**
  * `phiserve keys create|list|revoke`: manages the API keys in the store named by `--db`,
- * `PHISERVE_DB_URL`, or the default SQLite file under the data folder. A new key's secret is
- * printed once, by `create`; only its SHA-256 is stored.
+ * `PHISERVE_DB_URL`, or the default SQLite file under the data folder; or, with `--server URL`, through a
+ * running server's admin API (docs/ADMIN-API.md) with an admin credential (`--admin-key`, or
+ * `PHISERVE_ADMIN_KEY`). A new key's secret is printed once, by `create`; only its SHA-256 is stored.
  */
 import { API_KEY_CONTENT_SAFETY_MODES } from "../../store/api-keys.ts";
 import { resolveDatabaseUrl, createStore } from "../../store/create-store.ts";
-import type { ApiKeyContentSafety, ApiKeyRecord, Store } from "../../store/store.ts";
+import type { ApiKeyContentSafety, Store } from "../../store/store.ts";
+import { AdminApiError, AdminClient } from "../../admin/admin-client.ts";
+import { toKeyView } from "../../admin/admin-service.ts";
+import type { CreatedKeyView, KeyView } from "../../protocol/admin.schema.ts";
 import { CliError } from "../resolve-model.ts";
 import { exitWithCliError } from "./exit.ts";
 
+/** Where a command works: a running server's admin API (`--server`), else the database. */
+export interface RemoteFlags {
+  /** Base URL of a running server: the command goes through its admin API. */
+  server?: string;
+  /** The admin credential for `--server` (default: `PHISERVE_ADMIN_KEY`). */
+  adminKey?: string;
+}
+
 /** Flags of `phiserve keys create`. */
-export interface KeysCreateFlags {
+export interface KeysCreateFlags extends RemoteFlags {
   name: string;
   /** Comma-separated deployment names the key may use; absent = all. */
   deployments?: string;
@@ -18,6 +30,8 @@ export interface KeysCreateFlags {
   tpm?: number;
   /** The key's content-safety override (a trusted tenant's); absent = the deployment's policy. */
   contentSafety?: ApiKeyContentSafety;
+  /** The key may call the admin API. */
+  admin?: boolean;
   db?: string;
   json?: boolean;
 }
@@ -32,9 +46,27 @@ export function toKeyContentSafety(value: string): ApiKeyContentSafety | undefin
 }
 
 /** Flags shared by `keys list` and `keys revoke`. */
-export interface KeysFlags {
+export interface KeysFlags extends RemoteFlags {
   db?: string;
   json?: boolean;
+}
+
+/**
+ * Runs `remote` against the admin API when `--server` is given, else `local` on the store; failures go to stderr
+ * with exit code 1.
+ */
+export async function withTarget(flags: RemoteFlags & { db?: string }, local: (store: Store) => Promise<void>, remote: (client: AdminClient) => Promise<void>): Promise<void> {
+  if (flags.server === undefined) {
+    if (flags.adminKey !== undefined) exitWithCliError(new CliError("--admin-key goes with --server (a running server's admin API)"));
+    return withCliStore(flags.db, local);
+  }
+  try {
+    if (flags.db !== undefined) throw new CliError("Choose one of --db (the database itself) and --server (a running server's admin API)");
+    const credential = flags.adminKey ?? process.env.PHISERVE_ADMIN_KEY;
+    await remote(new AdminClient({ server: flags.server, credential }));
+  } catch (error) {
+    exitWithCliError(error instanceof AdminApiError ? new CliError(error.message) : error);
+  }
 }
 
 /** Opens and migrates the store, runs `action`, and closes it; failures go to stderr with exit code 1. */
@@ -77,86 +109,94 @@ function redactUrl(url: string): string {
 
 /** `keys create`: creates a key and prints it (the only time the secret is shown). */
 export async function runKeysCreate(flags: KeysCreateFlags): Promise<void> {
-  await withCliStore(flags.db, async (store) => {
-    const input = {
+  const input = () => {
+    const checked = {
       name: flags.name,
       deployments: parseDeployments(flags.deployments),
       rpm: limit("rpm", flags.rpm),
       tpm: limit("tpm", flags.tpm),
       contentSafety: contentSafetyFlag(flags.contentSafety),
+      admin: flags.admin === true,
     };
-    if (input.name.trim().length === 0) throw new CliError("--name must not be empty");
-    const { record, key } = await store.createApiKey(input);
-    if (flags.json) {
-      const { id, name, deployments, rpm, tpm, contentSafety, createdAt } = record;
-      process.stdout.write(`${JSON.stringify({ id, key, name, deployments, rpm, tpm, contentSafety, createdAt: createdAt.toISOString() }, null, 2)}\n`);
-      return;
-    }
-    process.stdout.write(
-      [
-        `Created API key ${record.id} (${record.name})`,
-        `  deployments: ${record.deployments?.join(", ") ?? "all"}`,
-        `  limits:      ${describeLimits(record)}`,
-        `  safety:      ${describeContentSafety(record)}`,
-        "",
-        `  ${key}`,
-        "",
-        "Copy the key now: it is not stored and cannot be shown again.",
-      ].join("\n") + "\n",
-    );
-  });
+    if (checked.name.trim().length === 0) throw new CliError("--name must not be empty");
+    return checked;
+  };
+  await withTarget(
+    flags,
+    async (store) => {
+      const { record, key } = await store.createApiKey(input());
+      printCreated({ ...toKeyView(record), key }, flags.json === true);
+    },
+    async (client) => printCreated(await client.createKey(input()), flags.json === true),
+  );
+}
+
+function printCreated(created: CreatedKeyView, json: boolean): void {
+  if (json) {
+    const { id, key, name, deployments, rpm, tpm, contentSafety, admin, createdAt } = created;
+    process.stdout.write(`${JSON.stringify({ id, key, name, deployments, rpm, tpm, contentSafety, admin, createdAt }, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(
+    [
+      `Created API key ${created.id} (${created.name})`,
+      `  deployments: ${created.deployments?.join(", ") ?? "all"}`,
+      `  limits:      ${describeLimits(created)}`,
+      `  safety:      ${describeContentSafety(created)}`,
+      ...(created.admin ? ["  admin:       yes (may call the admin API)"] : []),
+      "",
+      `  ${created.key}`,
+      "",
+      "Copy the key now: it is not stored and cannot be shown again.",
+    ].join("\n") + "\n",
+  );
 }
 
 /** `keys list`: every key with its status; never a secret or hash. */
 export async function runKeysList(flags: KeysFlags): Promise<void> {
-  await withCliStore(flags.db, async (store) => {
-    const keys = await store.listApiKeys();
-    if (flags.json) {
-      process.stdout.write(`${JSON.stringify(keys.map(publicView), null, 2)}\n`);
-      return;
-    }
-    if (keys.length === 0) {
-      process.stdout.write("No API keys. Create one with: phiserve keys create --name NAME\n");
-      return;
-    }
-    const rows = keys.map((k) => [
-      k.id,
-      k.name,
-      k.deployments?.join(",") ?? "all",
-      describeLimits(k),
-      k.contentSafety ?? "deployment",
-      k.createdAt.toISOString(),
-      k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : "active",
-    ]);
-    process.stdout.write(formatTable(["ID", "NAME", "DEPLOYMENTS", "LIMITS", "CONTENT SAFETY", "CREATED", "STATUS"], rows));
-  });
+  await withTarget(
+    flags,
+    async (store) => printKeys((await store.listApiKeys()).map(toKeyView), flags.json === true),
+    async (client) => printKeys(await client.listKeys(), flags.json === true),
+  );
+}
+
+function printKeys(keys: readonly KeyView[], json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(keys, null, 2)}\n`);
+    return;
+  }
+  if (keys.length === 0) {
+    process.stdout.write("No API keys. Create one with: phiserve keys create --name NAME\n");
+    return;
+  }
+  const rows = keys.map((k) => [
+    k.id,
+    k.name,
+    k.deployments?.join(",") ?? "all",
+    describeLimits(k),
+    k.contentSafety ?? "deployment",
+    k.admin ? "yes" : "no",
+    k.createdAt,
+    k.revokedAt ? `revoked ${k.revokedAt}` : "active",
+  ]);
+  process.stdout.write(formatTable(["ID", "NAME", "DEPLOYMENTS", "LIMITS", "CONTENT SAFETY", "ADMIN", "CREATED", "STATUS"], rows));
 }
 
 /** `keys revoke ID`: revokes a key (requests with it are refused from then on). */
 export async function runKeysRevoke(id: string, flags: KeysFlags): Promise<void> {
-  await withCliStore(flags.db, async (store) => {
-    if (!(await store.revokeApiKey(id))) throw new CliError(`No API key with id '${id}'. List them with: phiserve keys list`);
-    const revokedAt = (await store.listApiKeys()).find((k) => k.id === id)?.revokedAt ?? null;
-    if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ id, revoked: true, revokedAt: revokedAt?.toISOString() ?? null })}\n`);
-    } else {
-      process.stdout.write(`Revoked ${id}\n`);
-    }
-  });
-}
-
-/** A key as shown to users: everything but the hash. */
-function publicView(key: ApiKeyRecord): Omit<ApiKeyRecord, "keyHash" | "createdAt" | "revokedAt"> & { createdAt: string; revokedAt: string | null } {
-  return {
-    id: key.id,
-    name: key.name,
-    deployments: key.deployments,
-    rpm: key.rpm,
-    tpm: key.tpm,
-    contentSafety: key.contentSafety,
-    createdAt: key.createdAt.toISOString(),
-    revokedAt: key.revokedAt?.toISOString() ?? null,
+  const print = (revokedAt: string | null) => {
+    if (flags.json) process.stdout.write(`${JSON.stringify({ id, revoked: true, revokedAt })}\n`);
+    else process.stdout.write(`Revoked ${id}\n`);
   };
+  await withTarget(
+    flags,
+    async (store) => {
+      if (!(await store.revokeApiKey(id))) throw new CliError(`No API key with id '${id}'. List them with: phiserve keys list`);
+      print((await store.listApiKeys()).find((k) => k.id === id)?.revokedAt?.toISOString() ?? null);
+    },
+    async (client) => print((await client.revokeKey(id)).revokedAt),
+  );
 }
 
 function parseDeployments(value: string | undefined): string[] | null {
@@ -180,13 +220,13 @@ function contentSafetyFlag(value: string | undefined): ApiKeyContentSafety | nul
   return mode;
 }
 
-function describeContentSafety(key: Pick<ApiKeyRecord, "contentSafety">): string {
+function describeContentSafety(key: Pick<KeyView, "contentSafety">): string {
   if (key.contentSafety === "off") return "off (no content filter)";
   if (key.contentSafety === "annotate") return "annotate (findings reported, nothing blocked)";
   return "the deployment's policy";
 }
 
-function describeLimits(key: Pick<ApiKeyRecord, "rpm" | "tpm">): string {
+function describeLimits(key: Pick<KeyView, "rpm" | "tpm">): string {
   const parts = [key.rpm === null ? null : `${key.rpm} rpm`, key.tpm === null ? null : `${key.tpm} tpm`].filter(Boolean);
   return parts.length > 0 ? parts.join(", ") : "deployment limits";
 }

@@ -1,22 +1,21 @@
 /**
- * `phiserve usage`: metered usage per API key, deployment or UTC day, as a table, JSON or CSV,
- * with a cost estimate from per-1,000-token prices.
+ * `phiserve usage`: metered usage per API key, deployment, UTC day or UTC hour, as a table, JSON or CSV, with a
+ * cost estimate from per-1,000-token prices, from the database itself or, with `--server URL`, from a running
+ * server's admin API (`GET /admin/usage`, which prices each deployment at its own configured price).
  */
-import type { UsageGrouping, UsageReportRow } from "../../store/store.ts";
+import type { UsageGrouping } from "../../store/store.ts";
+import { USAGE_GROUPINGS } from "../../store/store.ts";
+import type { UsageReportView, UsageRowView } from "../../protocol/admin.schema.ts";
+import { DEFAULT_PRICE_COMPLETION_PER_1K, DEFAULT_PRICE_PROMPT_PER_1K } from "../../admin/pricing.ts";
+import { parseTimeBound, TIME_BOUND_FORMS } from "../../admin/time-range.ts";
+import { buildUsageReport } from "../../admin/usage-report.ts";
 import { CliError } from "../resolve-model.ts";
-import { formatTable, withCliStore } from "./keys.ts";
+import { formatTable, withTarget, type RemoteFlags } from "./keys.ts";
 
-/**
- * Default prices, USD per 1,000 tokens: Azure AI serverless (pay-as-you-go) list prices for
- * Phi-3.5-mini-instruct (input 0.00013, output 0.00052). Prices change and differ by model and
- * region; pass `--price-prompt` / `--price-completion` for your own figures.
- */
-export const DEFAULT_PRICE_PROMPT_PER_1K = 0.00013;
-/** See {@link DEFAULT_PRICE_PROMPT_PER_1K}. */
-export const DEFAULT_PRICE_COMPLETION_PER_1K = 0.00052;
+export { DEFAULT_PRICE_COMPLETION_PER_1K, DEFAULT_PRICE_PROMPT_PER_1K };
 
 /** Flags of `phiserve usage`. */
-export interface UsageFlags {
+export interface UsageFlags extends RemoteFlags {
   db?: string;
   /** Start (inclusive): YYYY-MM-DD (UTC), an ISO 8601 time, or a span back from now such as 7d, 12h, 30m. */
   since?: string;
@@ -25,40 +24,46 @@ export interface UsageFlags {
   by?: UsageGrouping;
   json?: boolean;
   csv?: boolean;
-  /** USD per 1,000 prompt tokens. */
+  /** USD per 1,000 prompt tokens (local reports; a server prices with its own configuration). */
   pricePrompt?: number;
   /** USD per 1,000 completion tokens. */
   priceCompletion?: number;
 }
 
-/** One report row with its cost estimate. */
-export interface PricedUsageRow extends UsageReportRow {
-  totalTokens: number;
-  costUsd: number;
-}
-
 /** `usage`: prints the report; errors go to stderr with exit code 1. */
 export async function runUsage(flags: UsageFlags): Promise<void> {
-  await withCliStore(flags.db, async (store) => {
-    const now = new Date();
-    if (flags.json && flags.csv) throw new CliError("Choose one of --json and --csv");
-    const by = flags.by ?? "key";
-    if (!["key", "deployment", "day"].includes(by)) throw new CliError("--by must be key, deployment or day");
-    const since = flags.since === undefined ? undefined : parseTime("--since", flags.since, now, false);
-    const until = flags.until === undefined ? undefined : parseTime("--until", flags.until, now, true);
-    if (since && until && since >= until) throw new CliError("--since must be before --until");
-    const prices = { promptPer1k: price("--price-prompt", flags.pricePrompt, DEFAULT_PRICE_PROMPT_PER_1K), completionPer1k: price("--price-completion", flags.priceCompletion, DEFAULT_PRICE_COMPLETION_PER_1K) };
-    const rows = (await store.usageReport({ by, since, until })).map((r) => priceRow(r, prices.promptPer1k, prices.completionPer1k));
-    const total = priceRow(sumRows(rows), prices.promptPer1k, prices.completionPer1k);
-    if (flags.json) {
-      const report = { by, since: since?.toISOString() ?? null, until: until?.toISOString() ?? null, currency: "USD", prices, rows, total };
-      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    } else if (flags.csv) {
-      process.stdout.write(toCsv(by, rows));
-    } else {
-      process.stdout.write(toTable(by, rows, total));
-    }
-  });
+  const by = flags.by ?? "key";
+  await withTarget(
+    flags,
+    async (store) => {
+      const query = checkFlags(flags, by);
+      const now = new Date();
+      const since = flags.since === undefined ? undefined : parseTime("--since", flags.since, now, false);
+      const until = flags.until === undefined ? undefined : parseTime("--until", flags.until, now, true);
+      if (since && until && since >= until) throw new CliError("--since must be before --until");
+      const prices = { promptPer1k: price("--price-prompt", flags.pricePrompt, DEFAULT_PRICE_PROMPT_PER_1K), completionPer1k: price("--price-completion", flags.priceCompletion, DEFAULT_PRICE_COMPLETION_PER_1K) };
+      print(await buildUsageReport(store, { since, until, by: query }, { default: prices, deployments: {} }), flags);
+    },
+    async (client) => {
+      checkFlags(flags, by);
+      if (flags.pricePrompt !== undefined || flags.priceCompletion !== undefined) {
+        throw new CliError("--price-prompt and --price-completion apply to local reports; a server prices each deployment with its own configuration (docs/ADMIN-API.md)");
+      }
+      print(await client.usage({ since: flags.since, until: flags.until, by }), flags);
+    },
+  );
+}
+
+function checkFlags(flags: UsageFlags, by: UsageGrouping): UsageGrouping {
+  if (flags.json && flags.csv) throw new CliError("Choose one of --json and --csv");
+  if (!USAGE_GROUPINGS.includes(by)) throw new CliError(`--by must be ${USAGE_GROUPINGS.join(", ")}`);
+  return by;
+}
+
+function print(report: UsageReportView, flags: UsageFlags): void {
+  if (flags.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else if (flags.csv) process.stdout.write(toCsv(report.by, report.rows));
+  else process.stdout.write(toTable(report.by, report.rows, report.total));
 }
 
 /**
@@ -67,32 +72,9 @@ export async function runUsage(flags: UsageFlags): Promise<void> {
  * @throws CliError for anything else.
  */
 export function parseTime(flag: string, value: string, now: Date, endOfDay: boolean): Date {
-  const relative = /^(\d+)([dhm])$/.exec(value.trim());
-  if (relative) {
-    const unitMs = { d: 86_400_000, h: 3_600_000, m: 60_000 }[relative[2] as "d" | "h" | "m"];
-    return new Date(now.getTime() - Number(relative[1]) * unitMs);
-  }
-  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) {
-    const day = new Date(`${value}T00:00:00.000Z`);
-    if (!Number.isNaN(day.getTime()) && day.toISOString().startsWith(value)) return endOfDay ? new Date(day.getTime() + 86_400_000) : day;
-  } else if (/^\d{4}-\d{2}-\d{2}T/.test(value)) {
-    const time = new Date(value);
-    if (!Number.isNaN(time.getTime())) return time;
-  }
-  throw new CliError(`${flag} '${value}' is not a date: use YYYY-MM-DD (UTC), an ISO 8601 time, or a span such as 7d, 24h, 30m`);
-}
-
-/** Adds total tokens and the estimated cost (USD, rounded to 1e-8) to a report row. */
-export function priceRow(row: UsageReportRow, promptPer1k: number, completionPer1k: number): PricedUsageRow {
-  const cost = (row.promptTokens / 1000) * promptPer1k + (row.completionTokens / 1000) * completionPer1k;
-  return { ...row, totalTokens: row.promptTokens + row.completionTokens, costUsd: Math.round(cost * 1e8) / 1e8 };
-}
-
-function sumRows(rows: readonly UsageReportRow[]): UsageReportRow {
-  return rows.reduce(
-    (sum, r) => ({ ...sum, requests: sum.requests + r.requests, promptTokens: sum.promptTokens + r.promptTokens, completionTokens: sum.completionTokens + r.completionTokens }),
-    { group: "TOTAL", requests: 0, promptTokens: 0, completionTokens: 0 },
-  );
+  const time = parseTimeBound(value, now, endOfDay);
+  if (!time) throw new CliError(`${flag} '${value}' is not a date: ${TIME_BOUND_FORMS}`);
+  return time;
 }
 
 function price(flag: string, value: number | undefined, fallback: number): number {
@@ -101,18 +83,31 @@ function price(flag: string, value: number | undefined, fallback: number): numbe
   return value;
 }
 
-const GROUP_HEADER: Record<UsageGrouping, string> = { key: "PRINCIPAL", deployment: "DEPLOYMENT", day: "DAY (UTC)" };
+const GROUP_HEADER: Record<UsageGrouping, string> = { key: "PRINCIPAL", deployment: "DEPLOYMENT", day: "DAY (UTC)", hour: "HOUR (UTC)" };
 
-function toTable(by: UsageGrouping, rows: readonly PricedUsageRow[], total: PricedUsageRow): string {
+const p50 = (value: { p50: number } | null, digits: number): string => (value === null ? "-" : value.p50.toFixed(digits));
+
+function toTable(by: UsageGrouping, rows: readonly UsageRowView[], total: UsageRowView): string {
   if (rows.length === 0) return "No usage recorded in this period.\n";
-  const cells = (r: PricedUsageRow): string[] => [r.group, ...[r.requests, r.promptTokens, r.completionTokens, r.totalTokens].map(String), r.costUsd.toFixed(6)];
-  const header = [GROUP_HEADER[by], "REQUESTS", "PROMPT TOKENS", "COMPLETION TOKENS", "TOTAL TOKENS", "EST. COST (USD)"];
-  return formatTable(header, [...rows.map(cells), cells(total)], new Set([1, 2, 3, 4, 5]));
+  const cells = (r: UsageRowView): string[] => [
+    r.group,
+    ...[r.requests, r.throttled, r.filtered, r.promptTokens, r.completionTokens, r.totalTokens].map(String),
+    p50(r.ttftMs, 0),
+    p50(r.tokensPerSecond, 1),
+    r.costUsd.toFixed(6),
+  ];
+  const header = [GROUP_HEADER[by], "REQUESTS", "THROTTLED", "FILTERED", "PROMPT TOKENS", "COMPLETION TOKENS", "TOTAL TOKENS", "TTFT P50 (MS)", "TOKENS/S P50", "EST. COST (USD)"];
+  return formatTable(header, [...rows.map(cells), cells(total)], new Set([1, 2, 3, 4, 5, 6, 7, 8, 9]));
 }
 
-function toCsv(by: UsageGrouping, rows: readonly PricedUsageRow[]): string {
-  const lines = [[by, "requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"].join(",")];
-  for (const r of rows) lines.push([csvField(r.group), r.requests, r.promptTokens, r.completionTokens, r.totalTokens, r.costUsd.toFixed(8)].join(","));
+function toCsv(by: UsageGrouping, rows: readonly UsageRowView[]): string {
+  const lines = [[by, "requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "throttled", "filtered", "ttft_ms_p50", "ttft_ms_p90", "tokens_per_second_p50"].join(",")];
+  for (const r of rows) {
+    lines.push([
+      csvField(r.group), r.requests, r.promptTokens, r.completionTokens, r.totalTokens, r.costUsd.toFixed(8), r.throttled, r.filtered,
+      r.ttftMs?.p50 ?? "", r.ttftMs?.p90 ?? "", r.tokensPerSecond?.p50 ?? "",
+    ].join(","));
+  }
   return `${lines.join("\n")}\n`;
 }
 

@@ -56,7 +56,7 @@ if (!baseUrl) {
     const upgraded = `${database}_v1`;
     after(async () => admin(url, (c) => `DROP DATABASE IF EXISTS ${c.escapeIdentifier(upgraded)} WITH (FORCE)`));
 
-    test("a database at schema v1 upgrades in place: its keys keep working with no content-safety override", async () => {
+    test("a database at schema v1 upgrades in place: its keys keep working with no content-safety override and no admin flag", async () => {
       await admin(url, (c) => `CREATE DATABASE ${c.escapeIdentifier(upgraded)}`);
       const v1 = new pg.Client({ connectionString: withDatabase(url, upgraded) });
       await v1.connect();
@@ -75,7 +75,7 @@ if (!baseUrl) {
         await store.migrate();
         assert.deepEqual(await store.findApiKeyByHash("ab".repeat(32)), {
           id: "key_0123456789ab", name: "old", keyHash: "ab".repeat(32), deployments: ["phi-4"], rpm: 5, tpm: null,
-          contentSafety: null, createdAt: new Date(1000), revokedAt: null,
+          contentSafety: null, admin: false, createdAt: new Date(1000), revokedAt: null,
         });
         const { record } = await store.createApiKey({ name: "new", contentSafety: "off" });
         assert.equal((await store.listApiKeys()).find((k) => k.id === record.id)?.contentSafety, "off");

@@ -6,8 +6,8 @@
 import pg from "pg";
 import { mintApiKey } from "../api-keys.ts";
 import { loadMigrations, pendingMigrations, type Migration } from "../migrations.ts";
-import type { ApiKeyContentSafety, ApiKeyRecord, NewApiKey, Store, UsageEntry, UsageQuery, UsageReportRow } from "../store.ts";
-import { checkUsageEntry } from "../usage.ts";
+import type { ApiKeyContentSafety, ApiKeyRecord, NewApiKey, Percentiles, Store, UsageEntry, UsageQuery, UsageReportRow, UsageStatsQuery, UsageStatsRow } from "../store.ts";
+import { checkGroupBy, checkUsageEntry, roundFigure, timeWindow } from "../usage.ts";
 
 /** Options for {@link PostgresStore.open}. */
 export interface PostgresStoreOptions {
@@ -25,6 +25,7 @@ interface ApiKeyRow {
   rpm: number | null;
   tpm: number | null;
   content_safety: ApiKeyContentSafety | null;
+  admin: boolean;
   created_at: Date;
   revoked_at: Date | null;
 }
@@ -47,12 +48,21 @@ const GROUP_SQL: Record<UsageQuery["by"], string> = {
   key: "principal",
   deployment: "deployment",
   day: "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+  hour: `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00Z"')`,
 };
 
-const API_KEY_COLUMNS = "id, name, key_hash, deployments, rpm, tpm, content_safety, created_at, revoked_at";
+/** A request's generation speed after its first token, tokens/s (as the SQLite store computes it). */
+const TOKENS_PER_SECOND_SQL =
+  "CASE WHEN completion_tokens >= 2 AND duration_ms > ttft_ms THEN (completion_tokens - 1) * 1000.0::float8 / (duration_ms - ttft_ms) END";
+
+/** The percentiles every stats query reports, as `percentile_cont`'s fractions. */
+const PERCENTILE_FRACTIONS = "ARRAY[0.5, 0.9, 0.99]::float8[]";
+
+const API_KEY_COLUMNS = "id, name, key_hash, deployments, rpm, tpm, content_safety, admin, created_at, revoked_at";
 
 const INSERT_USAGE_SQL = `INSERT INTO usage (request_id, principal, deployment, model, prompt_tokens, completion_tokens,
-    status, stream, completed, queued_ms, duration_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`;
+    status, stream, completed, queued_ms, duration_ms, ttft_ms, filtered, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`;
 
 /** A {@link Store} over a PostgreSQL database. */
 export class PostgresStore implements Store {
@@ -93,8 +103,8 @@ export class PostgresStore implements Store {
 
   async createApiKey(input: NewApiKey): Promise<{ record: ApiKeyRecord; key: string }> {
     const { record, key } = mintApiKey(input);
-    await this.pool.query(`INSERT INTO api_keys (${API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)`, [
-      record.id, record.name, record.keyHash, record.deployments, record.rpm, record.tpm, record.contentSafety, record.createdAt,
+    await this.pool.query(`INSERT INTO api_keys (${API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)`, [
+      record.id, record.name, record.keyHash, record.deployments, record.rpm, record.tpm, record.contentSafety, record.admin, record.createdAt,
     ]);
     return { record, key };
   }
@@ -119,7 +129,7 @@ export class PostgresStore implements Store {
     const e = checkUsageEntry(entry);
     await this.pool.query(INSERT_USAGE_SQL, [
       e.requestId, e.principal, e.deployment, e.model, e.promptTokens, e.completionTokens, e.status,
-      e.stream, e.completed, e.queuedMs, e.durationMs, e.createdAt,
+      e.stream, e.completed, e.queuedMs, e.durationMs, e.ttftMs ?? null, e.filtered === true, e.createdAt,
     ]);
   }
 
@@ -149,6 +159,32 @@ export class PostgresStore implements Store {
     }));
   }
 
+  /** Sums and `percentile_cont` percentiles in one query; rows sorted by the groups in byte order, as in SQLite. */
+  async usageStats(query: UsageStatsQuery): Promise<UsageStatsRow[]> {
+    const groups = checkGroupBy(query.groupBy).map((g) => GROUP_SQL[g]);
+    const { where, params } = timeWindow(query, (i) => `$${i}`, (d) => d);
+    const latency = query.percentiles
+      ? `percentile_cont(${PERCENTILE_FRACTIONS}) WITHIN GROUP (ORDER BY ttft_ms::float8) AS ttft,
+         percentile_cont(${PERCENTILE_FRACTIONS}) WITHIN GROUP (ORDER BY ${TOKENS_PER_SECOND_SQL}) AS tps`
+      : "NULL::float8[] AS ttft, NULL::float8[] AS tps";
+    const grouping = groups.length > 0 ? `GROUP BY ${groups.join(", ")} ORDER BY ${groups.map((g) => `${g} COLLATE "C"`).join(", ")}` : "";
+    const sql = `SELECT ${groups.map((g, i) => `${g} AS g${i}, `).join("")}COUNT(*) AS requests,
+        COALESCE(SUM(prompt_tokens), 0) AS prompt, COALESCE(SUM(completion_tokens), 0) AS completion,
+        COUNT(*) FILTER (WHERE status = 429) AS throttled, COUNT(*) FILTER (WHERE filtered) AS filtered, ${latency}
+      FROM usage ${where} ${grouping}`;
+    const result = await this.pool.query<Record<string, unknown>>(sql, params);
+    return result.rows.filter((r) => Number(r.requests) > 0).map((r) => ({
+      groups: groups.map((_, i) => String(r[`g${i}`])),
+      requests: Number(r.requests),
+      promptTokens: Number(r.prompt),
+      completionTokens: Number(r.completion),
+      throttled: Number(r.throttled),
+      filtered: Number(r.filtered),
+      ttftMs: toPercentiles(r.ttft),
+      tokensPerSecond: toPercentiles(r.tps),
+    }));
+  }
+
   async close(): Promise<void> {
     if (!this.pool.ended) await this.pool.end();
   }
@@ -170,6 +206,13 @@ async function applyMigrations(client: pg.PoolClient, migrations: readonly Migra
   }
 }
 
+/** `percentile_cont`'s array (null when the group had no samples) as {@link Percentiles}. */
+function toPercentiles(value: unknown): Percentiles | null {
+  if (!Array.isArray(value) || value.length !== 3 || value.some((v) => v === null)) return null;
+  const [p50, p90, p99] = value.map((v) => roundFigure(Number(v))) as [number, number, number];
+  return { p50, p90, p99 };
+}
+
 function toApiKeyRecord(row: ApiKeyRow): ApiKeyRecord {
   return {
     id: row.id,
@@ -179,6 +222,7 @@ function toApiKeyRecord(row: ApiKeyRow): ApiKeyRecord {
     rpm: row.rpm,
     tpm: row.tpm,
     contentSafety: row.content_safety,
+    admin: row.admin,
     createdAt: row.created_at,
     revokedAt: row.revoked_at,
   };

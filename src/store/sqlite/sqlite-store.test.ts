@@ -26,13 +26,13 @@ describe("SqliteStore file settings", () => {
     const db = new Database(path, { readonly: true });
     try {
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
-      assert.deepEqual(db.prepare("SELECT version FROM schema_migrations ORDER BY version").all(), [{ version: 1 }, { version: 2 }]);
+      assert.deepEqual(db.prepare("SELECT version FROM schema_migrations ORDER BY version").all(), [{ version: 1 }, { version: 2 }, { version: 3 }]);
     } finally {
       db.close();
     }
   });
 
-  test("a database at schema v1 upgrades in place: its keys keep working with no content-safety override", async () => {
+  test("a database at schema v1 upgrades in place: its keys keep working with no content-safety override and no admin flag", async () => {
     const path = join(dir, "upgrade-v1.db");
     const v1 = new Database(path);
     try {
@@ -49,7 +49,7 @@ describe("SqliteStore file settings", () => {
       await store.migrate();
       assert.deepEqual(await store.findApiKeyByHash("ab".repeat(32)), {
         id: "key_0123456789ab", name: "old", keyHash: "ab".repeat(32), deployments: ["phi-4"], rpm: 5, tpm: null,
-        contentSafety: null, createdAt: new Date(1000), revokedAt: null,
+        contentSafety: null, admin: false, createdAt: new Date(1000), revokedAt: null,
       });
       const { record } = await store.createApiKey({ name: "new", contentSafety: "off" });
       assert.equal((await store.listApiKeys()).find((k) => k.id === record.id)?.contentSafety, "off");

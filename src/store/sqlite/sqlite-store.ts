@@ -8,8 +8,8 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { mintApiKey } from "../api-keys.ts";
 import { loadMigrations, pendingMigrations, type Migration } from "../migrations.ts";
-import type { ApiKeyContentSafety, ApiKeyRecord, NewApiKey, Store, UsageEntry, UsageQuery, UsageReportRow } from "../store.ts";
-import { checkUsageEntry } from "../usage.ts";
+import type { ApiKeyContentSafety, ApiKeyRecord, NewApiKey, Store, UsageEntry, UsageQuery, UsageReportRow, UsageStatsQuery, UsageStatsRow } from "../store.ts";
+import { checkGroupBy, checkUsageEntry, percentilesOf, timeWindow } from "../usage.ts";
 
 /** Options for {@link SqliteStore.open}. */
 export interface SqliteStoreOptions {
@@ -25,6 +25,7 @@ interface ApiKeyRow {
   rpm: number | null;
   tpm: number | null;
   content_safety: ApiKeyContentSafety | null;
+  admin: number;
   created_at: number;
   revoked_at: number | null;
 }
@@ -36,12 +37,17 @@ const GROUP_SQL: Record<UsageQuery["by"], string> = {
   key: "principal",
   deployment: "deployment",
   day: "strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')",
+  hour: "strftime('%Y-%m-%dT%H:00Z', created_at / 1000, 'unixepoch')",
 };
 
-const API_KEY_COLUMNS = "id, name, key_hash, deployments, rpm, tpm, content_safety, created_at, revoked_at";
+/** A request's generation speed after its first token, tokens/s (docs: UsageStatsRow.tokensPerSecond). */
+const TOKENS_PER_SECOND_SQL =
+  "CASE WHEN completion_tokens >= 2 AND duration_ms > ttft_ms THEN (completion_tokens - 1) * 1000.0 / (duration_ms - ttft_ms) END";
+
+const API_KEY_COLUMNS = "id, name, key_hash, deployments, rpm, tpm, content_safety, admin, created_at, revoked_at";
 
 const INSERT_USAGE_SQL = `INSERT INTO usage (request_id, principal, deployment, model, prompt_tokens, completion_tokens,
-    status, stream, completed, queued_ms, duration_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+    status, stream, completed, queued_ms, duration_ms, ttft_ms, filtered, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 /** A {@link Store} over one SQLite file. */
 export class SqliteStore implements Store {
@@ -98,8 +104,8 @@ export class SqliteStore implements Store {
   async createApiKey(input: NewApiKey): Promise<{ record: ApiKeyRecord; key: string }> {
     const { record, key } = mintApiKey(input);
     const deployments = record.deployments ? JSON.stringify(record.deployments) : null;
-    this.statement(`INSERT INTO api_keys (${API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`).run(
-      record.id, record.name, record.keyHash, deployments, record.rpm, record.tpm, record.contentSafety, record.createdAt.getTime(),
+    this.statement(`INSERT INTO api_keys (${API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`).run(
+      record.id, record.name, record.keyHash, deployments, record.rpm, record.tpm, record.contentSafety, record.admin ? 1 : 0, record.createdAt.getTime(),
     );
     return { record, key };
   }
@@ -123,7 +129,7 @@ export class SqliteStore implements Store {
     const e = checkUsageEntry(entry);
     this.statement(INSERT_USAGE_SQL).run(
       e.requestId, e.principal, e.deployment, e.model, e.promptTokens, e.completionTokens, e.status,
-      e.stream ? 1 : 0, e.completed ? 1 : 0, e.queuedMs, e.durationMs, e.createdAt.getTime(),
+      e.stream ? 1 : 0, e.completed ? 1 : 0, e.queuedMs, e.durationMs, e.ttftMs ?? null, e.filtered ? 1 : 0, e.createdAt.getTime(),
     );
   }
 
@@ -147,6 +153,47 @@ export class SqliteStore implements Store {
     return rows.map((r) => ({ group: r.grp, requests: r.requests, promptTokens: r.prompt, completionTokens: r.completion }));
   }
 
+  /**
+   * Sums in SQL; percentiles in JavaScript over the window's samples (SQLite has no `percentile_cont`), with the
+   * same interpolation as PostgreSQL's. Rows come sorted by the groups in binary order.
+   */
+  async usageStats(query: UsageStatsQuery): Promise<UsageStatsRow[]> {
+    const groups = checkGroupBy(query.groupBy).map((g) => GROUP_SQL[g]);
+    const columns = groups.map((sql, i) => `${sql} AS g${i}, `).join("");
+    const keys = groups.map((_, i) => `g${i}`).join(", ");
+    const grouping = groups.length > 0 ? `GROUP BY ${keys} ORDER BY ${keys}` : "";
+    const { where, params } = timeWindow(query, () => "?", (d) => d.getTime());
+    const sums = (this.statement(`SELECT ${columns}COUNT(*) AS requests, COALESCE(SUM(prompt_tokens), 0) AS prompt,
+        COALESCE(SUM(completion_tokens), 0) AS completion, COALESCE(SUM(status = 429), 0) AS throttled, COALESCE(SUM(filtered), 0) AS filtered
+      FROM usage ${where} ${grouping}`).all(...params) as Record<string, string | number>[]).filter((r) => Number(r.requests) > 0);
+    const samples = new Map<string, { ttft: number[]; tps: number[] }>();
+    if (query.percentiles) {
+      const rows = this.statement(`SELECT ${columns}ttft_ms AS ttft, ${TOKENS_PER_SECOND_SQL} AS tps
+        FROM usage ${where === "" ? "WHERE" : `${where} AND`} ttft_ms IS NOT NULL`).iterate(...params) as Iterable<Record<string, string | number | null>>;
+      for (const row of rows) {
+        const key = JSON.stringify(groups.map((_, i) => row[`g${i}`]));
+        let entry = samples.get(key);
+        if (!entry) samples.set(key, (entry = { ttft: [], tps: [] }));
+        entry.ttft.push(Number(row.ttft));
+        if (row.tps !== null) entry.tps.push(Number(row.tps));
+      }
+    }
+    return sums.map((r) => {
+      const values = groups.map((_, i) => String(r[`g${i}`]));
+      const found = samples.get(JSON.stringify(values));
+      return {
+        groups: values,
+        requests: Number(r.requests),
+        promptTokens: Number(r.prompt),
+        completionTokens: Number(r.completion),
+        throttled: Number(r.throttled),
+        filtered: Number(r.filtered),
+        ttftMs: found ? percentilesOf(found.ttft) : null,
+        tokensPerSecond: found ? percentilesOf(found.tps) : null,
+      };
+    });
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
@@ -161,6 +208,7 @@ function toApiKeyRecord(row: ApiKeyRow): ApiKeyRecord {
     rpm: row.rpm,
     tpm: row.tpm,
     contentSafety: row.content_safety,
+    admin: row.admin === 1,
     createdAt: new Date(row.created_at),
     revokedAt: row.revoked_at === null ? null : new Date(row.revoked_at),
   };
