@@ -5,10 +5,15 @@
  *   server (default)  phiserve started here on the model
  *   --target URL      any OpenAI-compatible server (llama-server, vLLM, Ollama…), same load
  *   --raw             the same work directly on node-llama-cpp in-process: the ceiling
+ *   --llama-server BIN|auto  llama.cpp's llama-server on the same model, threads and slots: the peer
+ *                     (auto: what bench/build-llama-server.sh builds from the bundled source)
  *
  *   npm run bench -- [--model FILE | --shape tiny|phi3-mini] [--concurrency 1,4,8,16] [--max-tokens 64]
  *                    [--requests 2] [--threads N] [--raw] [--target URL] [--target-model NAME] [--json]
- *                    [--server-args="--decode-batch 2"]
+ *                    [--server-args="--decode-batch 2"] [--greedy] [--llama-server BIN|auto] [--rounds N]
+ * `--greedy`: temperature 0 (the peer comparison of docs/ENGINE-NOTES.md); default temperature 0.8, top_p 0.95.
+ * `--rounds N` repeats the whole set of modes N times, alternating, and prints every round's ratios
+ * (the machine drifts; ratios from the same round are what compare).
  * The server runs with `--content-safety off` (the engine path, as the raw mode); add
  * `--server-args="--content-safety filter"` to measure the content filter's windows too.
  * "Σ stream" is the sum of the streams' decode rates (each from its first token to its last, so a
@@ -17,6 +22,7 @@
  * the first of their last ones): the figure llama-batched-bench's S_TG compares with.
  */
 import { parseArgs } from "node:util";
+import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { getLlama, type LlamaContextSequence, type Token } from "node-llama-cpp";
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
@@ -37,6 +43,9 @@ const { values: args } = parseArgs({
     "target-model": { type: "string", default: "phi" },
     "server-args": { type: "string", default: "" },
     json: { type: "boolean", default: false },
+    greedy: { type: "boolean", default: false },
+    "llama-server": { type: "string" },
+    rounds: { type: "string", default: "1" },
   },
 });
 
@@ -112,7 +121,7 @@ async function streamOnce(baseUrl: string, model: string, text: string, wave: nu
   const res = await fetch(`${baseUrl}/v1/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, messages: [{ role: "user", content: text }], max_tokens: maxTokens, temperature: 0.8, top_p: 0.95, stream: true, stream_options: { include_usage: true } }),
+    body: JSON.stringify({ model, messages: [{ role: "user", content: text }], max_tokens: maxTokens, ...(args.greedy ? { temperature: 0 } : { temperature: 0.8, top_p: 0.95 }), stream: true, stream_options: { include_usage: true } }),
   });
   if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   let first = 0;
@@ -185,7 +194,7 @@ async function runRaw(modelPath: string, threads: number): Promise<LevelResult[]
     let count = 0;
     const times: number[] = [];
     const generated: Token[] = [];
-    for await (const token of sequence.evaluate(tokens, { temperature: 0.8, topP: 0.95, topK: 0, minP: 0, seed })) {
+    for await (const token of sequence.evaluate(tokens, args.greedy ? { temperature: 0 } : { temperature: 0.8, topP: 0.95, topK: 0, minP: 0, seed })) {
       times.push(performance.now());
       // As a client sees it (and as the server's TTFT is timed): the first token that completes visible text,
       // not a piece of an unfinished UTF-8 character.
@@ -238,6 +247,13 @@ function table(results: LevelResult[]): string {
 function ratios(results: LevelResult[]): Record<string, number> {
   const at = (mode: string, c: number) => results.find((r) => r.mode === mode && r.concurrency === c);
   const out: Record<string, number> = {};
+  for (const c of levels) {
+    const s = at("server", c), peer = at("llama-server", c);
+    if (!s || !peer) continue;
+    out[`server/llama-server aggregate at ${c}`] = s.aggregateTokensPerSecond / peer.aggregateTokensPerSecond;
+    out[`server/llama-server per-stream mean at ${c}`] = s.perStream.mean / peer.perStream.mean;
+    out[`server/llama-server slowest stream at ${c}`] = s.perStream.min / peer.perStream.min;
+  }
   const s8 = at("server", 8), r8 = at("raw", 8), s1 = at("server", 1), s4 = at("server", 4), r1 = at("raw", 1);
   if (s8 && r8) out["server/raw aggregate at 8"] = s8.aggregateTokensPerSecond / r8.aggregateTokensPerSecond;
   if (s8 && s1) out["server c8/c1 aggregate"] = s8.aggregateTokensPerSecond / s1.aggregateTokensPerSecond;
@@ -246,9 +262,44 @@ function ratios(results: LevelResult[]): Record<string, number> {
   return out;
 }
 
+/** llama-server on the same model, threads and slots (its own continuous batching, defaults otherwise). */
+async function runLlamaServer(bin: string, modelPath: string, threads: number): Promise<LevelResult[]> {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const slots = Math.max(...levels);
+  const child = spawn(bin, ["-m", modelPath, "-t", String(threads), "-tb", String(threads), "-np", String(slots), "-c", String(1024 * slots), "--host", "127.0.0.1", "--port", String(port), "--no-webui"], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  child.stderr.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      if (child.exitCode !== null) throw new Error(`llama-server exited: ${log}`);
+      if ((await fetch(`${url}/health`).catch(() => undefined))?.ok) break;
+      if (i > 1200) throw new Error(`llama-server did not become healthy: ${log}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return await runHttp("llama-server", url, "phi", child.pid);
+  } finally {
+    child.kill("SIGTERM");
+    await exited;
+  }
+}
+
 async function main(): Promise<void> {
   const modelPath = args.model ?? (await ensureTestModel(args.shape === "phi3-mini" ? PHI3_MINI_SHAPE : {}));
   const threads = args.threads ? Number(args.threads) : args.shape === "phi3-mini" ? 2 : 1;
+  const results: LevelResult[] = [];
+  for (let round = 0; round < Number(args.rounds); round++) {
+    const roundResults = await runRound(modelPath, threads);
+    if (Number(args.rounds) > 1) process.stderr.write(`round ${round + 1}: ${JSON.stringify(ratios(roundResults))}\n`);
+    results.push(...roundResults);
+  }
+  const report = { model: modelPath, maxTokens, requestsPerStream, threads, greedy: args.greedy, serverArgs: args["server-args"], results, ratios: ratios(results) };
+  if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else process.stdout.write(`${table(results)}\n\n${JSON.stringify(report.ratios, null, 2)}\n\n${JSON.stringify(report)}\n`);
+}
+
+async function runRound(modelPath: string, threads: number): Promise<LevelResult[]> {
   const results: LevelResult[] = [];
   if (!args["no-server"]) {
     const server = await startServer(["--model", modelPath, "--model-name", "phi-3.5-mini-instruct", "--parallel", String(Math.max(...levels)), "--threads", String(threads), "--context", "1024", "--log-level", "info", "--content-safety", "off", ...args["server-args"].split(" ").filter(Boolean)], { timeoutMs: 600_000 });
@@ -260,11 +311,13 @@ async function main(): Promise<void> {
       if (batching) process.stderr.write(`server ${batching}\n`);
     }
   }
+  if (args["llama-server"] !== undefined) {
+    const bin = args["llama-server"] !== "auto" ? args["llama-server"] : execFileSync("bash", ["bench/build-llama-server.sh"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
+    results.push(...(await runLlamaServer(bin, modelPath, threads)));
+  }
   if (args.target) results.push(...(await runHttp("target", args.target.replace(/\/$/, ""), args["target-model"], undefined)));
   if (args.raw) results.push(...(await runRaw(modelPath, threads)));
-  const report = { model: modelPath, maxTokens, requestsPerStream, threads, serverArgs: args["server-args"], results, ratios: ratios(results) };
-  if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  else process.stdout.write(`${table(results)}\n\n${JSON.stringify(report.ratios, null, 2)}\n\n${JSON.stringify(report)}\n`);
+  return results;
 }
 
 await main();

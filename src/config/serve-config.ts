@@ -33,6 +33,10 @@ export interface DeploymentSettings {
    * generating sequences together (measured fastest on CPU: bench/RESULTS.md).
    */
   decodeBatch?: number | undefined;
+  /** Longest a decoding step may take with prompt tokens in it, in ms (chunked prefill); undefined = prompts fill the batch. */
+  maxStepMs?: number | undefined;
+  /** Thread counts measured per batch shape at load and cached in `cacheDir`; undefined = fixed threads (`threads` or the default). */
+  calibration?: { cacheDir: string | undefined } | undefined;
   /** `constrained` (default): json_object/json_schema enforced by grammar; `azure`: 422 parameter_not_supported. */
   jsonPolicy: "constrained" | "azure";
   /** `azure` (default): system messages translated into user messages where Azure does; `native`: the template's own system turn. */

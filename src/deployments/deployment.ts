@@ -103,6 +103,8 @@ export class Deployment {
       threads: settings.threads,
       batchSize: settings.batchSize,
       decodeBatch: settings.decodeBatch,
+      maxStepMs: settings.maxStepMs,
+      calibration: settings.calibration,
       gpu: deps.gpu,
       extraStopTokens: plan.extraStopTokens,
       logger: deps.logger.child({ component: "engine", deployment: plan.model.deploymentName }),

@@ -41,6 +41,10 @@ export interface EnginePlan {
   gpu: GpuChoice;
   /** Token texts that end a generation besides the model's own end-of-generation tokens. */
   extraStopTokens: readonly string[];
+  /** Longest a decoding step may take with prompt tokens in it (ms); undefined = prompts fill the batch (docs/ENGINE-NOTES.md "Prompts and decoding streams share steps"). */
+  maxStepMs?: number | undefined;
+  /** Measure thread counts per batch shape at load, cached in `cacheDir`; undefined = the engine's fixed default (docs/ENGINE-NOTES.md "Threads chosen by measurement"). */
+  calibration?: { cacheDir: string | undefined } | undefined;
   logger: Logger;
 }
 

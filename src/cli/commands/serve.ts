@@ -9,7 +9,8 @@ import { AZURE_DEFAULT_POLICY, type SafetyMode } from "../../safety/content-poli
 import { resolveDatabaseUrl } from "../../store/create-store.ts";
 import { isLoopbackHost } from "../../lib/loopback.ts";
 import { createLogger } from "../../observability/logger.ts";
-import { CliError, resolveModel } from "../resolve-model.ts";
+import { cacheDirFrom, CliError, resolveModel } from "../resolve-model.ts";
+import { join } from "node:path";
 import { exitWithCliError } from "./exit.ts";
 import { DEFAULT_PRICE } from "../../admin/pricing.ts";
 
@@ -42,6 +43,8 @@ interface ServeFlags {
   threads?: number;
   batchSize: number;
   decodeBatch: number;
+  maxStepMs?: number;
+  calibrate: boolean;
   gpu: GpuChoice;
   bodyLimit: number;
   bodyTimeout?: number;
@@ -131,6 +134,8 @@ function settingsFromFlags(flags: ServeFlags): Omit<DeploymentSettings, "name" |
     threads: flags.threads,
     batchSize: flags.batchSize,
     decodeBatch: flags.decodeBatch,
+    maxStepMs: flags.maxStepMs,
+    calibration: flags.calibrate ? { cacheDir: join(cacheDirFrom(process.env), "engine") } : undefined,
     jsonPolicy: flags.jsonPolicy,
     systemRole: "azure",
     maxChoices: flags.maxN,
@@ -286,6 +291,8 @@ async function fromConfigFile(flags: ServeFlags, file: ConfigFile): Promise<Depl
       threads: d.threads ?? base.threads,
       batchSize: d.batchSize ?? base.batchSize,
       decodeBatch: d.decodeBatch ?? base.decodeBatch,
+      maxStepMs: base.maxStepMs,
+      calibration: base.calibration,
       jsonPolicy: d.json ?? base.jsonPolicy,
       systemRole: d.systemRole ?? "azure",
       maxChoices: d.maxN ?? base.maxChoices,

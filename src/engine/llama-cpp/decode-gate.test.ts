@@ -123,3 +123,15 @@ test("batch strategy: the batch is ordered by sequence id, prompts included, so 
   const capped = decodeFirstStrategy(2, undefined, (_, index) => sequenceOf[index])({ items, size: 64 });
   assert.deepEqual(capped.map((p) => sequenceOf[items.indexOf(p.item)]), [0, 1, 2]);
 });
+
+test("batch strategy: with decode tokens in the batch, prompts get at most the step budget; alone they get the whole batch", () => {
+  const decodes = [item(1), item(1)];
+  const prompt = item(300);
+  const budgets: number[] = [];
+  const budget = (decodeTokens: number) => (budgets.push(decodeTokens), decodeTokens > 0 ? 24 : Infinity);
+  const mixed = decodeFirstStrategy(0, undefined, undefined, budget)({ items: [prompt, ...decodes], size: 512 });
+  assert.deepEqual(mixed.map((p) => p.processAmount), [1, 1, 24]);
+  const alone = decodeFirstStrategy(0, undefined, undefined, budget)({ items: [prompt], size: 512 });
+  assert.deepEqual(alone.map((p) => p.processAmount), [300]);
+  assert.deepEqual(budgets, [2, 0]);
+});

@@ -193,8 +193,8 @@ export interface BatchRecorder {
 
 /**
  * node-llama-cpp batch strategy: single-token items (decode steps) get a place first, at most
- * `maxDecodeTokens` of them (0 = all), in queue order; the rest of the batch is shared evenly
- * among the prompts being evaluated (as the library's "maximumParallelism" does), so a long
+ * `maxDecodeTokens` of them (0 = all), in queue order; the rest of the batch, at most
+ * `promptBudget(decodeTokens)` tokens, is shared evenly among the prompts being evaluated (as the library's "maximumParallelism" does), so a long
  * prompt is chunked and does not stall the streams. Items left out stay queued and go in the
  * library's next batch, right after this one.
  *
@@ -204,7 +204,12 @@ export interface BatchRecorder {
  * ids in batch order: one token each of sequences 2, 0, 3, 1 costs two passes over the weights
  * ({2, 3} and {0, 1}); 0, 1, 2, 3 costs one.
  */
-export function decodeFirstStrategy(maxDecodeTokens: number, record?: BatchRecorder, sequenceOf?: (item: BatchItem, index: number) => number | undefined): CustomBatchingPrioritizationStrategy {
+export function decodeFirstStrategy(
+  maxDecodeTokens: number,
+  record?: BatchRecorder,
+  sequenceOf?: (item: BatchItem, index: number) => number | undefined,
+  promptBudget?: (decodeTokens: number) => number,
+): CustomBatchingPrioritizationStrategy {
   return ({ items, size }) => {
     const result: PrioritizedBatchItem[] = [];
     const prompts: BatchItem[] = [];
@@ -217,7 +222,8 @@ export function decodeFirstStrategy(maxDecodeTokens: number, record?: BatchRecor
         decode += 1;
       }
     }
-    let left = size - decode;
+    // Prompt tokens fill the room the decode tokens left, at most the step budget's worth (step-budget.ts).
+    let left = Math.min(size - decode, promptBudget?.(decode) ?? Infinity);
     let promptTokens = 0;
     if (left > 0 && prompts.length > 0) {
       // Even shares first, then what shorter prompts did not use goes to the others in queue order.

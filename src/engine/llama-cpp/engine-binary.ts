@@ -6,6 +6,9 @@
  * found and preferred by `getLlama` from then on; the prebuilt binary stays the fallback.
  */
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { Llama } from "node-llama-cpp";
@@ -48,6 +51,8 @@ export function parseSystemInfo(info: string): Map<string, string> {
   return flags;
 }
 
+const NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16";
+
 /** node-llama-cpp's command line (its package `bin`), run with this Node. */
 export function nodeLlamaCppCli(): string {
   return join(dirname(createRequire(import.meta.url).resolve("node-llama-cpp")), "cli", "cli.js");
@@ -55,18 +60,34 @@ export function nodeLlamaCppCli(): string {
 
 /**
  * Compiles node-llama-cpp's bundled llama.cpp source for this machine (offline: the source comes
- * from the git bundle inside the npm package; cmake and a C++ compiler must be installed).
- * Output goes to `log` as it comes; resolves with the exit code.
+ * from the git bundle inside the npm package, checked out once; cmake and a C++ compiler must be
+ * installed). Output goes to `log` as it comes; resolves with the exit code.
+ *
+ * Without AMX (docs/ENGINE-NOTES.md "Native build"): the bundled release's AMX kernels die of SIGILL
+ * on CPUs that have it. The flags go through compiler wrappers because cmake-js sets CMAKE_CXX_FLAGS
+ * itself (ignoring CXXFLAGS), and a custom cmake option would change the build's folder name, which
+ * `getLlama` then no longer finds on its own.
  */
-export function buildNative(gpu: "false" | "cuda" | "vulkan" | "metal" | "auto", log: NodeJS.WritableStream): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [nodeLlamaCppCli(), "source", "download", "--gpu", gpu], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, CI: "true" }, // plain progress lines, no spinners
+export async function buildNative(gpu: "false" | "cuda" | "vulkan" | "metal" | "auto", log: NodeJS.WritableStream): Promise<number> {
+  const wrappers = await mkdtemp(join(tmpdir(), "phiserve-cc-"));
+  try {
+    const wrap = async (name: string, compiler: string) => {
+      const path = join(wrappers, name);
+      await writeFile(path, `#!/bin/sh\nexec ${compiler} "$@" ${NO_AMX}\n`, { mode: 0o755 });
+      return path;
+    };
+    const env = { ...process.env, CI: "true", CC: await wrap("cc", process.env.CC ?? "cc"), CXX: await wrap("c++", process.env.CXX ?? "c++") };
+    // The source is checked out of the bundle once; `source build` recompiles it without touching it.
+    const checkedOut = existsSync(join(dirname(nodeLlamaCppCli()), "..", "..", "llama", "llama.cpp", "CMakeLists.txt"));
+    const args = checkedOut ? ["source", "build", "--gpu", gpu] : ["source", "download", "--gpu", gpu];
+    return await new Promise<number>((resolve, reject) => {
+      const child = spawn(process.execPath, [nodeLlamaCppCli(), ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+      child.stdout.pipe(log, { end: false });
+      child.stderr.pipe(log, { end: false });
+      child.on("error", reject);
+      child.on("close", (code) => resolve(code ?? 1));
     });
-    child.stdout.pipe(log, { end: false });
-    child.stderr.pipe(log, { end: false });
-    child.on("error", reject);
-    child.on("close", (code) => resolve(code ?? 1));
-  });
+  } finally {
+    await rm(wrappers, { recursive: true, force: true });
+  }
 }

@@ -39,6 +39,8 @@ export function createLlamaCppEngineFactory(): EngineFactory {
           gpu: plan.gpu,
           extraStopTokens: plan.extraStopTokens,
           memoryBytes,
+          maxStepMs: plan.maxStepMs,
+          calibration: plan.calibration,
         },
         plan.logger,
       );

@@ -30,7 +30,11 @@ import { KvMaintenance } from "./kv-maintenance.ts";
 import { generateWithLogprobs } from "./logprob-decode.ts";
 import { defaultThreads, type LlamaCppEngineOptions } from "./llama-cpp-options.ts";
 import { readModelFacts } from "./model-info.ts";
-import { batchItemSequenceIds, checkNodeLlamaCppVersion, tokenBiasEntries } from "./node-llama-cpp-internals.ts";
+import { batchItemSequenceIds, checkNodeLlamaCppVersion, instrumentNativeBatches, tokenBiasEntries } from "./node-llama-cpp-internals.ts";
+import { StepBudget } from "./step-budget.ts";
+import { calibrateThreads, decodeSizes, ThreadPlan, threadCandidates, type ThreadPlanData } from "./thread-plan.ts";
+import { readThreadPlan, threadPlanFile, writeThreadPlan } from "./thread-plan-cache.ts";
+import { availableParallelism } from "node:os";
 import { PromptTokenizer } from "./prompt-tokenizer.ts";
 import { SequencePool } from "./sequence-pool.ts";
 import { TokenizerThread } from "./tokenizer-thread.ts";
@@ -63,11 +67,19 @@ export class LlamaCppEngine implements Engine {
   private readonly gate = new DecodeGate();
   private readonly steps = new DecodeSteps(this.gate, this.maintenance);
   private readonly batches = new BatchHistogram();
+  private readonly budget: StepBudget;
+  /** What the batch strategy put in the native batch about to run (for its thread count and timing). */
+  private readonly nextBatch = { decode: 0, prompt: 0 };
+  private threadPlan: ThreadPlan | undefined;
+  /** During calibration: the thread count every batch runs with, and the native time spent. */
+  private calibrating: { threads: number; nativeMs: number } | undefined;
 
   constructor(
     private readonly options: LlamaCppEngineOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.budget = new StepBudget(options.maxStepMs);
+  }
 
   async load(): Promise<void> {
     const { options, logger } = this;
@@ -88,10 +100,13 @@ export class LlamaCppEngine implements Engine {
     const tokenizer = new PromptTokenizer(model, thread, readVocabularyFacts(model));
     this.loaded = { llama, model, context, pool: new SequencePool(sequences), sequenceOrder, tools, info, tokenizer, thread };
     const binary = describeBinary(llama);
+    if (options.threads === undefined && options.calibration) {
+      await this.planThreads(llama, model, context, sequences, options.calibration.cacheDir);
+    }
     if (binary.buildType === "prebuilt" && binary.gpu === false) {
       logger.info({ event: "engine.prebuilt_binary" }, "serving with node-llama-cpp's prebuilt CPU binary (no OpenMP); `phiserve engine build` compiles a faster native one");
     }
-    logger.info({ event: "engine.loaded", binary, gpu: llama.gpu, threads, contextSize: info.contextLength, parallel: options.parallel, decodeBatch: options.decodeBatch ?? 0 }, "model loaded");
+    logger.info({ event: "engine.loaded", binary, gpu: llama.gpu, threads: this.threadPlan ? { decode: this.threadPlan.data.decode, prompt: this.threadPlan.data.prompt } : threads, maxStepMs: options.maxStepMs ?? null, contextSize: info.contextLength, parallel: options.parallel, decodeBatch: options.decodeBatch ?? 0 }, "model loaded");
   }
 
   /** One context for every sequence; its batches are built by `decodeFirstStrategy` (decode-gate.ts). */
@@ -104,11 +119,86 @@ export class LlamaCppEngine implements Engine {
       threads,
       batchSize: Math.min(options.batchSize, options.contextSize),
       batching: {
-        itemPrioritizationStrategy: decodeFirstStrategy(options.decodeBatch ?? 0, this.batches.record, (item, index) => sequenceOf?.(item, index)),
+        itemPrioritizationStrategy: decodeFirstStrategy(
+          options.decodeBatch ?? 0,
+          (decode, prompt, ordered) => {
+            this.nextBatch.decode = decode;
+            this.nextBatch.prompt = prompt;
+            this.batches.record(decode, prompt, ordered);
+          },
+          (item, index) => sequenceOf?.(item, index),
+          (decode) => this.budget.promptTokens(decode),
+        ),
       },
     });
     sequenceOf = batchItemSequenceIds(context);
+    instrumentNativeBatches(context, {
+      threads: () => this.calibrating?.threads ?? this.threadPlan?.threadsFor(this.nextBatch.decode, this.nextBatch.prompt),
+      done: (ms) => {
+        if (this.calibrating) this.calibrating.nativeMs += ms;
+        this.budget.observe(this.nextBatch.decode, this.nextBatch.prompt, ms);
+      },
+    });
     return context;
+  }
+
+  /**
+   * The thread plan: from the cache, or measured now on the loaded model (thread-plan.ts); a
+   * calibration that fails leaves the library's fixed thread count in place.
+   */
+  private async planThreads(llama: Llama, model: LlamaModel, context: LlamaContext, sequences: LlamaContextSequence[], cacheDir: string | undefined): Promise<void> {
+    const { options } = this;
+    const file = cacheDir
+      ? await threadPlanFile(cacheDir, { modelPath: options.modelPath, binary: `${llama.buildType} ${llama.systemInfo}`, sequences: options.parallel, contextSize: context.contextSize, batchSize: context.batchSize })
+      : undefined;
+    let data: ThreadPlanData | undefined = file ? await readThreadPlan(file) : undefined;
+    const started = performance.now();
+    const cached = data !== undefined;
+    try {
+      data ??= await this.calibrate(model, context, sequences);
+    } catch (error) {
+      this.logger.warn({ event: "engine.calibration_failed", err: error }, "thread calibration failed: keeping the default thread count");
+      return;
+    } finally {
+      this.calibrating = undefined;
+    }
+    this.threadPlan = new ThreadPlan(data);
+    this.logger.info({ event: "engine.threads", cached, ms: Math.round(performance.now() - started), decode: data.decode, prompt: data.prompt, timings: data.timings }, "thread plan");
+    if (file && !cached) await writeThreadPlan(file, data).catch((error: unknown) => this.logger.warn({ event: "engine.calibration_not_cached", err: error }, "thread plan not cached"));
+  }
+
+  /** Times native batches of 1, 2, 4, 8 decode tokens and a prompt chunk at each candidate thread count. */
+  private async calibrate(model: LlamaModel, context: LlamaContext, sequences: LlamaContextSequence[]): Promise<ThreadPlanData> {
+    const sizes = decodeSizes(sequences.length);
+    const text = model.tokenize("The river carried light stone past the silver market, and the winter story went on. ".repeat(8));
+    const prefix = text.slice(0, 4);
+    const chunkLength = Math.max(4, Math.min(32, Math.floor(context.contextSize / 4)));
+    const used = sequences.slice(0, Math.max(...sizes));
+    const timed = async (threads: number, work: () => Promise<unknown>): Promise<number> => {
+      this.calibrating = { threads, nativeMs: 0 };
+      await work();
+      return this.calibrating.nativeMs;
+    };
+    try {
+      for (const sequence of used) await sequence.evaluateWithoutGeneratingNewTokens(prefix);
+      let position = 0;
+      const nextToken = () => text[4 + (position++ % (text.length - 4))]!;
+      return await calibrateThreads(
+        {
+          decodeStep: (tokens, threads) =>
+            timed(threads, () => Promise.all(used.slice(0, tokens).map((sequence) => sequence.controlledEvaluate([[nextToken(), { generateNext: { token: true } }]])))),
+          promptChunk: async (threads) => {
+            const sequence = sequences[0]!;
+            await sequence.clearHistory();
+            return timed(threads, () => sequence.evaluateWithoutGeneratingNewTokens(text.slice(0, chunkLength)));
+          },
+        },
+        threadCandidates(availableParallelism()),
+        sizes,
+      );
+    } finally {
+      for (const sequence of used) await sequence.clearHistory();
+    }
   }
 
   capacity(): EngineCapacity {

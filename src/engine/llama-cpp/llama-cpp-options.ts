@@ -31,6 +31,16 @@ export interface LlamaCppEngineOptions {
   extraStopTokens: readonly string[];
   /** Estimated resident memory once loaded (weights + KV caches), reported by `capacity()`; default 0. */
   memoryBytes?: number | undefined;
+  /**
+   * Longest a native batch that carries decode tokens should take (ms): prompt tokens join such a batch only
+   * as far as the budget allows (step-budget.ts). Undefined: prompts fill the batch.
+   */
+  maxStepMs?: number | undefined;
+  /**
+   * Measure the best thread count per batch shape at load (thread-plan.ts), caching the plan in `cacheDir`
+   * (none: measured at every load). Ignored when `threads` is set. Undefined: no calibration.
+   */
+  calibration?: { cacheDir: string | undefined } | undefined;
 }
 
 /**

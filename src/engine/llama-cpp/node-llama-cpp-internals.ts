@@ -1,7 +1,7 @@
 /**
  * Every read of node-llama-cpp's private fields, in one place, behind a version guard.
  *
- * Two behaviours the engine needs have no public API in node-llama-cpp 3.22.1
+ * Three behaviours the engine needs have no public API in node-llama-cpp 3.22.1
  * (docs/ENGINE-NOTES.md "Decode batching and sequence order"):
  * - `LlamaContext._queuedDecodes`: the queue the batch loop builds the strategy's items from, in
  *   the same order (its `getOrderedQueuedDecodes`). Reading it gives each batch item its sequence
@@ -9,6 +9,10 @@
  * - `TokenBias._biases`: the token → logit map the sampler reads. `TokenBias.set()` skips
  *   end-of-generation tokens, but OpenAI's `logit_bias` may bias those too, so entries are written
  *   to the map directly.
+ * - `LlamaContext._ctx` (the native context): its `decodeBatch()` runs one native batch, and
+ *   `setThreads()` sets llama.cpp's thread count for the next one. Wrapping `decodeBatch` times each
+ *   batch (the step budget, step-budget.ts) and sets the threads measured best for its shape
+ *   (thread-plan.ts) right before it runs, after the library set its own.
  *
  * An upgrade may rename, reshape or repurpose either, and nothing would fail: logit_bias would
  * quietly stop reaching EOG tokens, batches would quietly lose their order. So the engine calls
@@ -82,4 +86,36 @@ export function tokenBiasEntries(bias: TokenBias, version?: string): Map<Token, 
   const entries = (bias as unknown as { _biases?: unknown })._biases;
   if (!(entries instanceof Map)) throw fieldError("TokenBias", "_biases", "a Map", version ?? installedNodeLlamaCppVersion());
   return entries as Map<Token, number>;
+}
+
+/** What the engine learns of each native batch and decides for it. */
+export interface NativeBatchHooks {
+  /** Threads for the batch about to run (undefined: leave the library's choice). */
+  threads(): number | undefined;
+  /** The batch ran (or failed) in `ms`. */
+  done(ms: number): void;
+}
+
+/**
+ * Wraps the native context's `decodeBatch` (`LlamaContext._ctx`, node-llama-cpp 3.22.1): `hooks.threads()`
+ * is applied with the native `setThreads` right before each batch, and `hooks.done` gets its duration.
+ * Throws now when the native context or either method is not there.
+ */
+export function instrumentNativeBatches(context: LlamaContext, hooks: NativeBatchHooks, version?: string): void {
+  const native = (context as unknown as { _ctx?: { decodeBatch?: unknown; setThreads?: unknown } })._ctx;
+  if (!native || typeof native.decodeBatch !== "function" || typeof native.setThreads !== "function") {
+    throw fieldError("LlamaContext", "_ctx.decodeBatch/setThreads", "a native context with both methods", version ?? installedNodeLlamaCppVersion());
+  }
+  const decodeBatch = (native.decodeBatch as () => Promise<void>).bind(native);
+  const setThreads = (native.setThreads as (threads: number) => void).bind(native);
+  native.decodeBatch = async (): Promise<void> => {
+    const threads = hooks.threads();
+    if (threads !== undefined) setThreads(threads);
+    const started = performance.now();
+    try {
+      await decodeBatch();
+    } finally {
+      hooks.done(performance.now() - started);
+    }
+  };
 }
