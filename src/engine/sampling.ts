@@ -5,8 +5,8 @@
  */
 import { SeededRandom } from "../model-factory/prng.ts";
 
-/** Log of the softmax normaliser of `logits`, relative to their maximum (stable). */
-export function logSumExp(logits: readonly number[]): { max: number; logSum: number } {
+/** Log of the softmax normaliser of `logits`, relative to their maximum (stable); `logits` is iterated twice. */
+export function logSumExp(logits: Iterable<number>): { max: number; logSum: number } {
   let max = -Infinity;
   for (const l of logits) if (l > max) max = l;
   let sum = 0;
@@ -20,39 +20,66 @@ export function toLogprob(logit: number, stats: { max: number; logSum: number })
 }
 
 /**
- * Samples a token from raw logits: temperature scaling, then nucleus (top-p) truncation, then a
- * draw from `random`. Temperature 0 is greedy (ties: the first entry). `entries` may be in any order.
+ * Draws a token from `entries` ([token, logit], any order) at `temperature` with top-p truncation;
+ * temperature 0 is greedy. The nucleus is the most likely tokens whose probabilities add up to
+ * `topP` (tokens tied with the last one it takes are kept too); the draw walks the kept tokens in
+ * the order given. Typed arrays and one native sort (only when top-p truncates): it runs over the
+ * whole vocabulary at every step of a logprobs request (docs/DECODING.md "What the logprobs are").
  */
-export function sampleToken(entries: readonly (readonly [number, number])[], temperature: number, topP: number, random: SeededRandom): number {
-  if (entries.length === 0) throw new Error("no candidate tokens");
+export function sampleToken(entries: Iterable<readonly [number, number]>, temperature: number, topP: number, random: SeededRandom, sizeHint = 0): number {
   if (temperature <= 0) {
-    let best = entries[0]!;
-    for (const e of entries) if (e[1] > best[1]) best = e;
+    let best: readonly [number, number] | undefined;
+    for (const e of entries) if (!best || e[1] > best[1]) best = e;
+    if (!best) throw new Error("no candidate tokens");
     return best[0];
   }
-  const scaled = entries.filter((e) => e[1] !== -Infinity).map(([token, logit]) => [token, logit / temperature] as const);
-  scaled.sort((a, b) => b[1] - a[1]);
-  const { max, logSum } = logSumExp(scaled.map((e) => e[1]));
-  const probs = scaled.map(([, l]) => Math.exp(l - max - logSum));
-  let keep = probs.length;
+  let tokens = new Int32Array(Math.max(16, sizeHint));
+  let scaled = new Float64Array(tokens.length);
+  let count = 0;
+  let max = -Infinity;
+  for (const [token, logit] of entries) {
+    if (logit === -Infinity) continue;
+    if (count === tokens.length) {
+      const grown = new Int32Array(count * 2);
+      grown.set(tokens);
+      tokens = grown;
+      const grownScaled = new Float64Array(count * 2);
+      grownScaled.set(scaled);
+      scaled = grownScaled;
+    }
+    const value = logit / temperature;
+    tokens[count] = token;
+    scaled[count++] = value;
+    if (value > max) max = value;
+  }
+  if (count === 0) throw new Error("no candidate tokens");
+  const probs = new Float64Array(count);
+  let sum = 0;
+  for (let i = 0; i < count; i++) sum += probs[i] = Math.exp(scaled[i]! - max);
+  for (let i = 0; i < count; i++) probs[i] = probs[i]! / sum;
+  let threshold = 0;
   if (topP < 1) {
+    const sorted = probs.slice().sort(); // ascending, native
     let mass = 0;
-    for (let i = 0; i < probs.length; i++) {
-      mass += probs[i]!;
+    for (let i = count - 1; i >= 0; i--) {
+      mass += sorted[i]!;
       if (mass >= topP) {
-        keep = i + 1;
+        threshold = sorted[i]!;
         break;
       }
     }
   }
-  const kept = probs.slice(0, keep);
-  const total = kept.reduce((a, b) => a + b, 0);
+  let total = 0;
+  for (let i = 0; i < count; i++) if (probs[i]! >= threshold) total += probs[i]!;
   let r = random.nextFloat() * total;
-  for (let i = 0; i < kept.length; i++) {
-    r -= kept[i]!;
-    if (r < 0) return scaled[i]![0];
+  let last = -1;
+  for (let i = 0; i < count; i++) {
+    if (probs[i]! < threshold) continue;
+    last = i;
+    r -= probs[i]!;
+    if (r < 0) return tokens[i]!;
   }
-  return scaled[keep - 1]![0];
+  return tokens[last]!;
 }
 
 export { SeededRandom };

@@ -8,7 +8,7 @@
  * llama.cpp evaluates them in one pass. Every step is also held while a KV-cache edit is pending
  * (kv-maintenance.ts).
  */
-import type { LlamaModel, Token, TokenBias } from "node-llama-cpp";
+import type { LlamaContextSequenceRepeatPenalty, LlamaModel, Token, TokenBias } from "node-llama-cpp";
 import type { GenerationRequest } from "../engine.ts";
 import type { CancelSignal } from "../../lib/cancellation.ts";
 import type { DecodeGate, DecodeSlot } from "./decode-gate.ts";
@@ -36,15 +36,19 @@ export interface DecodeTools {
   steps: DecodeSteps;
 }
 
-/** OpenAI penalties over the generated tokens (not the prompt), as llama.cpp's penalties sampler applies them. */
-export function repeatPenalty(request: GenerationRequest, decoder: TokenTextDecoder) {
-  return {
+/**
+ * OpenAI penalties over the generated tokens (not the prompt), as llama.cpp's penalties sampler applies them;
+ * none when both are 0, so no step copies the generated tokens into a penalty list that changes nothing.
+ */
+export function repeatPenalty(request: GenerationRequest, decoder: TokenTextDecoder): { repeatPenalty: LlamaContextSequenceRepeatPenalty } | Record<string, never> {
+  if (request.presencePenalty === 0 && request.frequencyPenalty === 0) return {};
+  return { repeatPenalty: {
     punishTokens: () => decoder.tokens as Token[],
     maxPunishTokens: Math.max(64, Math.min(request.maxTokens, 4096)),
     penalty: 1,
     frequencyPenalty: request.frequencyPenalty,
     presencePenalty: request.presencePenalty,
-  };
+  } };
 }
 
 /** Steps a generation through the decode gate and around KV-cache edits. */

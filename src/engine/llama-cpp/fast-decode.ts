@@ -34,7 +34,7 @@ export async function* generateFast(
       seed: run.seed,
       // node-llama-cpp's option types say absent, not undefined (exactOptionalPropertyTypes).
       ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}),
-      repeatPenalty: repeatPenalty(request, decoder),
+      ...repeatPenalty(request, decoder),
       ...(active ? { grammarEvaluationState: new LlamaGrammarEvaluationState({ model: tools.model, grammar: active }) } : {}),
     });
     for await (const token of tools.steps.tokens(evaluation)) {

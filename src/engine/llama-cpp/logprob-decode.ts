@@ -30,15 +30,16 @@ export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaC
           // Greedy: the native pick plus the top list and the normaliser; sampling needs every logit.
           logits: greedy ? { filter: { tokens: [], includeTop: Math.max(1, top), includeSelected: true } } : true,
           totalLogitWeight: true,
-          options: { ...RAW_DISTRIBUTION, ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}), repeatPenalty: repeatPenalty(request, decoder) },
+          options: { ...RAW_DISTRIBUTION, ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}), ...repeatPenalty(request, decoder) },
         } }],
       ]));
       slot ??= tools.steps.join();
       const next = results[results.length - 1]?.next;
       const logits = next?.logits;
       if (!next || !logits || logits.size === 0) break;
-      const stats = greedy ? { max: logits.values().next().value!, logSum: Math.log(next.totalLogitWeight ?? 1) } : logSumExp([...logits.values()]);
-      const token = greedy ? next.token : (sampleToken([...logits.entries()], request.temperature, request.topP, random) as Token);
+      // Straight from the Map: the whole vocabulary comes back at every sampled step, so no copies of it.
+      const stats = greedy ? { max: logits.values().next().value!, logSum: Math.log(next.totalLogitWeight ?? 1) } : logSumExp({ [Symbol.iterator]: () => logits.values() });
+      const token = greedy ? next.token : (sampleToken(logits.entries(), request.temperature, request.topP, random, logits.size) as Token);
       if (token === null || token === undefined || tools.model.isEogToken(token) || tools.stopTokenIds.has(token)) break;
       const logprob = toLogprob(logits.get(token) ?? -Infinity, stats);
       const entry: TokenLogprob = {

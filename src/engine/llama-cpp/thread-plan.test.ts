@@ -23,11 +23,23 @@ test("calibration keeps the fastest thread count per batch shape", async () => {
   assert.deepEqual(data.decode, [[1, 1], [2, 1], [4, 2], [8, 2]]);
   assert.equal(data.prompt, 2);
   assert.equal(data.timings["decode4"]![1], 40);
-  assert.equal(calls.filter((c) => c === "d1@1").length, 3, "warm-up plus two timed");
+  assert.equal(calls.filter((c) => c === "d1@1").length, 4, "warm-up, the hopelessness check, two timed");
   const plan = new ThreadPlan(data);
   assert.equal(plan.threadsFor(1, 0), 1);
   assert.equal(plan.threadsFor(3, 0), 2, "rounded up to the next measured size");
   assert.equal(plan.threadsFor(16, 0), 2, "beyond the largest: the largest's");
   assert.equal(plan.threadsFor(1, 100), 2, "a prompt chunk in the batch: the prompt's choice");
   assert.equal(plan.threadsFor(4, 2), 2);
+});
+
+test("a candidate far slower on one token is dropped after that timing", async () => {
+  const calls: string[] = [];
+  const runner: CalibrationRunner = {
+    decodeStep: async (tokens, threads) => (calls.push(`d${tokens}@${threads}`), threads === 1 ? tokens : 150 * tokens),
+    promptChunk: async (threads) => (calls.push(`p@${threads}`), threads === 1 ? 30 : 4000),
+  };
+  const data = await calibrateThreads(runner, [1, 2], [1, 2, 4]);
+  assert.deepEqual(data.decode, [[1, 1], [2, 1], [4, 1]]);
+  assert.equal(data.prompt, 1);
+  assert.deepEqual(calls.filter((c) => c.endsWith("@2")), ["d1@2", "d1@2"], "warm-up and one timing only");
 });

@@ -49,15 +49,28 @@ export function decodeSizes(sequences: number): number[] {
   return [1, 2, 4, 8].filter((n) => n <= Math.max(1, sequences));
 }
 
+/** A candidate whose one-token step is this many times slower than the best so far is not timed further. */
+const HOPELESS = 3;
+
 /**
  * Times every shape at every candidate (after one warm-up batch per candidate) and keeps the fastest;
- * `repeats` timings per shape, their median counts.
+ * `repeats` timings per shape, their median counts. A candidate far slower than the best on one decode
+ * token (the oversubscription trap, docs/ENGINE-NOTES.md "Threads decide everything for small models")
+ * is dropped after that one timing, so a trap costs two batches, not a dozen.
  */
 export async function calibrateThreads(runner: CalibrationRunner, candidates: readonly number[], sizes: readonly number[], repeats = 2): Promise<ThreadPlanData> {
   const timings: Record<string, Record<number, number>> = {};
   const record = (shape: string, threads: number, ms: number) => ((timings[shape] ??= {})[threads] = ms);
+  let bestOne = Infinity;
   for (const threads of candidates) {
     await runner.decodeStep(1, threads); // warm-up: thread pools start, caches fill
+    const one = await runner.decodeStep(1, threads);
+    if (one > HOPELESS * bestOne) {
+      for (const size of sizes) record(`decode${size}`, threads, Infinity);
+      record("prompt", threads, Infinity);
+      continue;
+    }
+    bestOne = Math.min(bestOne, one);
     for (const size of sizes) {
       const samples: number[] = [];
       for (let i = 0; i < repeats; i++) samples.push(await runner.decodeStep(size, threads));
