@@ -17,7 +17,7 @@
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { createServer, createConnection } from "node:net";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -37,13 +37,13 @@ export interface TopologyOptions {
   quotaRpm?: number;
   /** Requests sent at once with the quota key (default 24: 3 × the limit). */
   quotaRequests?: number;
-  /** Load requests completed before the kill (default 24). */
+  /** Load requests completed before the kill (default 12). */
   requestsBeforeKill?: number;
-  /** Load requests sent once the killed replica is back in HAProxy (default 24). */
+  /** Load requests sent once the killed replica is back in HAProxy (default 12). */
   requestsAfterReturn?: number;
-  /** Clients sending load at once (default 6). */
+  /** Clients sending load at once (default 4). */
   concurrency?: number;
-  /** max_tokens of each load request (default 24). */
+  /** max_tokens of each load request (default 16). */
   maxTokens?: number;
   /** "source" (tsx, default) or "dist" (bin/phiserve.js); default PHISERVE_TEST_CLI. */
   cli?: "source" | "dist";
@@ -85,8 +85,8 @@ export interface TopologyReport {
     failed: { seq: number; outcome: string; server: string; termination: string }[];
     /** Of those, the ones HAProxy's log shows were on the killed replica when it died. */
     failedOnKilled: number;
-    /** Sessions HAProxy had open on the killed replica just before the SIGKILL (scur). */
-    inFlightOnKilledAtKill: number;
+    /** Sessions HAProxy had open on the killed replica just before the SIGKILL (scur of its stats). */
+    sessionsOnKilledBeforeKill: number;
     /** Connection attempts HAProxy retried and sent to another replica (wredis of the backend). */
     redispatched: number;
     completedByReplica: Record<string, number>;
@@ -150,10 +150,10 @@ export async function runTopology(options: TopologyOptions = {}): Promise<Topolo
     replicas: options.replicas ?? 3,
     quotaRpm: options.quotaRpm ?? 8,
     quotaRequests: options.quotaRequests ?? 24,
-    requestsBeforeKill: options.requestsBeforeKill ?? 24,
-    requestsAfterReturn: options.requestsAfterReturn ?? 24,
-    concurrency: options.concurrency ?? 6,
-    maxTokens: options.maxTokens ?? 24,
+    requestsBeforeKill: options.requestsBeforeKill ?? 12,
+    requestsAfterReturn: options.requestsAfterReturn ?? 12,
+    concurrency: options.concurrency ?? 4,
+    maxTokens: options.maxTokens ?? 16,
     cli: options.cli ?? (process.env.PHISERVE_TEST_CLI === "dist" ? "dist" : "source"),
     log: options.log ?? (() => {}),
   };
@@ -195,7 +195,11 @@ export async function runTopology(options: TopologyOptions = {}): Promise<Topolo
       });
     }
     const stats = (): Promise<StatRow[]> => showStat(haproxy.socket);
-    await waitFor("every replica UP in HAProxy", 60_000, async () => (await stats()).filter((r) => r.pxname === "phiserve" && r.status === "UP").length === replicas.length)
+    const allUp = async (): Promise<boolean> => {
+      const rows = await stats();
+      return replicas.every((r) => statOf(rows, r.name).status === "UP");
+    };
+    await waitFor("every replica UP in HAProxy", 60_000, allUp)
       .catch(async (error: unknown) => {
         const rows = (await stats()).map((r) => `${r.svname} ${r.status} ${r.checkStatus} ${r.checkCode}`);
         throw new Error(`${String(error)}: ${rows.join("; ")}\n${haproxy.output()}`);
@@ -224,10 +228,10 @@ export async function runTopology(options: TopologyOptions = {}): Promise<Topolo
     await waitFor(`${o.requestsBeforeKill} load requests completed`, 120_000, async () => load.completed() >= o.requestsBeforeKill);
     // Kill while the victim has work, so the figures cover requests in flight on it (bounded wait).
     await waitFor("a request in flight on the victim", 10_000, async () => statOf(await stats(), victim.name).scur > 0).catch(() => undefined);
-    const inFlightOnKilledAtKill = statOf(await stats(), victim.name).scur;
+    const sessionsOnKilledBeforeKill = statOf(await stats(), victim.name).scur;
     const killedAt = Date.now();
     victim.child?.kill("SIGKILL");
-    o.log(`SIGKILL ${victim.name} (pid ${victim.child?.pid}) with ${inFlightOnKilledAtKill} sessions open on it, after ${load.completed()} completed`);
+    o.log(`SIGKILL ${victim.name} (pid ${victim.child?.pid}) with ${sessionsOnKilledBeforeKill} sessions open on it just before, after ${load.completed()} completed`);
     const samples: HealthSample[] = [];
     const sample = async (): Promise<HealthSample> => {
       const row = statOf(await stats(), victim.name);
@@ -267,12 +271,12 @@ export async function runTopology(options: TopologyOptions = {}): Promise<Topolo
       completed: completedLoad.length,
       failed,
       failedOnKilled: failed.filter((f) => f.server === victim.name && f.termination.startsWith("S")).length,
-      inFlightOnKilledAtKill,
+      sessionsOnKilledBeforeKill,
       redispatched: backendStats?.wredis ?? 0,
       completedByReplica: countBy(completedLoad, (r) => r.server),
       completedByKilledAfterReturn: completedLoad.filter((r) => r.server === victim.name && r.endedAt > returnedAt).length,
     };
-    o.log(`load: ${loadFigures.sent} sent by ${o.concurrency} clients, ${loadFigures.completed} completed ${JSON.stringify(loadFigures.completedByReplica)}, ${failed.length} failed (${loadFigures.failedOnKilled} in flight on ${victim.name}: ${failed.map((f) => `#${f.seq} ${f.outcome} ${f.server} ${f.termination}`).join(", ") || "none"}), ${loadFigures.redispatched} redispatched; ${victim.name} completed ${loadFigures.completedByKilledAfterReturn} after its return`);
+    o.log(`load: ${loadFigures.sent} sent by ${o.concurrency} clients, ${loadFigures.completed} completed ${JSON.stringify(loadFigures.completedByReplica)}, ${failed.length} failed (${loadFigures.failedOnKilled} of them in flight on ${victim.name} by HAProxy's log: ${failed.map((f) => `#${f.seq} ${f.outcome} ${f.server} ${f.termination}`).join(", ") || "none"}), ${loadFigures.redispatched} redispatched; ${victim.name} completed ${loadFigures.completedByKilledAfterReturn} after its return`);
 
     const usage = await compareUsage(database.url, [...quotaResults, ...loadResults], [`key:${quotaKey.id}`, `key:${loadKey.id}`]);
     o.log(`usage: clients received ${usage.clientRequests} completions (${usage.clientPromptTokens} prompt + ${usage.clientCompletionTokens} completion tokens); PostgreSQL has ${usage.dbRows} rows for them (${usage.dbPromptTokens} + ${usage.dbCompletionTokens}), ${usage.missing.length} missing, ${usage.mismatched.length} mismatched, ${usage.extraRows} rows of requests lost with ${victim.name}`);
@@ -317,6 +321,7 @@ export async function ensureServices(
   const postgresUrl = options.postgresUrl ?? process.env.PHISERVE_TEST_POSTGRES_URL;
   const redisUrl = options.redisUrl ?? process.env.PHISERVE_TEST_REDIS_URL;
   if (postgresUrl && redisUrl) return { postgresUrl, redisUrl, stop: async () => {} };
+  await chmod(dir, 0o755); // as root, PostgreSQL runs as the postgres user, which must reach its data folder inside
   const env = { ...process.env, PHISERVE_TEST_SERVICES_DIR: join(dir, "services") };
   log("starting PostgreSQL and Redis (scripts/test-services.sh)");
   const { stdout } = await run("bash", [join(REPO_ROOT, "scripts/test-services.sh")], { env });
@@ -366,7 +371,7 @@ async function createDatabase(serverUrl: string): Promise<{ url: string; drop: (
 interface HaproxyProcess {
   url: string;
   socket: string;
-  accessLog(): Map<number, { server: string; status: string; termination: string }>;
+  accessLog(): Map<number, AccessLogEntry>;
   stateLines(): string[];
   /** Everything HAProxy printed (access log, state changes, warnings). */
   output(): string;
@@ -429,10 +434,10 @@ ${replicas.map((r) => `  server ${r.name} 127.0.0.1:${r.port}`).join("\n")}
     url: `http://127.0.0.1:${port}`,
     socket,
     accessLog() {
-      const entries = new Map<number, { server: string; status: string; termination: string }>();
+      const entries = new Map<number, AccessLogEntry>();
       for (const line of output.split("\n")) {
-        const m = /^access (\d+) (\S+) (-?\d+) (\S+) /.exec(line);
-        if (m) entries.set(Number(m[1]), { server: m[2]!, status: m[3]!, termination: m[4]! });
+        const m = /^access (\d+) (\S+) (-?\d+) (\S+) (-?\d+)$/.exec(line);
+        if (m) entries.set(Number(m[1]), { server: m[2]!, status: m[3]!, termination: m[4]!, totalMs: Number(m[5]) });
       }
       return entries;
     },
@@ -444,6 +449,16 @@ ${replicas.map((r) => `  server ${r.name} 127.0.0.1:${r.port}`).join("\n")}
       await exited;
     },
   };
+}
+
+/** One request in HAProxy's access log (the log-format above). */
+interface AccessLogEntry {
+  server: string;
+  status: string;
+  /** Termination state: `----` normal, `SH--` the server closed before sending headers, … */
+  termination: string;
+  /** Total time (ms; -1 when the client side aborted). */
+  totalMs: number;
 }
 
 interface StatRow {
