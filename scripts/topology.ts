@@ -592,9 +592,9 @@ class LoadClient {
 
 /**
  * One POST on a connection of its own (`connection: close`). Each request being the first on its client
- * connection, HAProxy answers one lost with a dead replica with a 502 and logs it; a request that fails on
- * a reused keep-alive connection is instead closed silently (so that the client may retry) and not logged,
- * which would leave it unattributable here.
+ * connection, HAProxy answers one lost with a dead replica with a 502 and logs it; on a reused keep-alive
+ * connection it closed the client's connection without an answer and logged nothing (HAProxy 2.6, seen
+ * here), which would leave such a request unattributable (docs/DEPLOY.md "Multi-replica topology").
  */
 function postOnce(url: string, headers: Record<string, string>, body: string): Promise<{ status: number; headers: Record<string, string | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
