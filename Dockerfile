@@ -23,6 +23,8 @@ COPY package.json package-lock.json .npmrc tsconfig.json tsconfig.build.json ./
 COPY scripts/build.js scripts/build.js
 COPY bin/ bin/
 COPY src/ src/
+# The playground and dashboard pages (web/ → dist/web, built by scripts/build.js when vite is installed).
+COPY web/ web/
 RUN npm install --no-audit --no-fund
 RUN npm prune --omit=dev --no-audit --no-fund
 

@@ -224,6 +224,7 @@ export async function runTopology(options: TopologyOptions = {}): Promise<Topolo
     // 2. Load, SIGKILL of one replica mid-load, its return.
     const victim = replicas[1] ?? replicas[0]!;
     const load = new LoadDriver(client, loadKey.key, o.concurrency);
+    cleanups.push(() => load.stop()); // on a failure below too: its clients would otherwise loop on refused connections
     load.start();
     await waitFor(`${o.requestsBeforeKill} load requests completed`, 120_000, async () => load.completed() >= o.requestsBeforeKill);
     // Kill while the victim has work, so the figures cover requests in flight on it (bounded wait).
@@ -446,7 +447,9 @@ ${replicas.map((r) => `  server ${r.name} 127.0.0.1:${r.port}`).join("\n")}
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGTERM"); // the exit listener is already attached (above)
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
       await exited;
+      clearTimeout(timer);
     },
   };
 }
@@ -476,6 +479,8 @@ async function showStat(socket: string): Promise<StatRow[]> {
   const text = await new Promise<string>((resolve, reject) => {
     const connection = createConnection(socket);
     let out = "";
+    // A wedged HAProxy must fail the run, not hang it (the test runner has no timeout).
+    connection.setTimeout(5_000, () => connection.destroy(new Error("HAProxy's stats socket did not answer within 5 s")));
     connection.setEncoding("utf8");
     connection.on("connect", () => connection.write("show stat\n"));
     connection.on("data", (d: string) => (out += d));
