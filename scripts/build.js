@@ -47,3 +47,7 @@ function copyAssets(dir) {
   }
 }
 copyAssets(src);
+
+// The playground and dashboard pages (web/ → dist/web, with their size budget; docs/PLAYGROUND.md "Build").
+const web = spawnSync(process.execPath, [join(root, "web", "build.js")], { stdio: "inherit" });
+if (web.status !== 0) process.exit(web.status ?? 1);

@@ -1,4 +1,6 @@
 import { render } from "preact";
 import "../styles/common.css";
+import "../styles/dashboard.css";
+import { Dashboard } from "./app.tsx";
 
-render(<p>Dashboard: coming.</p>, document.getElementById("app")!);
+render(<Dashboard />, document.getElementById("app")!);

@@ -2,7 +2,7 @@
  * The playground (docs/PLAYGROUND.md): one conversation at a time, sent to one deployment or, side by side,
  * to two; every request parameter; answers streamed with their figures; conversations in IndexedDB.
  */
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, authHeaders, listDeployments, type Deployment } from "../lib/api.ts";
 import { loadApiKey, saveApiKey } from "../lib/key.ts";
 import { needsPassThrough, newConversation, ParamError, titleOf, toRequestBody, toWireParams, type Conversation, type Message, type Params } from "../lib/conversation.ts";
@@ -14,6 +14,17 @@ import { Composer } from "./composer.tsx";
 import { CodeDialog } from "./code-dialog.tsx";
 import { Sidebar } from "./sidebar.tsx";
 import { KeyForm } from "../lib/key-form.tsx";
+
+/** The first problem with the parameters as typed, or undefined. */
+function paramErrorOf(params: Params): { field: keyof Params; message: string } | undefined {
+  try {
+    toWireParams(params);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof ParamError)) throw error;
+    return { field: error.field, message: error.message };
+  }
+}
 
 /** Replaces message `index` of pane `paneIndex` (or appends when index = length). */
 function withMessage(c: Conversation, paneIndex: number, index: number, message: Message): Conversation {
@@ -91,16 +102,17 @@ export function App() {
   }
 
   function checkParams(params: Params): boolean {
-    try {
-      toWireParams(params);
-      setParamError(undefined);
-      return true;
-    } catch (error) {
-      if (!(error instanceof ParamError)) throw error;
-      setParamError({ field: error.field, message: error.message });
-      return false;
-    }
+    const error = paramErrorOf(params);
+    setParamError(error);
+    return error === undefined;
   }
+
+  // Stable callbacks: the settings panel is memoised and need not re-render while an answer streams.
+  const onSystem = useCallback((system: string) => setConv((c) => ({ ...c, system })), []);
+  const onParams = useCallback((params: Params) => {
+    setConv((c) => ({ ...c, params }));
+    setParamError((previous) => (previous ? paramErrorOf(params) : previous));
+  }, []);
 
   function send() {
     if (isRunning || (!text.trim() && !image) || !checkParams(conv.params)) return;
@@ -192,7 +204,14 @@ export function App() {
 
   return (
     <>
-      <a class="skip" href="#message">
+      <a
+        class="skip"
+        href="#message"
+        onClick={(e) => {
+          e.preventDefault();
+          document.getElementById("message")?.focus();
+        }}
+      >
         Skip to the message box
       </a>
       <header class="top">
@@ -248,11 +267,8 @@ export function App() {
           system={conv.system}
           params={conv.params}
           error={paramError}
-          onSystem={(system) => setConv((c) => ({ ...c, system }))}
-          onParams={(params) => {
-            setConv((c) => ({ ...c, params }));
-            if (paramError) checkParams(params);
-          }}
+          onSystem={onSystem}
+          onParams={onParams}
         />
       </div>
       {showCode && <CodeDialog input={snippetInput()} onClose={() => setShowCode(false)} />}

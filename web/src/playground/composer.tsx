@@ -1,6 +1,6 @@
 /**
  * The message box: Enter sends, Shift+Enter breaks the line, Escape stops. Images come from the file
- * picker, drag and drop, or paste, one per turn (docs/VISION.md "One image per turn"), and only on a vision
+ * picker, drag and drop, or paste, one per turn (docs/VISION.md "Requests"), and only on a vision
  * deployment.
  */
 import { useRef, useState } from "preact/hooks";

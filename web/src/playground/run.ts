@@ -1,11 +1,14 @@
 /**
  * One answer, streamed: sends a pane's request, folds the chunks into an assistant message (text, usage,
  * finish reason, logprobs, content-filter annotations) and measures time to first token and tokens/s in
- * the browser. Updates are handed on at most once per animation frame, so a fast stream costs one render
- * per frame, not one per token (docs/PLAYGROUND.md "Streaming").
+ * the browser. Updates are handed on at most every UPDATE_INTERVAL_MS, in an animation frame, so a fast
+ * stream costs a render per interval, not one per token (docs/PLAYGROUND.md "Streaming").
  */
 import { ApiError, streamChat, type ChatChunk } from "../lib/api.ts";
 import type { Message } from "../lib/conversation.ts";
+
+/** How often a streaming answer is re-rendered: 20 times a second (bench/RESULTS.md "Playground"). */
+export const UPDATE_INTERVAL_MS = 50;
 
 export interface RunOptions {
   body: Record<string, unknown>;
@@ -20,12 +23,20 @@ export async function runAnswer({ body, headers, signal, onUpdate }: RunOptions)
   const sentAt = performance.now();
   let firstTokenAt: number | undefined;
   let frame = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let flushedAt = 0;
   const flush = () => {
     frame = 0;
+    timer = undefined;
+    flushedAt = performance.now();
     onUpdate({ ...answer, stats: { ...answer.stats }, ...(answer.logprobs ? { logprobs: [...answer.logprobs] } : {}) });
   };
+  // At most one update per UPDATE_INTERVAL_MS, in an animation frame: the frames between stay cheap.
   const schedule = () => {
-    if (frame === 0) frame = requestAnimationFrame(flush);
+    if (frame !== 0 || timer !== undefined) return;
+    const wait = UPDATE_INTERVAL_MS - (performance.now() - flushedAt);
+    if (wait <= 0) frame = requestAnimationFrame(flush);
+    else timer = setTimeout(() => ((timer = undefined), (frame = requestAnimationFrame(flush))), wait);
   };
   const onChunk = (chunk: ChatChunk) => {
     const filter = chunk.prompt_filter_results?.[0]?.content_filter_results;
@@ -53,6 +64,7 @@ export async function runAnswer({ body, headers, signal, onUpdate }: RunOptions)
     else answer.error = error instanceof ApiError ? `${error.message} (${error.code})` : String((error as Error).message ?? error);
   } finally {
     if (frame !== 0) cancelAnimationFrame(frame);
+    if (timer !== undefined) clearTimeout(timer);
   }
   const endedAt = performance.now();
   if (firstTokenAt !== undefined) {

@@ -1,4 +1,5 @@
 /** The request's system message and parameters: every field the chat API takes; empty = the server's default. */
+import { memo } from "preact/compat";
 import type { Params } from "../lib/conversation.ts";
 
 export interface SettingsProps {
@@ -27,7 +28,7 @@ const NUMBERS: FieldSpec[] = [
   { field: "frequencyPenalty", label: "Frequency penalty", hint: "−2–2, default 0", step: "0.1", min: "-2", max: "2" },
 ];
 
-export function Settings({ system, params, error, onSystem, onParams }: SettingsProps) {
+export const Settings = memo(function Settings({ system, params, error, onSystem, onParams }: SettingsProps) {
   const set = <K extends keyof Params>(field: K, value: Params[K]) => onParams({ ...params, [field]: value });
   const errorFor = (field: keyof Params) =>
     error?.field === field ? (
@@ -100,7 +101,7 @@ export function Settings({ system, params, error, onSystem, onParams }: Settings
       <p class="hint">Log probabilities are one of Phi's extra parameters: the request is sent with extra-parameters: pass-through.</p>
     </aside>
   );
-}
+});
 
 function SchemaStatus({ text }: { text: string }) {
   try {

@@ -1,5 +1,6 @@
 /** One pane's messages: user turns (text, image), answers as sanitised Markdown with their figures. */
 import { useMemo, useState } from "preact/hooks";
+import { memo } from "preact/compat";
 import { renderMarkdown } from "../lib/markdown.ts";
 import type { AnswerStats, Message, Pane } from "../lib/conversation.ts";
 import { LogprobView } from "./logprobs.tsx";
@@ -16,6 +17,45 @@ export interface TranscriptProps {
 function Markdown({ text }: { text: string }) {
   const html = useMemo(() => renderMarkdown(text), [text]);
   return <div class="markdown" dangerouslySetInnerHTML={{ __html: html }} />;
+}
+
+/**
+ * While an answer streams, its text is cut into blocks at blank lines outside code fences, and each block is
+ * rendered by a memoised component: a block never changes once a later one has started, so an update renders
+ * only the last block, and the DOM of the others stays as it is. The cost per update is that of one paragraph,
+ * not of the whole answer (docs/PLAYGROUND.md "Streaming"). The finished answer is rendered whole, so
+ * constructs that span blocks (a list with blank lines, reference links) come out right in the end.
+ */
+export function splitBlocks(text: string): string[] {
+  const blocks: string[] = [];
+  let inFence = false;
+  let start = 0;
+  let pos = 0;
+  for (const line of text.split("\n")) {
+    const end = Math.min(pos + line.length + 1, text.length);
+    if (/^ {0,3}(```|~~~)/.test(line)) inFence = !inFence;
+    else if (!inFence && line.trim() === "" && end > start) {
+      blocks.push(text.slice(start, end));
+      start = end;
+    }
+    pos = end;
+  }
+  if (start < text.length) blocks.push(text.slice(start));
+  return blocks;
+}
+
+const Block = memo(function Block({ text }: { text: string }) {
+  return <div dangerouslySetInnerHTML={{ __html: renderMarkdown(text) }} />;
+});
+
+function StreamingMarkdown({ text }: { text: string }) {
+  return (
+    <div class="markdown">
+      {splitBlocks(text).map((block, i) => (
+        <Block key={i} text={block} />
+      ))}
+    </div>
+  );
 }
 
 function Stats({ stats }: { stats: AnswerStats }) {
@@ -65,7 +105,13 @@ function MessageView(props: { message: Message; index: number; isLast: boolean; 
   return (
     <li class="msg assistant" aria-busy={props.isRunning && props.isLast}>
       <h3 class="who">Assistant</h3>
-      {showTokens && message.logprobs ? <LogprobView tokens={message.logprobs} /> : <Markdown text={message.content} />}
+      {showTokens && message.logprobs ? (
+        <LogprobView tokens={message.logprobs} />
+      ) : props.isRunning && props.isLast ? (
+        <StreamingMarkdown text={message.content} />
+      ) : (
+        <Markdown text={message.content} />
+      )}
       {message.error && (
         <p class="error" role="alert">
           {message.error}
