@@ -338,7 +338,9 @@ export async function ensureServices(
 
 /** The haproxy binary, installed by scripts/haproxy-install.sh when missing. */
 export async function ensureHaproxy(log: (line: string) => void = () => {}): Promise<string> {
-  const { stdout, stderr } = await run("bash", [join(REPO_ROOT, "scripts/haproxy-install.sh")]);
+  const { stdout, stderr } = await run("bash", [join(REPO_ROOT, "scripts/haproxy-install.sh")]).catch((error: { stderr?: string }) => {
+    throw new Error(error.stderr?.trim().split("\n").at(-1) ?? String(error));
+  });
   log(stderr.trim());
   return stdout.trim();
 }
