@@ -38,8 +38,10 @@ import { dirname, join, posix, relative } from "node:path";
 
 const [context, work] = process.argv.slice(2);
 const log = (line) => process.stderr.write(`docker-build-steps: ${line}\n`);
+let server; // the started server, stopped by fail() too (process.exit skips finally blocks)
 const fail = (line) => {
   log(`FAILED: ${line}`);
+  if (server && server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
   process.exit(1);
 };
 const ran = [];
@@ -309,7 +311,7 @@ if (made.status !== 0) fail(`test-model exited with ${made.status}`);
 const key = "docker-steps-key-0123456789abcdef";
 const serveArgs = [...entry.slice(1), "--host", "127.0.0.1", "--port", String(port), "--model", `${mapPath(modelsVolume)}/tiny.gguf`, "--model-name", "phi-3.5-mini-instruct", "--api-key", key];
 log(`as ${runAs}: ${entry.join(" ")} --host 127.0.0.1 --port ${port} --model ${modelsVolume}/tiny.gguf …`);
-const server = spawn(command, serveArgs, { ...asUser, stdio: ["ignore", "pipe", "pipe"] });
+server = spawn(command, serveArgs, { ...asUser, stdio: ["ignore", "pipe", "pipe"] });
 const exited = new Promise((resolve) => server.once("exit", (code, signal) => resolve({ code, signal })));
 let stdout = "";
 let stderr = "";
