@@ -40,7 +40,8 @@ interface Data {
   loadedAt: Date;
 }
 
-const pct = (p: PercentilesView | null, unit: string) => (p ? `${p.p50} / ${p.p90} / ${p.p99} ${unit}` : "–");
+const round = (value: number) => (value >= 100 ? Math.round(value) : Math.round(value * 10) / 10);
+const pct = (p: PercentilesView | null, unit: string) => (p ? `${round(p.p50)} / ${round(p.p90)} / ${round(p.p99)} ${unit}`.trim() : "–");
 const usd = (value: number) => `$${value < 0.01 && value > 0 ? value.toFixed(6) : value.toFixed(4)}`;
 const pick = (series: readonly UsageSeriesView[], f: (s: UsageSeriesView) => (number | null)[]) => series.map((s) => ({ name: s.name, values: f(s) }));
 

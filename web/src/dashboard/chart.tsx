@@ -19,7 +19,8 @@ function format(value: number): string {
   if (value >= 10_000) return `${(value / 1000).toFixed(0)}k`;
   if (value >= 1000) return `${(value / 1000).toFixed(1)}k`;
   if (value > 0 && value < 0.01) return value.toExponential(1);
-  return Number.isInteger(value) ? String(value) : value.toFixed(2);
+  if (Number.isInteger(value)) return String(value);
+  return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
 }
 
 function bucketLabel(iso: string, bucket: "hour" | "day"): string {

@@ -65,14 +65,16 @@ export function App() {
     );
   }, [apiKey]);
 
-  // Keep the conversation in IndexedDB once it has a message (debounced: a stream updates it every frame).
+  // Keep the conversation in IndexedDB once it has a message: at once when no answer is streaming, debounced
+  // while one is (a stream updates the conversation 20 times a second).
   useEffect(() => {
     if (!conv.panes.some((p) => p.messages.length > 0)) return;
-    const timer = setTimeout(() => {
-      void saveConversation(conv).then(() => setConversations((list) => [conv, ...list.filter((c) => c.id !== conv.id)]));
-    }, 400);
+    const timer = setTimeout(
+      () => void saveConversation(conv).then(() => setConversations((list) => [conv, ...list.filter((c) => c.id !== conv.id)])),
+      isRunning ? 400 : 0,
+    );
     return () => clearTimeout(timer);
-  }, [conv]);
+  }, [conv, isRunning]);
 
   const byId = useMemo(() => new Map((deployments ?? []).map((d) => [d.id, d])), [deployments]);
   const canAttach = conv.panes.some((p) => byId.get(p.deployment)?.isVision === true);
@@ -216,7 +218,15 @@ export function App() {
       </a>
       <header class="top">
         <h1>phiserve playground</h1>
-        <KeyForm apiKey={apiKey} onKey={(key) => (saveApiKey(key), setApiKey(key))} />
+        <KeyForm
+          apiKey={apiKey}
+          onKey={(key) => {
+            saveApiKey(key);
+            setApiKey(key);
+            // The form is replaced: focus goes on to the message box rather than back to the page's start.
+            if (key) requestAnimationFrame(() => document.getElementById("message")?.focus());
+          }}
+        />
         <a href="/dashboard">Usage dashboard</a>
       </header>
       <div class="layout">
