@@ -108,14 +108,18 @@ export function instrumentNativeBatches(context: LlamaContext, hooks: NativeBatc
   }
   const decodeBatch = (native.decodeBatch as () => Promise<void>).bind(native);
   const setThreads = (native.setThreads as (threads: number) => void).bind(native);
-  native.decodeBatch = async (): Promise<void> => {
-    const threads = hooks.threads();
-    if (threads !== undefined) setThreads(threads);
-    const started = performance.now();
-    try {
-      await decodeBatch();
-    } finally {
-      hooks.done(performance.now() - started);
-    }
-  };
+  // The addon's methods are read-only on its prototype: an own property shadows the method (assignment would throw).
+  Object.defineProperty(native, "decodeBatch", {
+    configurable: true,
+    value: async (): Promise<void> => {
+      const threads = hooks.threads();
+      if (threads !== undefined) setThreads(threads);
+      const started = performance.now();
+      try {
+        await decodeBatch();
+      } finally {
+        hooks.done(performance.now() - started);
+      }
+    },
+  });
 }
