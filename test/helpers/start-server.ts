@@ -43,7 +43,11 @@ export async function startServer(args: string[], options: { env?: NodeJS.Proces
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server not ready in time\n${stderr}`)), options.timeoutMs ?? 60_000);
+    // Not ready in time: the child is killed (SIGKILL: a server stuck loading may ignore SIGTERM), else the test runner waits on it forever.
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`server not ready in time\n${stderr}`));
+    }, options.timeoutMs ?? 60_000);
     child.stdout!.on("data", (d: Buffer) => {
       stdout += d.toString();
       const match = /phiserve ready: (https?:\/\/\S+)/.exec(stdout);
