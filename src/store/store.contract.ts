@@ -228,13 +228,13 @@ function registerUsageTests(getStore: () => Store): void {
     const principal = "stats-key";
     const entries = [
       // hour 10, phi-3.5-mini: three that generated (ttft 100/200/400 ms), one throttled, one prompt-filtered
-      usage({ principal, createdAt: at(day, 10), promptTokens: 10, completionTokens: 11, durationMs: 1100, ttftMs: 100 }), // 10 tok / 1 s
-      usage({ principal, createdAt: at(day, 10.5), promptTokens: 20, completionTokens: 21, durationMs: 1200, ttftMs: 200, stream: true }), // 20 tok / 1 s
-      usage({ principal, createdAt: at(day, 10.9), promptTokens: 30, completionTokens: 1, durationMs: 400, ttftMs: 400 }), // 1 token: no speed
+      usage({ principal, createdAt: at(day, 10), promptTokens: 10, completionTokens: 10, queuedMs: 100, durationMs: 1100, ttftMs: 100 }), // 10 tok / 1 s
+      usage({ principal, createdAt: at(day, 10.5), promptTokens: 20, completionTokens: 20, queuedMs: 100, durationMs: 1100, ttftMs: 200, stream: true }), // 20 tok / 1 s
+      usage({ principal, createdAt: at(day, 10.9), promptTokens: 30, completionTokens: 3, queuedMs: 100, durationMs: 400, ttftMs: 400 }), // 3 tok / 0.3 s
       usage({ principal, createdAt: at(day, 10.95), promptTokens: 0, completionTokens: 0, status: 429, durationMs: 1, ttftMs: null }),
       usage({ principal, createdAt: at(day, 10.99), promptTokens: 0, completionTokens: 0, status: 400, durationMs: 2, filtered: true }),
       // hour 11, phi-4: one completion the filter cut
-      usage({ principal, createdAt: at(day, 11), deployment: "phi-4", promptTokens: 5, completionTokens: 6, durationMs: 600, ttftMs: 100, filtered: true }),
+      usage({ principal, createdAt: at(day, 11), deployment: "phi-4", promptTokens: 5, completionTokens: 6, queuedMs: 0, durationMs: 600, ttftMs: 100, filtered: true }),
       usage({ principal, createdAt: at(day, 12), promptTokens: 999 }), // == until: excluded
     ];
     for (const entry of entries) await store.recordUsage(entry);
@@ -245,8 +245,8 @@ function registerUsageTests(getStore: () => Store): void {
         groups: ["2002-07-08T10:00Z", "phi-3.5-mini"], requests: 5, promptTokens: 60, completionTokens: 33, throttled: 1, filtered: 1,
         // percentile_cont over [100, 200, 400]: p50 = 200, p90 = 200 + 0.8 × 200 = 360, p99 = 200 + 0.98 × 200 = 396
         ttftMs: { p50: 200, p90: 360, p99: 396 },
-        // over [10, 20]: p50 = 15, p90 = 19, p99 = 19.9
-        tokensPerSecond: { p50: 15, p90: 19, p99: 19.9 },
+        // over [10, 10, 20]: p50 = 10, p90 = 10 + 0.8 × 10 = 18, p99 = 10 + 0.98 × 10 = 19.8
+        tokensPerSecond: { p50: 10, p90: 18, p99: 19.8 },
       },
       {
         groups: ["2002-07-08T11:00Z", "phi-4"], requests: 1, promptTokens: 5, completionTokens: 6, throttled: 0, filtered: 1,

@@ -115,8 +115,9 @@ export interface UsageStatsRow {
   /** Time to first token over the requests that produced output, ms; null when none did (or not asked). */
   ttftMs: Percentiles | null;
   /**
-   * Generation speed after the first token, per request: (completion tokens − 1) / (duration − time to first
-   * token), tokens per second, over requests with at least 2 completion tokens; null when none (or not asked).
+   * Output speed per request once admitted: completion tokens / (duration − queue wait), tokens per second (prompt
+   * evaluation included), over requests that produced output; null when none (or not asked). Not measured from the
+   * first token: with the content filter on, output is released in windows, so the first output can come late.
    */
   tokensPerSecond: Percentiles | null;
 }

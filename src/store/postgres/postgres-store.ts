@@ -51,9 +51,9 @@ const GROUP_SQL: Record<UsageQuery["by"], string> = {
   hour: `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00Z"')`,
 };
 
-/** A request's generation speed after its first token, tokens/s (as the SQLite store computes it). */
+/** A request's output speed once admitted, tokens/s (as the SQLite store computes it). */
 const TOKENS_PER_SECOND_SQL =
-  "CASE WHEN completion_tokens >= 2 AND duration_ms > ttft_ms THEN (completion_tokens - 1) * 1000.0::float8 / (duration_ms - ttft_ms) END";
+  "CASE WHEN completion_tokens >= 1 AND duration_ms > queued_ms AND ttft_ms IS NOT NULL THEN completion_tokens * 1000.0::float8 / (duration_ms - queued_ms) END";
 
 /** The percentiles every stats query reports, as `percentile_cont`'s fractions. */
 const PERCENTILE_FRACTIONS = "ARRAY[0.5, 0.9, 0.99]::float8[]";

@@ -40,9 +40,9 @@ const GROUP_SQL: Record<UsageQuery["by"], string> = {
   hour: "strftime('%Y-%m-%dT%H:00Z', created_at / 1000, 'unixepoch')",
 };
 
-/** A request's generation speed after its first token, tokens/s (docs: UsageStatsRow.tokensPerSecond). */
+/** A request's output speed once admitted, tokens/s (store.ts UsageStatsRow.tokensPerSecond). */
 const TOKENS_PER_SECOND_SQL =
-  "CASE WHEN completion_tokens >= 2 AND duration_ms > ttft_ms THEN (completion_tokens - 1) * 1000.0 / (duration_ms - ttft_ms) END";
+  "CASE WHEN completion_tokens >= 1 AND duration_ms > queued_ms THEN completion_tokens * 1000.0 / (duration_ms - queued_ms) END";
 
 const API_KEY_COLUMNS = "id, name, key_hash, deployments, rpm, tpm, content_safety, admin, created_at, revoked_at";
 
