@@ -72,9 +72,12 @@ test("a complete result: the response, its exact usage, the rate-limit state, on
   assert.equal(result.rateLimit.limitRequests, 1000);
   assert.equal(result.rateLimit.remainingRequests, 999);
   assert.equal(records.length, 1);
-  assert.deepEqual({ ...records[0], queuedMs: 0, durationMs: 0, createdAt: null }, {
+  const ttftMs = records[0]!.ttftMs;
+  assert.ok(typeof ttftMs === "number" && ttftMs >= 0 && ttftMs <= records[0]!.durationMs, "time to first output, within the duration");
+  assert.deepEqual({ ...records[0], queuedMs: 0, durationMs: 0, createdAt: null, ttftMs: 0 }, {
     requestId: "req-1", principal: "anonymous", deployment: "phi-3.5-mini-instruct", model: "Phi-3.5-Mini-Instruct",
     promptTokens: prompt.length, completionTokens: 3, status: 200, stream: false, completed: true, queuedMs: 0, durationMs: 0, createdAt: null,
+    ttftMs: 0, filtered: false,
   });
   assert.equal(await ttftCount(metrics), 1);
 });
@@ -113,7 +116,9 @@ test("over the deployment's rate limit: RATE_LIMITED with the limit headers, and
     return true;
   });
   assert.equal(engine().requests.length, 1);
-  assert.equal(records.length, 1);
+  // The refusal is metered too (the usage dashboard's throttled count), with no tokens.
+  assert.equal(records.length, 2);
+  assert.deepEqual([records[1]!.status, records[1]!.promptTokens, records[1]!.completionTokens, records[1]!.ttftMs], [429, 0, 0, null]);
 });
 
 test("a full queue: OVERLOADED, and the tokens reserved for the refused request are given back", async () => {
