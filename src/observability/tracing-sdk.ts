@@ -7,7 +7,7 @@ import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trac
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { Logger } from "pino";
-import type { Tracing, TracingSettings } from "./tracing.ts";
+import type { Tracing, TracingSettings } from "./tracing-settings.ts";
 
 /** Instrumentation scope of phiserve's spans. */
 const SCOPE = "phiserve";

@@ -8,22 +8,9 @@ import { SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } fro
 import type { Logger } from "pino";
 import { AppError } from "../errors/app-error.ts";
 import { statusOf, wireCodeOf } from "../errors/http-mapping.ts";
+import type { Tracing, TracingSettings } from "./tracing-settings.ts";
 
-/** Where spans go (OTLP/HTTP), from `--otlp-endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT`. */
-export interface TracingSettings {
-  /** The traces URL, e.g. `http://collector:4318/v1/traces`. */
-  tracesUrl: string;
-  /** `service.name` of the resource (default `phiserve`, or `OTEL_SERVICE_NAME`). */
-  serviceName: string;
-  /** Extra headers sent with every export (`OTEL_EXPORTER_OTLP_HEADERS`); never logged. */
-  headers: Readonly<Record<string, string>>;
-}
-
-/** A tracer and the provider behind it; `close()` exports what is still buffered. */
-export interface Tracing {
-  tracer: Tracer;
-  close(): Promise<void>;
-}
+export type { Tracing, TracingSettings };
 
 /** Loads the SDK and starts exporting (the only path that imports it). */
 export async function createTracing(settings: TracingSettings, logger: Logger): Promise<Tracing> {
