@@ -47,5 +47,5 @@ STOPSIGNAL SIGTERM
 # /health: 503 while the model loads (the first start may download it: hence the long start period), 200 when ready.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=600s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/health').then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["node", "bin/phiserve.js"]
+ENTRYPOINT ["node", "bin/phiserve.cjs"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]

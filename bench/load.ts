@@ -29,6 +29,9 @@ import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-mode
 import { renderChatTemplate, T5_PHI35_MINI } from "../src/catalog/chat-templates.ts";
 import { startServer } from "../test/helpers/start-server.ts";
 
+/** The benchmarks run the sources (tsx): the thread pool the installed CLI picks (bin/phiserve.cjs) comes from here. */
+const INSTALLED_CLI_ENV = { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? "1" };
+
 const { values: args } = parseArgs({
   options: {
     model: { type: "string" },
@@ -302,7 +305,7 @@ async function main(): Promise<void> {
 async function runRound(modelPath: string, threads: number): Promise<LevelResult[]> {
   const results: LevelResult[] = [];
   if (!args["no-server"]) {
-    const server = await startServer(["--model", modelPath, "--model-name", "phi-3.5-mini-instruct", "--parallel", String(Math.max(...levels)), "--threads", String(threads), "--context", "1024", "--log-level", "info", "--content-safety", "off", ...args["server-args"].split(" ").filter(Boolean)], { timeoutMs: 600_000 });
+    const server = await startServer(["--model", modelPath, "--model-name", "phi-3.5-mini-instruct", "--parallel", String(Math.max(...levels)), "--threads", String(threads), "--context", "1024", "--log-level", "info", "--content-safety", "off", ...args["server-args"].split(" ").filter(Boolean)], { timeoutMs: 600_000, env: INSTALLED_CLI_ENV });
     try {
       results.push(...(await runHttp("server", server.url, "phi-3.5-mini-instruct", server.process.pid)));
     } finally {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Entry point for `npx phiserve` and `npm start`: runs the compiled CLI in dist/ (plain JavaScript,
-// no TypeScript loader). `npm install` builds it (the `prepare` script); `npm run build` rebuilds it.
+// Runs the compiled CLI in dist/ (plain JavaScript, no TypeScript loader); `npx phiserve` and `npm start`
+// come here through bin/phiserve.cjs, which sizes libuv's thread pool first. `npm install` builds it (the `prepare` script); `npm run build` rebuilds it.
 // From the sources instead: `npm run dev` (tsx).
 import { existsSync } from "node:fs";
 

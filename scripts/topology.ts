@@ -11,7 +11,7 @@
  *
  * PostgreSQL and Redis: PHISERVE_TEST_POSTGRES_URL / PHISERVE_TEST_REDIS_URL when set, else
  * scripts/test-services.sh starts private ones (and stops them after). HAProxy: scripts/haproxy-install.sh
- * (apt-get when missing). Replicas run the TypeScript sources (tsx), or bin/phiserve.js with
+ * (apt-get when missing). Replicas run the TypeScript sources (tsx), or bin/phiserve.cjs with
  * PHISERVE_TEST_CLI=dist. test/integration/topology.test.ts runs {@link runTopology} and asserts the figures.
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
@@ -45,7 +45,7 @@ export interface TopologyOptions {
   concurrency?: number;
   /** max_tokens of each load request (default 16). */
   maxTokens?: number;
-  /** "source" (tsx, default) or "dist" (bin/phiserve.js); default PHISERVE_TEST_CLI. */
+  /** "source" (tsx, default) or "dist" (bin/phiserve.cjs); default PHISERVE_TEST_CLI. */
   cli?: "source" | "dist";
   postgresUrl?: string | undefined;
   redisUrl?: string | undefined;
@@ -516,7 +516,7 @@ function statOf(rows: readonly StatRow[], server: string): StatRow {
 // Replicas and keys
 
 function cliArgs(kind: "source" | "dist"): string[] {
-  if (kind === "dist") return [join(REPO_ROOT, "bin/phiserve.js")];
+  if (kind === "dist") return [join(REPO_ROOT, "bin/phiserve.cjs")];
   return ["--import", import.meta.resolve("tsx"), join(REPO_ROOT, "src/cli/main.ts")];
 }
 

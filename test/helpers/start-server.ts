@@ -3,7 +3,7 @@
  * its "ready" line. Used by integration tests with the official clients.
  *
  * Which CLI: by default the TypeScript sources through tsx, so a test runs what was just edited with no
- * build step and no stale dist/. With PHISERVE_TEST_CLI=dist, the compiled `bin/phiserve.js` that users
+ * build step and no stale dist/. With PHISERVE_TEST_CLI=dist, the compiled `bin/phiserve.cjs` that users
  * run (`npm run build` first); CI runs the suite that way on its second Node version.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -16,7 +16,7 @@ import { join } from "node:path";
 const CLI_ARGS = cliArgs(process.env.PHISERVE_TEST_CLI ?? "source");
 
 function cliArgs(kind: string): string[] {
-  if (kind === "dist") return [fileURLToPath(new URL("../../bin/phiserve.js", import.meta.url))];
+  if (kind === "dist") return [fileURLToPath(new URL("../../bin/phiserve.cjs", import.meta.url))];
   if (kind === "source") return ["--import", import.meta.resolve("tsx"), fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url))];
   throw new Error(`PHISERVE_TEST_CLI must be "source" or "dist", not ${JSON.stringify(kind)}`);
 }

@@ -4,8 +4,7 @@
  * "Native build").
  */
 import { execFileSync } from "node:child_process";
-import { getLlama, LlamaLogLevel } from "node-llama-cpp";
-import { buildNative, describeBinary } from "../../engine/llama-cpp/engine-binary.ts";
+import { buildNative, inspectBinary } from "../../engine/llama-cpp/engine-binary.ts";
 import { CliError } from "../resolve-model.ts";
 import { exitWithCliError } from "./exit.ts";
 
@@ -13,9 +12,7 @@ type GpuChoice = "auto" | "cpu" | "cuda" | "vulkan" | "metal";
 
 export async function runEngineInfo(flags: { gpu: GpuChoice; json?: boolean }): Promise<void> {
   try {
-    const llama = await getLlama({ gpu: flags.gpu === "cpu" ? false : flags.gpu, build: "never", logLevel: LlamaLogLevel.error });
-    const binary = describeBinary(llama);
-    await llama.dispose();
+    const binary = await inspectBinary(flags.gpu);
     if (flags.json) {
       process.stdout.write(`${JSON.stringify(binary, null, 2)}\n`);
       return;

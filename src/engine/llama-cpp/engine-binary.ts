@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import type { Llama } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type Llama } from "node-llama-cpp";
 
 export interface EngineBinary {
   /** "localBuild": compiled on this machine; "prebuilt": the binary shipped in the npm package. */
@@ -39,6 +39,16 @@ export function describeBinary(llama: Llama): EngineBinary {
     cpuFeatures: [...flags].filter(([name, value]) => value === "1" && name !== "OPENMP").map(([name]) => name),
     cpuMathCores: llama.cpuMathCores,
   };
+}
+
+/** The binary `getLlama` picks for `gpu` (as the engine loads it), described; nothing else is loaded. */
+export async function inspectBinary(gpu: "auto" | "cpu" | "cuda" | "vulkan" | "metal"): Promise<EngineBinary> {
+  const llama = await getLlama({ gpu: gpu === "cpu" ? false : gpu, build: "never", logLevel: LlamaLogLevel.error });
+  try {
+    return describeBinary(llama);
+  } finally {
+    await llama.dispose();
+  }
 }
 
 /** `CPU : SSE3 = 1 | AVX = 1 | … | OPENMP = 1 |` → name → value (backend prefixes such as `CPU :` dropped). */
