@@ -28,6 +28,7 @@ import { getLlama, type LlamaContextSequence, type Token } from "node-llama-cpp"
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
 import { renderChatTemplate, T5_PHI35_MINI } from "../src/catalog/chat-templates.ts";
 import { startServer } from "../test/helpers/start-server.ts";
+import { sseChunks } from "./sse-chunks.ts";
 
 /** The benchmarks run the sources (tsx): the thread pool the installed CLI picks (bin/phiserve.cjs) comes from here. */
 const INSTALLED_CLI_ENV = { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? "1" };
@@ -129,23 +130,13 @@ async function streamOnce(baseUrl: string, model: string, text: string, wave: nu
   if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   let first = 0;
   let tokens = 0;
-  let buffer = "";
   const times: number[] = [];
-  const decoder = new TextDecoder();
-  for await (const bytes of res.body) {
-    buffer += decoder.decode(bytes, { stream: true });
-    let cut: number;
-    while ((cut = buffer.indexOf("\n\n")) !== -1) {
-      const event = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      if (!event.startsWith("data: {")) continue;
-      const chunk = JSON.parse(event.slice(6));
-      if (chunk.choices?.[0]?.delta?.content) {
-        times.push(performance.now());
-        if (!first) first = times[0]!;
-      }
-      if (chunk.usage) tokens = chunk.usage.completion_tokens;
+  for await (const chunk of sseChunks(res.body)) {
+    if (chunk.choices?.[0]?.delta?.content) {
+      times.push(performance.now());
+      if (!first) first = times[0]!;
     }
+    if (chunk.usage) tokens = chunk.usage.completion_tokens;
   }
   const end = performance.now();
   return { ttftMs: (first || end) - started, tokens, decodeMs: end - (first || end), wave, times };

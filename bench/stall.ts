@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
 import { startServer } from "../test/helpers/start-server.ts";
+import { sseChunks } from "./sse-chunks.ts";
 
 /** The benchmarks run the sources (tsx): the thread pool the installed CLI picks (bin/phiserve.cjs) comes from here. */
 const INSTALLED_CLI_ENV = { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? "1" };
@@ -47,20 +48,10 @@ async function stream(url: string, text: string): Promise<Stream> {
   if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   const times: number[] = [];
   let tokens = 0;
-  let buffer = "";
-  const decoder = new TextDecoder();
-  for await (const bytes of res.body) {
-    buffer += decoder.decode(bytes, { stream: true });
-    let cut: number;
-    while ((cut = buffer.indexOf("\n\n")) !== -1) {
-      const event = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      if (!event.startsWith("data: {")) continue;
-      const chunk = JSON.parse(event.slice(6)) as { choices?: { delta?: { content?: string } }[]; usage?: { completion_tokens: number } };
-      // Text only: the first chunk (the role, content "") comes before the prompt is evaluated.
-      if (chunk.choices?.[0]?.delta?.content) times.push(performance.now());
-      if (chunk.usage) tokens = chunk.usage.completion_tokens;
-    }
+  for await (const chunk of sseChunks(res.body)) {
+    // Text only: the first chunk (the role, content "") comes before the prompt is evaluated.
+    if (chunk.choices?.[0]?.delta?.content) times.push(performance.now());
+    if (chunk.usage) tokens = chunk.usage.completion_tokens;
   }
   return { started, times, tokens };
 }

@@ -22,6 +22,7 @@
  * for about 25 of the test model's tokens; that is the filter's cost, not the engine path's.
  */
 import { parseArgs } from "node:util";
+import { sseChunks } from "./sse-chunks.ts";
 import os from "node:os";
 import { readFileSync } from "node:fs";
 import { pino } from "pino";
@@ -115,24 +116,15 @@ async function serverRequest(baseUrl: string, body: string): Promise<Sample> {
   const started = performance.now();
   const res = await fetch(`${baseUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
   if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-  let firstAt = 0, endAt = 0, tokens = 0, promptTokens = 0, buffer = "", text = "";
-  const decoder = new TextDecoder();
-  for await (const bytes of res.body) {
-    buffer += decoder.decode(bytes, { stream: true });
-    let cut: number;
-    while ((cut = buffer.indexOf("\n\n")) !== -1) {
-      const event = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      if (!event.startsWith("data: {")) continue;
-      const chunk = JSON.parse(event.slice(6));
-      const piece = chunk.choices?.[0]?.delta?.content;
-      if (piece) {
-        endAt = performance.now();
-        firstAt ||= endAt;
-        text += piece;
-      }
-      if (chunk.usage) ({ completion_tokens: tokens, prompt_tokens: promptTokens } = chunk.usage);
+  let firstAt = 0, endAt = 0, tokens = 0, promptTokens = 0, text = "";
+  for await (const chunk of sseChunks(res.body)) {
+    const piece = chunk.choices?.[0]?.delta?.content;
+    if (piece) {
+      endAt = performance.now();
+      firstAt ||= endAt;
+      text += piece;
     }
+    if (chunk.usage) ({ completion_tokens: tokens, prompt_tokens: promptTokens } = chunk.usage);
   }
   return { ttftMs: firstAt - started, tokens, firstAt, endAt, text, promptTokens };
 }
