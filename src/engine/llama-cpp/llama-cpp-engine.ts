@@ -127,7 +127,9 @@ export class LlamaCppEngine implements Engine {
             this.batches.record(decode, prompt, ordered);
           },
           (item, index) => sequenceOf?.(item, index),
-          (decode) => this.budget.promptTokens(decode),
+          // Streams that are decoding count even when their next tokens are not queued yet (their consumers are
+          // still busy): a batch that took the whole prompt now would stall them at their next step.
+          (decode) => this.budget.promptTokens(Math.max(decode, this.gate.participants)),
         ),
       },
     });

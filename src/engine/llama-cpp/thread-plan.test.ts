@@ -43,3 +43,13 @@ test("a candidate far slower on one token is dropped after that timing", async (
   assert.equal(data.prompt, 1);
   assert.deepEqual(calls.filter((c) => c.endsWith("@2")), ["d1@2", "d1@2"], "warm-up and one timing only");
 });
+
+test("more threads are chosen only when they are more than 10 % faster", async () => {
+  const runner: CalibrationRunner = {
+    decodeStep: async (tokens, threads) => (threads === 1 ? 10 * tokens : 9.5 * tokens),
+    promptChunk: async (threads) => (threads === 1 ? 100 : 50),
+  };
+  const data = await calibrateThreads(runner, [1, 2], [1, 2]);
+  assert.deepEqual(data.decode, [[1, 1], [2, 1]], "5 % faster is not worth a second thread");
+  assert.equal(data.prompt, 2, "twice as fast is");
+});
