@@ -29,6 +29,8 @@ tarballs=("$work"/phiserve-*.tgz)
 tarball="${tarballs[0]}"
 tar -tzf "$tarball" >"$work/contents.txt"
 grep -qx 'package/dist/cli/main.js' "$work/contents.txt" || die "the tarball has no dist/cli/main.js"
+grep -qx 'package/bin/phiserve.cjs' "$work/contents.txt" || die "the tarball has no bin/phiserve.cjs"
+grep -qx 'package/dist/web/playground/index.html' "$work/contents.txt" || die "the tarball has no playground"
 # Every SQL migration of every store ships, next to its compiled store (a missing one would leave databases behind).
 for migration in src/store/*/migrations/*.sql; do
   grep -qx "package/dist/${migration#src/}" "$work/contents.txt" || die "the tarball has no dist/${migration#src/}"
