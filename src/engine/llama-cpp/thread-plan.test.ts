@@ -13,7 +13,7 @@ test("candidates: 1, 2, half and all cores; sizes up to the sequences", () => {
 
 test("calibration keeps the fastest thread count per batch shape", async () => {
   // A binary whose two-thread pool is slow for one token and fast for four or more and for prompts.
-  const cost = (tokens: number, threads: number) => (threads === 1 ? 10 * tokens : 25 + 2 * tokens);
+  const cost = (tokens: number, threads: number) => (threads === 1 ? 10 * tokens : 15 + 2 * tokens);
   const calls: string[] = [];
   const runner: CalibrationRunner = {
     decodeStep: async (tokens, threads) => (calls.push(`d${tokens}@${threads}`), cost(tokens, threads)),
@@ -44,12 +44,12 @@ test("a candidate far slower on one token is dropped after that timing", async (
   assert.deepEqual(calls.filter((c) => c.endsWith("@2")), ["d1@2", "d1@2"], "warm-up and one timing only");
 });
 
-test("more threads are chosen only when they are more than 10 % faster", async () => {
+test("more threads are chosen only when they are more than 30 % faster", async () => {
   const runner: CalibrationRunner = {
-    decodeStep: async (tokens, threads) => (threads === 1 ? 10 * tokens : 9.5 * tokens),
+    decodeStep: async (tokens, threads) => (threads === 1 ? 10 * tokens : 8 * tokens),
     promptChunk: async (threads) => (threads === 1 ? 100 : 50),
   };
   const data = await calibrateThreads(runner, [1, 2], [1, 2]);
-  assert.deepEqual(data.decode, [[1, 1], [2, 1]], "5 % faster is not worth a second thread");
+  assert.deepEqual(data.decode, [[1, 1], [2, 1]], "20 % faster is not worth a second thread");
   assert.equal(data.prompt, 2, "twice as fast is");
 });

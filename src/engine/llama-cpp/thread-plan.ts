@@ -51,12 +51,12 @@ export function decodeSizes(sequences: number): number[] {
 
 /** A candidate whose one-token step is this many times slower than the best so far is not timed further. */
 const HOPELESS = 3;
-/** More threads must be this much faster to be chosen. */
-const MARGIN = 1.1;
+/** More threads must be this much faster to be chosen: calibration runs with the event loop idle, serving does not. */
+const MARGIN = 1.3;
 
 /**
  * Times every shape at every candidate (after one warm-up batch per candidate) and keeps the fastest;
- * `repeats` timings per shape, their median counts; ties within 10 % go to fewer threads. A candidate far slower than the best on one decode
+ * `repeats` timings per shape, their median counts; ties within 30 % go to fewer threads. A candidate far slower than the best on one decode
  * token (the oversubscription trap, docs/ENGINE-NOTES.md "Threads decide everything for small models")
  * is dropped after that one timing, so a trap costs two batches, not a dozen.
  */
@@ -80,7 +80,7 @@ export async function calibrateThreads(runner: CalibrationRunner, candidates: re
     }
     record("prompt", threads, await runner.promptChunk(threads));
   }
-  // The fewest threads within 10 % of the fastest: more threads only where they clearly pay, since spare cores
+  // The fewest threads within 30 % of the fastest: more threads only where they clearly pay, since spare cores
   // serve the event loop and other work, and a busier machine punishes oversubscription first.
   const fastest = (shape: string) => {
     const times = Object.entries(timings[shape]!).map(([threads, ms]) => [Number(threads), ms] as const);
