@@ -210,7 +210,11 @@ test("a stream reset after bytes reached the client is not retried: the client s
   assert.match(text, /"delta":\{"content":"[^"]+"/, "content reached the client");
   assert.match(text, /"error":\{"code":"engine_unavailable"/);
   assert.doesNotMatch(text, /\[DONE\]/);
-  assert.equal(proxies.reduce((n, p) => n + p.chatRequests(), 0) - before, 1, "one attempt only");
+  // No retry once content reached the client: the client saw one answer (one role chunk) cut by the error frame.
+  // (An attempt reset before the gateway passed on its first token may be retried, which timing on a loaded
+  // machine sometimes allows: at most one attempt per replica.)
+  assert.equal(text.match(/"role":"assistant"/g)?.length, 1, "one answer reached the client");
+  assert.ok(proxies.reduce((n, p) => n + p.chatRequests(), 0) - before <= proxies.length, "no more attempts than replicas");
   await healAll();
 });
 
