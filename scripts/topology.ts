@@ -670,7 +670,8 @@ async function compareUsage(databaseUrl: string, results: readonly LoadResult[],
   await client.connect();
   let rows: { request_id: string; prompt_tokens: number; completion_tokens: number }[];
   try {
-    rows = (await client.query("SELECT request_id, prompt_tokens, completion_tokens FROM usage WHERE principal = ANY($1)", [principals])).rows;
+    // Throttled requests are metered too (status 429, no tokens: docs/ADMIN-API.md); these figures are about served ones.
+    rows = (await client.query("SELECT request_id, prompt_tokens, completion_tokens FROM usage WHERE principal = ANY($1) AND status <> 429", [principals])).rows;
   } finally {
     await client.end();
   }
