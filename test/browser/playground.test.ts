@@ -91,7 +91,10 @@ before(async () => {
     config,
     ["defaultDeployment: text", "deployments:", "  - name: text", `    model: ${text}`, "    modelName: phi-3.5-mini-instruct", "    parallel: 2", "  - name: vision", `    model: ${vision}`, "    modelName: phi-3-vision-128k-instruct", ""].join("\n"),
   );
-  server = await startServer(["--config", config, "--api-key", KEY, "--admin-key", ADMIN_KEY, "--content-annotations"], { timeoutMs: 120_000 });
+  // annotate, not filter: random-weight text now and then contains a word of the built-in lexicon (seen in CI: an
+  // answer ended "finish: content_filter" after 104 tokens), and these tests are about the page's mechanics.
+  // The annotations are still computed and shown.
+  server = await startServer(["--config", config, "--api-key", KEY, "--admin-key", ADMIN_KEY, "--content-safety", "annotate", "--content-annotations"], { timeoutMs: 120_000 });
   browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
