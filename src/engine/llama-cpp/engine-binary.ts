@@ -61,7 +61,14 @@ export function parseSystemInfo(info: string): Map<string, string> {
   return flags;
 }
 
-const NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16";
+/**
+ * Added to every compile of the native build: the whole of it for this CPU, not only ggml (which
+ * GGML_NATIVE covers), and without AMX. llama.cpp's samplers and node-llama-cpp's addon, compiled for
+ * baseline x86-64, run legacy SSE code on the thread that just ran ggml's AVX kernels; on this
+ * machine kind that mix makes a softmax over the vocabulary 38× slower (docs/ENGINE-NOTES.md
+ * "AVX and SSE in one loop").
+ */
+const NATIVE_FLAGS = "-march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16";
 
 /** node-llama-cpp's command line (its package `bin`), run with this Node. */
 export function nodeLlamaCppCli(): string {
@@ -73,8 +80,8 @@ export function nodeLlamaCppCli(): string {
  * from the git bundle inside the npm package, checked out once; cmake and a C++ compiler must be
  * installed). Output goes to `log` as it comes; resolves with the exit code.
  *
- * Without AMX (docs/ENGINE-NOTES.md "Native build"): the bundled release's AMX kernels die of SIGILL
- * on CPUs that have it. The flags go through compiler wrappers because cmake-js sets CMAKE_CXX_FLAGS
+ * Every file for this CPU, without AMX (docs/ENGINE-NOTES.md "Native build": the bundled release's AMX
+ * kernels die of SIGILL on CPUs that have it). The flags go through compiler wrappers because cmake-js sets CMAKE_CXX_FLAGS
  * itself (ignoring CXXFLAGS), and a custom cmake option would change the build's folder name, which
  * `getLlama` then no longer finds on its own.
  */
@@ -83,7 +90,7 @@ export async function buildNative(gpu: "false" | "cuda" | "vulkan" | "metal" | "
   try {
     const wrap = async (name: string, compiler: string) => {
       const path = join(wrappers, name);
-      await writeFile(path, `#!/bin/sh\nexec ${compiler} "$@" ${NO_AMX}\n`, { mode: 0o755 });
+      await writeFile(path, `#!/bin/sh\nexec ${compiler} "$@" ${NATIVE_FLAGS}\n`, { mode: 0o755 });
       return path;
     };
     const env = { ...process.env, CI: "true", CC: await wrap("cc", process.env.CC ?? "cc"), CXX: await wrap("c++", process.env.CXX ?? "c++") };

@@ -8,6 +8,7 @@ import { LlamaGrammarEvaluationState, type LlamaContextSequence, type LlamaGramm
 import type { EngineEvent, OutputConstraint } from "../engine.ts";
 import { repeatPenalty, type DecodeTools, type Run } from "./decode-steps.ts";
 import { singleToken } from "./token-text.ts";
+import { NO_TOP_K } from "./node-llama-cpp-internals.ts";
 
 /** Compiles (or returns the cached) grammar of a constraint. */
 export type GrammarSource = (constraint: OutputConstraint) => Promise<LlamaGrammar>;
@@ -29,7 +30,7 @@ export async function* generateFast(
     const evaluation = sequence.evaluate(input, {
       temperature: request.temperature,
       topP: request.topP,
-      topK: 0,
+      topK: NO_TOP_K, // OpenAI's API has no top-k: the whole vocabulary, without the sort a top-k of it costs
       minP: 0,
       seed: run.seed,
       // node-llama-cpp's option types say absent, not undefined (exactOptionalPropertyTypes).

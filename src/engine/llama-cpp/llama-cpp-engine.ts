@@ -15,7 +15,7 @@
  */
 import { statSync } from "node:fs";
 import { randomInt } from "node:crypto";
-import { getLlama, TokenBias, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
+import { getLlama, LlamaContextSequence as LlamaContextSequenceClass, TokenBias, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
 import type { Logger } from "pino";
 import type { Engine, EngineCapacity, EngineEvent, EngineModelInfo, EngineStats, GenerationRequest, OutputConstraint, PromptText, TokenCount } from "../engine.ts";
 import { AppError } from "../../errors/app-error.ts";
@@ -30,7 +30,7 @@ import { KvMaintenance } from "./kv-maintenance.ts";
 import { generateWithLogprobs } from "./logprob-decode.ts";
 import { defaultThreads, type LlamaCppEngineOptions } from "./llama-cpp-options.ts";
 import { readModelFacts } from "./model-info.ts";
-import { batchItemSequenceIds, checkNodeLlamaCppVersion, instrumentNativeBatches, tokenBiasEntries } from "./node-llama-cpp-internals.ts";
+import { batchItemSequenceIds, checkNodeLlamaCppVersion, checkNoTopK, instrumentNativeBatches, tokenBiasEntries } from "./node-llama-cpp-internals.ts";
 import { StepBudget } from "./step-budget.ts";
 import { calibrateThreads, decodeSizes, ThreadPlan, threadCandidates, type ThreadPlanData } from "./thread-plan.ts";
 import { readThreadPlan, threadPlanFile, writeThreadPlan } from "./thread-plan-cache.ts";
@@ -89,6 +89,7 @@ export class LlamaCppEngine implements Engine {
     const threads = options.threads ?? defaultThreads(statSync(options.modelPath).size);
     const context = await this.createContext(model, threads);
     tokenBiasEntries(new TokenBias(model.tokenizer)); // fails the load now, not the first logit_bias request
+    checkNoTopK(LlamaContextSequenceClass.prototype); // the same: before the first request samples
     // Created in order, so their ids in the context are 0, 1, 2, … (the order kept here).
     const sequences = Array.from({ length: options.parallel }, () => context.getSequence());
     const sequenceOrder = new Map(sequences.map((sequence, index) => [sequence, index]));

@@ -1,9 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { TokenBias, type BatchItem, type LlamaContext, type Token } from "node-llama-cpp";
+import { LlamaContextSequence, TokenBias, type BatchItem, type LlamaContext, type Token } from "node-llama-cpp";
 import {
   batchItemSequenceIds,
   checkNodeLlamaCppVersion,
+  checkNoTopK,
   installedNodeLlamaCppVersion,
   tokenBiasEntries,
   VERIFIED_VERSION,
@@ -58,4 +59,13 @@ test("batch items get the sequence id of the queued decode they were built from,
   assert.equal(sequenceOf(item(b), 1), 0);
   assert.equal(sequenceOf(item([4] as Token[]), 1), undefined, "an equal but different tokens array is not the same decode");
   assert.equal(sequenceOf(item(a), 5), undefined, "no queued decode at that index");
+});
+
+test("the installed node-llama-cpp builds a sampler config without top-k for NO_TOP_K (and keeps 0, a whole-vocabulary top-k)", () => {
+  checkNoTopK(LlamaContextSequence.prototype);
+  const resolve = (LlamaContextSequence.prototype as unknown as { _resolveSamplerConfig(o: object): Record<string, unknown> })._resolveSamplerConfig;
+  assert.equal(resolve.call({ model: {} }, { temperature: 1, topK: 0 }).topK, 0);
+  assert.throws(() => checkNoTopK({}, "9.9.9"), /9\.9\.9.*_resolveSamplerConfig/);
+  const keepsNull = { _resolveSamplerConfig: (options: object) => ({ ...options }) };
+  assert.throws(() => checkNoTopK(keepsNull, "9.9.9"), /dropping a null topK/);
 });

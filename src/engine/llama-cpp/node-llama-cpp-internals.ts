@@ -18,7 +18,8 @@
  * quietly stop reaching EOG tokens, batches would quietly lose their order. So the engine calls
  * `checkNodeLlamaCppVersion()` before it loads anything and the accessors below check the fields'
  * shape at load: a different version, or a field gone, fails the load with an error naming both.
- * After an upgrade, re-read the two fields in the new release, then raise `VERIFIED_VERSION`.
+ * `NO_TOP_K` relies on how the sampler config is built (see there).
+ * After an upgrade, re-read these fields in the new release, then raise `VERIFIED_VERSION`.
  */
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
@@ -86,6 +87,24 @@ export function tokenBiasEntries(bias: TokenBias, version?: string): Map<Token, 
   const entries = (bias as unknown as { _biases?: unknown })._biases;
   if (!(entries instanceof Map)) throw fieldError("TokenBias", "_biases", "a Map", version ?? installedNodeLlamaCppVersion());
   return entries as Map<Token, number>;
+}
+
+/**
+ * The `topK` sampling option that means "no top-k sampler" (docs/ENGINE-NOTES.md "Sampling above
+ * temperature 0"). node-llama-cpp reads an absent `topK` as 40 and `0` as a top-k of the whole
+ * vocabulary, a sort of every candidate at every sampled token; `null` is dropped from the
+ * sampler config (its `_resolveSamplerConfig` removes null fields) and the addon then builds the
+ * chain without a top-k sampler: the same distribution, no sort. Its option types say number.
+ */
+export const NO_TOP_K = null as unknown as number;
+
+/** Fails unless the installed node-llama-cpp still leaves a `NO_TOP_K` out of the sampler config it hands the addon. */
+export function checkNoTopK(sequencePrototype: object, version?: string): void {
+  const resolve = (sequencePrototype as { _resolveSamplerConfig?: unknown })._resolveSamplerConfig;
+  const installed = version ?? installedNodeLlamaCppVersion();
+  if (typeof resolve !== "function") throw fieldError("LlamaContextSequence", "_resolveSamplerConfig", "a method", installed);
+  const config = (resolve as (options: object) => object).call({ model: {} }, { temperature: 1, topK: NO_TOP_K });
+  if ("topK" in config) throw fieldError("LlamaContextSequence", "_resolveSamplerConfig", "dropping a null topK", installed);
 }
 
 /** What the engine learns of each native batch and decides for it. */
