@@ -1,9 +1,9 @@
 /**
  * What logprobs cost (figures, not tests): one stream at a time, the same prompts with and without
- * `logprobs: true, top_logprobs: 5`, at temperature 0 and 1, interleaved over `--rounds`; prints the
+ * `logprobs: true, top_logprobs: 5` (or `--top N`), at temperature 0 and 1, interleaved over `--rounds`; prints the
  * decode rate of each and the slowdown (time per token with logprobs ÷ without).
  *
- *   npm run bench:logprobs -- [--shape tiny|phi3-mini | --model FILE] [--max-tokens 64] [--requests 4] [--rounds 3]
+ *   npm run bench:logprobs -- [--shape tiny|phi3-mini | --model FILE] [--max-tokens 64] [--requests 4] [--rounds 3] [--top 5]
  */
 import { parseArgs } from "node:util";
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
@@ -18,6 +18,7 @@ const { values: args } = parseArgs({
     requests: { type: "string", default: "4" },
     rounds: { type: "string", default: "3" },
     threads: { type: "string" },
+    top: { type: "string", default: "5" },
   },
 });
 
@@ -26,7 +27,7 @@ const prompt = (i: number) => Array.from({ length: 48 }, (_, k) => WORDS[(i * 7 
 
 /** Decode time per token (ms) of one streamed request: first text to last, over the tokens after the first. */
 async function msPerToken(url: string, i: number, temperature: number, logprobs: boolean): Promise<number> {
-  const body = { messages: [{ role: "user", content: prompt(i) }], max_tokens: Number(args["max-tokens"]), temperature, seed: i, stream: true, stream_options: { include_usage: true }, ...(logprobs ? { logprobs: true, top_logprobs: 5 } : {}) };
+  const body = { messages: [{ role: "user", content: prompt(i) }], max_tokens: Number(args["max-tokens"]), temperature, seed: i, stream: true, stream_options: { include_usage: true }, ...(logprobs ? { logprobs: true, top_logprobs: Number(args.top) } : {}) };
   const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   let first = 0, last = 0, tokens = 0;
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    process.stdout.write(`model ${modelPath}\ntemperature   ms/token plain   ms/token top_logprobs 5   slowdown\n`);
+    process.stdout.write(`model ${modelPath}\ntemperature   ms/token plain   ms/token top_logprobs ${args.top}   slowdown\n`);
     for (const temperature of [0, 1]) {
       const plain = median(samples[`${temperature}/false`]!), withLogprobs = median(samples[`${temperature}/true`]!);
       process.stdout.write(`${String(temperature).padStart(11)} ${plain.toFixed(3).padStart(16)} ${withLogprobs.toFixed(3).padStart(25)} ${(withLogprobs / plain).toFixed(2).padStart(10)}×\n`);

@@ -64,6 +64,23 @@ test("logprobs: one entry per token, top list sorted, top-1 is the greedy pick, 
   }
 });
 
+test("greedy logprobs do not depend on the top list's length (0 and 1 skip the vocabulary sort; the normaliser is then summed in vocabulary order)", async () => {
+  const runs = await Promise.all([0, 1, 5].map((top) => openai.chat.completions.create(base(undefined, { logprobs: true, top_logprobs: top }))));
+  const [none, one, five] = runs.map((r) => r.choices[0]!.logprobs!.content!);
+  assert.equal(runs[0]!.choices[0]!.message.content, runs[2]!.choices[0]!.message.content);
+  assert.equal(runs[1]!.choices[0]!.message.content, runs[2]!.choices[0]!.message.content);
+  // A float32 sum over 32k terms in another order: equal to about 1e-6.
+  const close = (a: number, b: number) => Math.abs(a - b) < 1e-5;
+  for (const [i, entry] of five!.entries()) {
+    assert.equal(none![i]!.token, entry.token);
+    assert.ok(close(none![i]!.logprob, entry.logprob) && close(one![i]!.logprob, entry.logprob), `token ${i}: ${none![i]!.logprob} / ${one![i]!.logprob} / ${entry.logprob}`);
+    assert.equal(none![i]!.top_logprobs.length, 0);
+    assert.equal(one![i]!.top_logprobs.length, 1);
+    assert.equal(one![i]!.top_logprobs[0]!.token, entry.top_logprobs[0]!.token);
+    assert.equal(one![i]!.top_logprobs[0]!.logprob, one![i]!.logprob);
+  }
+});
+
 test("logprobs at temperature 1 are the model's distribution: finite, and the chosen token's matches the top list", async () => {
   const res = await openai.chat.completions.create(base(undefined, { temperature: 1, seed: 3, logprobs: true, top_logprobs: 20, max_tokens: 12 }));
   for (const entry of res.choices[0]!.logprobs!.content!) {

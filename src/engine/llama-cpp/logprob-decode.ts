@@ -28,7 +28,8 @@ export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaC
         [last, { generateNext: {
           token: greedy,
           // Greedy: the native pick plus the top list and the normaliser; sampling needs every logit.
-          logits: greedy ? { filter: { tokens: [], includeTop: Math.max(1, top), includeSelected: true } } : true,
+          // A top list makes the addon sort the whole vocabulary; at most one entry is the pick itself.
+          logits: greedy ? { filter: { tokens: [], includeSelected: true, ...(top > 1 ? { includeTop: top } : {}) } } : true,
           totalLogitWeight: true,
           options: { ...RAW_DISTRIBUTION, ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}), ...repeatPenalty(request, decoder) },
         } }],
@@ -38,7 +39,8 @@ export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaC
       const logits = next?.logits;
       if (!next || !logits || logits.size === 0) break;
       // Straight from the Map: the whole vocabulary comes back at every sampled step, so no copies of it.
-      const stats = greedy ? { max: logits.values().next().value!, logSum: Math.log(next.totalLogitWeight ?? 1) } : logSumExp({ [Symbol.iterator]: () => logits.values() });
+      // Greedy: the pick is the highest logit, which is also the first of a top list.
+      const stats = greedy ? { max: Math.max(...logits.values()), logSum: Math.log(next.totalLogitWeight ?? 1) } : logSumExp({ [Symbol.iterator]: () => logits.values() });
       const token = greedy ? next.token : (sampleToken(logits.entries(), request.temperature, request.topP, random, logits.size) as Token);
       if (token === null || token === undefined || tools.model.isEogToken(token) || tools.stopTokenIds.has(token)) break;
       const logprob = toLogprob(logits.get(token) ?? -Infinity, stats);
