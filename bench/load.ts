@@ -13,7 +13,7 @@
  *                    [--server-args="--decode-batch 2"] [--greedy] [--llama-server BIN|auto] [--rounds N]
  * `--greedy`: temperature 0 (the peer comparison of docs/ENGINE-NOTES.md); default temperature 0.8, top_p 0.95.
  * `--rounds N` repeats the whole set of modes N times, alternating, and prints every round's ratios
- * (the machine drifts; ratios from the same round are what compare).
+ * (the machine drifts; ratios from the same round are what compare) and their mean over the rounds.
  * The server runs with `--content-safety off` (the engine path, as the raw mode); add
  * `--server-args="--content-safety filter"` to measure the content filter's windows too.
  * "Σ stream" is the sum of the streams' decode rates (each from its first token to its last, so a
@@ -283,12 +283,16 @@ async function main(): Promise<void> {
   const modelPath = args.model ?? (await ensureTestModel(args.shape === "phi3-mini" ? PHI3_MINI_SHAPE : {}));
   const threads = args.threads ? Number(args.threads) : args.shape === "phi3-mini" ? 2 : 1;
   const results: LevelResult[] = [];
+  const roundRatios: Record<string, number>[] = [];
   for (let round = 0; round < Number(args.rounds); round++) {
     const roundResults = await runRound(modelPath, threads);
-    if (Number(args.rounds) > 1) process.stderr.write(`round ${round + 1}: ${JSON.stringify(ratios(roundResults))}\n`);
+    roundRatios.push(ratios(roundResults));
+    if (Number(args.rounds) > 1) process.stderr.write(`round ${round + 1}: ${JSON.stringify(roundRatios.at(-1))}\n`);
     results.push(...roundResults);
   }
-  const report = { model: modelPath, maxTokens, requestsPerStream, threads, greedy: args.greedy, serverArgs: args["server-args"], results, ratios: ratios(results) };
+  // Each ratio within its round (the machine drifts between rounds), then their mean.
+  const meanRatios = Object.fromEntries(Object.keys(roundRatios[0] ?? {}).map((key) => [key, roundRatios.reduce((sum, r) => sum + (r[key] ?? NaN), 0) / roundRatios.length]));
+  const report = { model: modelPath, maxTokens, requestsPerStream, threads, greedy: args.greedy, serverArgs: args["server-args"], results, ratios: meanRatios, roundRatios };
   if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write(`${table(results)}\n\n${JSON.stringify(report.ratios, null, 2)}\n\n${JSON.stringify(report)}\n`);
 }
