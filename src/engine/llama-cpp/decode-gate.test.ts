@@ -135,3 +135,18 @@ test("batch strategy: with decode tokens in the batch, prompts get at most the s
   assert.deepEqual(alone.map((p) => p.processAmount), [300]);
   assert.deepEqual(budgets, [2, 0]);
 });
+
+test("the strategy names the sequences that decode next: single tokens, and prompts whose generating last chunk it takes", () => {
+  const generatingPrompt = (tokens: number): BatchItem => ({ ...item(tokens), logits: [...Array(tokens - 1).fill(undefined), true] });
+  const items = [item(1), generatingPrompt(10), generatingPrompt(40), item(30)];
+  const heard: [number, boolean][] = [];
+  const strategy = decodeFirstStrategy(0, undefined, (_item, index) => index, (decode) => (decode > 0 ? 30 : Infinity), (_item, index, promptDone) => heard.push([index, promptDone]));
+  // 1 decode token, then 30 prompt tokens shared: 10 each, which is all of item 1 (its last chunk).
+  const batch = strategy({ items, size: 64 });
+  assert.deepEqual(batch.map((b) => b.processAmount), [1, 10, 10, 10]);
+  assert.deepEqual(heard, [[0, false], [1, true]]);
+  // A prompt that does not generate (no logits on its last token) is not named even when it finishes.
+  heard.length = 0;
+  strategy({ items: [item(3)], size: 64 });
+  assert.deepEqual(heard, []);
+});

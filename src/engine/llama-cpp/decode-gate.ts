@@ -203,12 +203,16 @@ export interface BatchRecorder {
  * batch into micro-batches ("equal split") that only take sequences with consecutive, increasing
  * ids in batch order: one token each of sequences 2, 0, 3, 1 costs two passes over the weights
  * ({2, 3} and {0, 1}); 0, 1, 2, 3 costs one.
+ *
+ * `generating(items, index)` hears of every item that decodes one token or finishes a prompt that generates:
+ * those sequences are decoding from the next batch on, before their first token has even been sampled.
  */
 export function decodeFirstStrategy(
   maxDecodeTokens: number,
   record?: BatchRecorder,
   sequenceOf?: (item: BatchItem, index: number) => number | undefined,
   promptBudget?: (decodeTokens: number) => number,
+  generating?: (item: BatchItem, index: number, promptDone: boolean) => void,
 ): CustomBatchingPrioritizationStrategy {
   return ({ items, size }) => {
     const result: PrioritizedBatchItem[] = [];
@@ -242,6 +246,12 @@ export function decodeFirstStrategy(
         if (taken[i]! > 0) result.push({ item, processAmount: taken[i]! });
         promptTokens += taken[i]!;
       });
+    }
+    if (generating) {
+      for (const { item, processAmount } of result) {
+        if (item.tokens.length === 1) generating(item, items.indexOf(item), false);
+        else if (processAmount === item.tokens.length && item.logits[item.logits.length - 1]) generating(item, items.indexOf(item), true);
+      }
     }
     if (!sequenceOf) {
       record?.(decode, promptTokens, false);

@@ -68,6 +68,8 @@ export class LlamaCppEngine implements Engine {
   private readonly steps = new DecodeSteps(this.gate, this.maintenance);
   private readonly batches = new BatchHistogram();
   private readonly budget: StepBudget;
+  /** Sequences whose prompt's last chunk went into a batch and that have not decoded a token since (ids in the context). */
+  private readonly firstTokenPending = new Set<number>();
   /** What the batch strategy put in the native batch about to run (for its thread count and timing). */
   private readonly nextBatch = { decode: 0, prompt: 0 };
   private threadPlan: ThreadPlan | undefined;
@@ -129,8 +131,15 @@ export class LlamaCppEngine implements Engine {
           },
           (item, index) => sequenceOf?.(item, index),
           // Streams that are decoding count even when their next tokens are not queued yet (their consumers are
-          // still busy): a batch that took the whole prompt now would stall them at their next step.
-          (decode) => this.budget.promptTokens(Math.max(decode, this.gate.participants)),
+          // still busy), and so do sequences whose prompt just finished (their first token is being sampled, they
+          // join the gate after it): a batch that took a whole prompt now would stall them at their next step.
+          (decode) => this.budget.promptTokens(Math.max(decode, this.gate.participants + this.firstTokenPending.size)),
+          (item, index, promptDone) => {
+            const id = sequenceOf?.(item, index);
+            if (id === undefined) return;
+            if (promptDone) this.firstTokenPending.add(id);
+            else this.firstTokenPending.delete(id);
+          },
         ),
       },
     });
@@ -266,6 +275,7 @@ export class LlamaCppEngine implements Engine {
         this.counters.generatedTokens += run.decoder.tokens.length;
       }
     } finally {
+      this.firstTokenPending.delete(loaded.sequenceOrder.get(sequence)!);
       loaded.pool.release(sequence);
     }
   }
