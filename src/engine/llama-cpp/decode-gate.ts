@@ -204,8 +204,9 @@ export interface BatchRecorder {
  * ids in batch order: one token each of sequences 2, 0, 3, 1 costs two passes over the weights
  * ({2, 3} and {0, 1}); 0, 1, 2, 3 costs one.
  *
- * `generating(items, index)` hears of every item that decodes one token or finishes a prompt that generates:
- * those sequences are decoding from the next batch on, before their first token has even been sampled.
+ * `generating(item, index, promptDone)` hears of every item the batch takes that decodes one token
+ * (`promptDone` false) or takes the last chunk of a prompt that generates (true): the latter's sequence
+ * is decoding from the next batch on, before its first token has even been sampled.
  */
 export function decodeFirstStrategy(
   maxDecodeTokens: number,
