@@ -247,6 +247,20 @@ test("json_object: completed output always parses as JSON", async () => {
   }
 });
 
+test("json_schema strings hold Unicode scalar values only: byte-fallback tokens pushed by logit_bias cannot spell invalid UTF-8", async () => {
+  // Phi-3's byte tokens <0x00>…<0xFF> are ids 3…258. 0xF8 starts no UTF-8 sequence (llama.cpp's lenient reader would
+  // take F8 80 80 80 as one code point above U+10FFFF); 0x80 is a continuation byte.
+  const byte = (b: number) => String(3 + b);
+  const res = await openai.chat.completions.create(base("Name a city", {
+    max_tokens: 40,
+    logit_bias: { [byte(0xf8)]: 100, [byte(0x80)]: 90 },
+    response_format: { type: "json_schema", json_schema: { name: "city", schema: { type: "object", properties: { city: { type: "string", maxLength: 6 } }, required: ["city"], additionalProperties: false }, strict: true } },
+  }));
+  const content = res.choices[0]!.message.content!;
+  assert.doesNotMatch(content, /\uFFFD/, content);
+  if (res.choices[0]!.finish_reason === "stop") assert.ok([...(JSON.parse(content) as { city: string }).city].length <= 6, content);
+});
+
 test("json_schema keywords outside the supported subset → 422 naming the keyword; logprobs with JSON → 422", async () => {
   const res = await rawChat({ messages: [{ role: "user", content: "x" }], response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object", properties: { a: { type: "string", pattern: "^a+$" } } } } } });
   assert.equal(res.status, 422);

@@ -1,7 +1,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { getLlama } from "node-llama-cpp";
-import { createJsonGrammar, JsonGrammarCache, tightenNumberRules } from "./json-grammar.ts";
+import { createJsonGrammar, JsonGrammarCache, tightenJsonGrammar } from "./json-grammar.ts";
 
 const llamaPromise = getLlama({ gpu: false, build: "never" });
 after(async () => (await llamaPromise).dispose());
@@ -16,8 +16,19 @@ test("integers lose the exponent and other exponents are capped at two digits", 
   assert.match(json.grammar, /^number ::= .*\(\[eE\] \[-\+\]\? \[1-9\] \[0-9\]\?\)\? ws$/m);
 });
 
+test("string characters are Unicode scalar values in the schema grammar and the generic JSON grammar", async () => {
+  const llama = await llamaPromise;
+  const schema = await createJsonGrammar(llama, { type: "json_schema", schema: { type: "object", properties: { s: { type: "string", maxLength: 4 } }, required: ["s"] } });
+  const json = await createJsonGrammar(llama, { type: "json" });
+  for (const grammar of [schema.grammar, json.grammar]) {
+    assert.ok(grammar.includes(String.raw`[ !#-[\]-~\x80-\uD7FF\uE000-\U0010FFFF]`), grammar);
+    assert.ok(!grammar.includes("[^"), grammar);
+  }
+  assert.throws(() => tightenJsonGrammar('string-char-rule ::= [^"]'), /unexpected JSON string rule shape/);
+});
+
 test("an unexpected rule shape fails loudly instead of silently leaving the loose rule", () => {
-  assert.throws(() => tightenNumberRules('integer-number-rule ::= [0-9]+ ("e" [0-9]+)?'), /unexpected JSON number rule shape/);
+  assert.throws(() => tightenJsonGrammar('integer-number-rule ::= [0-9]+ ("e" [0-9]+)?'), /unexpected JSON number rule shape/);
 });
 
 test("the grammar cache is bounded by bytes, not only entries: big schemas do not pile up", async () => {

@@ -5,6 +5,10 @@
  * - integers get no exponent (`96E4680` is an "integer" JSON.parse turns into Infinity, and
  *   validators reject it);
  * - exponents of other numbers get at most two digits, so every number stays finite.
+ * And a string character is a Unicode scalar value: the library's `[^"\\\x7F\x00-\x1F]` also takes
+ * what llama.cpp's lenient UTF-8 reader makes of invalid byte sequences from byte-fallback tokens
+ * (an `F8` lead byte reads as a code point above U+10FFFF, `ED A0 80` as a surrogate), which reach the
+ * client as U+FFFD characters, one per byte, and break `maxLength` (seen: four for one character).
  * The patch is checked: if the library's rules change shape, grammar creation fails loudly.
  */
 import type { Llama, LlamaGrammar } from "node-llama-cpp";
@@ -15,13 +19,18 @@ const SCHEMA_SHORT_EXPONENT = ' ([eE] [-+]? [1-9] [0-9]?)?';
 const JSON_EXPONENT = "([eE] [-+]? [0-9] [1-9]{0,15})?";
 const JSON_SHORT_EXPONENT = "([eE] [-+]? [1-9] [0-9]?)?";
 
-/** Rewrites the number rules of a node-llama-cpp JSON grammar (see the module comment). */
-export function tightenNumberRules(gbnf: string): string {
+const ANY_STRING_CHAR = String.raw`[^"\\\x7F\x00-\x1F]`;
+/** The same characters, as scalar values only: no surrogates, nothing above U+10FFFF. */
+const SCALAR_STRING_CHAR = String.raw`[ !#-[\]-~\x80-\uD7FF\uE000-\U0010FFFF]`;
+
+/** Rewrites the number rules and the string characters of a node-llama-cpp JSON grammar (see the module comment). */
+export function tightenJsonGrammar(gbnf: string): string {
+  if (/^string(-char-rule)? *::=/m.test(gbnf) && !gbnf.includes(ANY_STRING_CHAR)) throw new Error(`unexpected JSON string rule shape: no ${ANY_STRING_CHAR}`);
   const lines = gbnf.split("\n").map((line) => {
     if (line.startsWith("integer-number-rule ::=")) return replaceOnce(line, SCHEMA_EXPONENT, "");
     if (line.startsWith("fractional-number-rule ::=")) return replaceOnce(line, SCHEMA_EXPONENT, SCHEMA_SHORT_EXPONENT);
     if (line.startsWith("number ::=")) return replaceOnce(line, JSON_EXPONENT, JSON_SHORT_EXPONENT);
-    return line;
+    return line.replaceAll(ANY_STRING_CHAR, SCALAR_STRING_CHAR);
   });
   return lines.join("\n");
 }
@@ -35,7 +44,7 @@ export async function createJsonGrammar(llama: Llama, constraint: OutputConstrai
   const generated = constraint.type === "json"
     ? await llama.getGrammarFor("json")
     : await llama.createGrammarForJsonSchema(constraint.schema as never);
-  return llama.createGrammar({ grammar: tightenNumberRules(generated.grammar), rootRuleName: generated.rootRuleName });
+  return llama.createGrammar({ grammar: tightenJsonGrammar(generated.grammar), rootRuleName: generated.rootRuleName });
 }
 
 /** Grammars kept: at most this many, holding at most this many bytes (a schema can be megabytes). */
