@@ -66,7 +66,8 @@ export async function startServer(args: string[], options: { env?: NodeJS.Proces
     process: child,
     logs: () => stderr,
     async close() {
-      if (child.exitCode !== null) return;
+      // Gone already: by exit, or by a signal (then exitCode stays null, and waiting for "exit" would hang the runner).
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGTERM");
       await once(child, "exit");
     },
