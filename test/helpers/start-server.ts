@@ -31,6 +31,8 @@ export interface RunningServer {
   process: ChildProcess;
   /** Everything the process wrote to stderr (structured logs). */
   logs(): string;
+  /** The process's exit code and signal, once it has ended (resolves at once if it already has). */
+  exited(): Promise<[number | null, NodeJS.Signals | null]>;
   close(): Promise<void>;
 }
 
@@ -42,6 +44,8 @@ export async function startServer(args: string[], options: { env?: NodeJS.Proces
   let stdout = "";
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  // Listened for from the start: a process that dies of a signal keeps exitCode null, so the state alone cannot say.
+  const exit = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once("exit", (code, signal) => resolve([code, signal])));
   const url = await new Promise<string>((resolve, reject) => {
     // Not ready in time: the child is killed (SIGKILL: a server stuck loading may ignore SIGTERM), else the test runner waits on it forever.
     const timer = setTimeout(() => {
@@ -65,11 +69,10 @@ export async function startServer(args: string[], options: { env?: NodeJS.Proces
     url,
     process: child,
     logs: () => stderr,
+    exited: () => exit,
     async close() {
-      // Gone already: by exit, or by a signal (then exitCode stays null, and waiting for "exit" would hang the runner).
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGTERM");
-      await once(child, "exit");
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exit;
     },
   };
 }

@@ -5,7 +5,6 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { ensureTestModel } from "../../src/model-factory/test-models.ts";
 import { startServer, type RunningServer } from "../helpers/start-server.ts";
 
@@ -167,6 +166,6 @@ test("SIGTERM drains: the in-flight stream completes, new requests get 503, the 
   assert.ok(text.endsWith("data: [DONE]\n\n"));
   assert.equal(chunks.at(-1).choices[0].finish_reason, "length");
   assert.equal(chunks.at(-1).usage.completion_tokens, 1500);
-  const [code] = server.process.exitCode === null ? await once(server.process, "exit") : [server.process.exitCode];
+  const [code] = await server.exited();
   assert.equal(code, 0);
 });

@@ -74,8 +74,8 @@ test("openai SDK (JS): a cut stream raises APIError with the server's message", 
 async function logged(server: RunningServer, pattern: RegExp, count: number): Promise<void> {
   const seen = () => server.logs().split("\n").filter((line) => pattern.test(line)).length >= count;
   while (!seen()) {
-    if (server.process.exitCode !== null || server.process.signalCode !== null) throw new Error(`the server ended (${server.process.exitCode ?? server.process.signalCode}) before logging ${pattern} ${count} times\n${server.logs()}`);
-    await Promise.race([once(server.process.stderr!, "data"), once(server.process, "exit")]);
+    const ended = await Promise.race([once(server.process.stderr!, "data").then(() => undefined), server.exited()]);
+    if (ended && !seen()) throw new Error(`the server ended (${ended[0] ?? ended[1]}) before logging ${pattern} ${count} times\n${server.logs()}`);
   }
 }
 
@@ -103,8 +103,6 @@ test("SIGTERM past --drain-timeout: a running stream gets an error frame and no 
     const body = readAll(streamed);
     // Both admitted (generating): now the drain timeout cuts them.
     await logged(server, /"event":"scheduler\.admitted"/, 2);
-    // Listened for before the signal: the process may be gone before the responses are read.
-    const exited = once(server.process, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
     server.process.kill("SIGTERM");
     const [{ text, failed }, cut] = await Promise.all([body, plain]);
     const frames = text.split("\n\n").filter(Boolean);
@@ -118,7 +116,7 @@ test("SIGTERM past --drain-timeout: a running stream gets an error frame and no 
     const json = (await cut.json()) as { error: { code: string; message: string } };
     assert.equal(json.error.code, "overloaded");
     assert.match(json.error.message, /shutting down/);
-    const [code, signal] = await exited;
+    const [code, signal] = await server.exited();
     assert.equal(signal, null, `the server died of ${signal}\n${server.logs().split("\n").slice(-20).join("\n")}`);
     assert.equal(code, 0);
   } finally {
