@@ -140,7 +140,7 @@ test("the strategy names the sequences that decode next: single tokens, and prom
   const generatingPrompt = (tokens: number): BatchItem => ({ ...item(tokens), logits: [...Array(tokens - 1).fill(undefined), true] });
   const items = [item(1), generatingPrompt(10), generatingPrompt(40), item(30)];
   const heard: [number, boolean][] = [];
-  const strategy = decodeFirstStrategy(0, undefined, (_item, index) => index, (decode) => (decode > 0 ? 30 : Infinity), (_item, index, promptDone) => heard.push([index, promptDone]));
+  const strategy = decodeFirstStrategy(0, undefined, (_item, index) => index, (decode) => (decode > 0 ? 30 : Infinity), (id, promptDone) => heard.push([id, promptDone]));
   // 1 decode token, then 30 prompt tokens shared: 10 each, which is all of item 1 (its last chunk).
   const batch = strategy({ items, size: 64 });
   assert.deepEqual(batch.map((b) => b.processAmount), [1, 10, 10, 10]);

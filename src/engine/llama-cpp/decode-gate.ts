@@ -204,16 +204,16 @@ export interface BatchRecorder {
  * ids in batch order: one token each of sequences 2, 0, 3, 1 costs two passes over the weights
  * ({2, 3} and {0, 1}); 0, 1, 2, 3 costs one.
  *
- * `generating(item, index, promptDone)` hears of every item the batch takes that decodes one token
- * (`promptDone` false) or takes the last chunk of a prompt that generates (true): the latter's sequence
- * is decoding from the next batch on, before its first token has even been sampled.
+ * `generating(sequenceId, promptDone)` hears of every item of a known sequence that the batch takes to
+ * decode one token (`promptDone` false) or to finish a prompt that generates (true): the latter's
+ * sequence is decoding from the next batch on, before its first token has even been sampled.
  */
 export function decodeFirstStrategy(
   maxDecodeTokens: number,
   record?: BatchRecorder,
   sequenceOf?: (item: BatchItem, index: number) => number | undefined,
   promptBudget?: (decodeTokens: number) => number,
-  generating?: (item: BatchItem, index: number, promptDone: boolean) => void,
+  generating?: (sequenceId: number, promptDone: boolean) => void,
 ): CustomBatchingPrioritizationStrategy {
   return ({ items, size }) => {
     const result: PrioritizedBatchItem[] = [];
@@ -248,12 +248,6 @@ export function decodeFirstStrategy(
         promptTokens += taken[i]!;
       });
     }
-    if (generating) {
-      for (const { item, processAmount } of result) {
-        if (item.tokens.length === 1) generating(item, items.indexOf(item), false);
-        else if (processAmount === item.tokens.length && item.logits[item.logits.length - 1]) generating(item, items.indexOf(item), true);
-      }
-    }
     if (!sequenceOf) {
       record?.(decode, promptTokens, false);
       return result;
@@ -266,6 +260,14 @@ export function decodeFirstStrategy(
       sequence.set(item, id ?? Number.MAX_SAFE_INTEGER);
     });
     record?.(decode, promptTokens, known);
+    if (generating) {
+      for (const { item, processAmount } of result) {
+        const id = sequence.get(item)!;
+        if (id === Number.MAX_SAFE_INTEGER) continue;
+        if (item.tokens.length === 1) generating(id, false);
+        else if (processAmount === item.tokens.length && item.logits[item.logits.length - 1]) generating(id, true);
+      }
+    }
     return result.sort((a, b) => sequence.get(a.item)! - sequence.get(b.item)!);
   };
 }

@@ -15,7 +15,7 @@
  */
 import { statSync } from "node:fs";
 import { randomInt } from "node:crypto";
-import { getLlama, LlamaContextSequence as LlamaContextSequenceClass, TokenBias, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
+import { getLlama, LlamaContextSequence, TokenBias, type Llama, type LlamaContext, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
 import type { Logger } from "pino";
 import type { Engine, EngineCapacity, EngineEvent, EngineModelInfo, EngineStats, GenerationRequest, OutputConstraint, PromptText, TokenCount } from "../engine.ts";
 import { AppError } from "../../errors/app-error.ts";
@@ -91,7 +91,7 @@ export class LlamaCppEngine implements Engine {
     const threads = options.threads ?? defaultThreads(statSync(options.modelPath).size);
     const context = await this.createContext(model, threads);
     tokenBiasEntries(new TokenBias(model.tokenizer)); // fails the load now, not the first logit_bias request
-    checkNoTopK(LlamaContextSequenceClass.prototype); // the same: before the first request samples
+    checkNoTopK(LlamaContextSequence.prototype); // the same: before the first request samples
     // Created in order, so their ids in the context are 0, 1, 2, … (the order kept here).
     const sequences = Array.from({ length: options.parallel }, () => context.getSequence());
     const sequenceOrder = new Map(sequences.map((sequence, index) => [sequence, index]));
@@ -134,12 +134,7 @@ export class LlamaCppEngine implements Engine {
           // still busy), and so do sequences whose prompt just finished (their first token is being sampled, they
           // join the gate after it): a batch that took a whole prompt now would stall them at their next step.
           (decode) => this.budget.promptTokens(Math.max(decode, this.gate.participants + this.firstTokenPending.size)),
-          (item, index, promptDone) => {
-            const id = sequenceOf?.(item, index);
-            if (id === undefined) return;
-            if (promptDone) this.firstTokenPending.add(id);
-            else this.firstTokenPending.delete(id);
-          },
+          (id, promptDone) => (promptDone ? this.firstTokenPending.add(id) : this.firstTokenPending.delete(id)),
         ),
       },
     });
