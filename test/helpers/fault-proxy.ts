@@ -12,6 +12,9 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { once } from "node:events";
 
+/** How long a mid-stream reset waits after the last bytes it lets through were written. */
+const RESET_AFTER_WRITE_MS = 200;
+
 export type FaultMode = { kind: "pass" } | { kind: "refuse" } | { kind: "reset" } | { kind: "stall" } | { kind: "reset-mid-stream"; afterBytes: number };
 
 export class FaultProxy {
@@ -99,11 +102,14 @@ export class FaultProxy {
           epoch = this.epoch;
           carried = 0;
         }
+        if (carried > mode.afterBytes) return; // cut: the reset is on its way
         carried += data.length;
         if (carried > mode.afterBytes) {
-          // What fits below the threshold still goes out, so the client sees a stream start, then the reset.
+          // What fits below the threshold still goes out, so the client sees a stream start, then the reset. The
+          // reset waits a moment: an RST that overtakes bytes the receiver has not read yet throws them away (seen
+          // under load: the gateway never got the content it was to pass on).
           const keep = data.length - (carried - mode.afterBytes);
-          if (keep > 0) client.write(data.subarray(0, keep), () => resetBoth());
+          if (keep > 0) client.write(data.subarray(0, keep), () => setTimeout(resetBoth, RESET_AFTER_WRITE_MS));
           else resetBoth();
           return;
         }
