@@ -66,17 +66,36 @@ export class DecodeSteps {
   /**
    * Iterates a `sequence.evaluate()` evaluation step by step (the fast path): joins the gate after
    * the first step, leaves it and ends the evaluation however the iteration stops.
+   *
+   * It runs one step ahead of its consumer: as soon as a token comes back, the step that samples the
+   * next one is asked for, before the token is handed on, so the native decode of token n + 1 runs
+   * while the token n is turned into text, matched against stops and written to the client (as
+   * llama-server's decode loop does not wait for its HTTP threads; docs/ENGINE-NOTES.md "Decoding one
+   * token ahead"). `isFinal(token)` says when the consumer will stop after this token whatever comes
+   * next (a length limit, a stop token): then no step is asked for beyond it.
    */
-  async *tokens(evaluation: AsyncGenerator<Token, void, void | Token | Token[]>): AsyncGenerator<Token> {
+  async *tokens(evaluation: AsyncGenerator<Token, void, void | Token | Token[]>, isFinal: (token: Token) => boolean = () => false): AsyncGenerator<Token> {
     let slot: DecodeSlot | undefined;
+    let ahead: Promise<IteratorResult<Token, void>> | undefined;
     try {
+      ahead = this.step(slot, () => evaluation.next());
       for (;;) {
-        const step = await this.step(slot, () => evaluation.next());
+        // Not asked for ahead only after a final token, which the consumer does not go past.
+        const step = await (ahead ?? this.step(slot, () => evaluation.next()));
+        ahead = undefined;
         if (step.done) return;
         slot ??= this.join();
+        if (!isFinal(step.value)) {
+          ahead = this.step(slot, () => evaluation.next());
+          // Awaited in `finally` when the consumer stops first; never an unhandled rejection meanwhile.
+          ahead.catch(() => undefined);
+        }
         yield step.value;
       }
     } finally {
+      // A step already asked for runs to its end before the evaluation is ended (the library's generator cannot be
+      // returned mid-step); its token is discarded.
+      if (ahead) await ahead.catch(() => undefined);
       slot?.leave();
       await evaluation.return();
     }

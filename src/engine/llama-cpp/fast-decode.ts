@@ -38,7 +38,11 @@ export async function* generateFast(
       ...repeatPenalty(request, decoder),
       ...(active ? { grammarEvaluationState: new LlamaGrammarEvaluationState({ model: tools.model, grammar: active }) } : {}),
     });
-    for await (const token of tools.steps.tokens(evaluation)) {
+    // No step beyond a token that ends this phase: a stop token, the switch to constrained decoding, the length limit.
+    // When it is asked, the tokens before this one are in the decoder already.
+    const isFinal = (token: Token) =>
+      tools.stopTokenIds.has(token) || (!active && token === trigger) || decoder.tokens.length + 1 >= request.maxTokens;
+    for await (const token of tools.steps.tokens(evaluation, isFinal)) {
       if (run.signal.aborted) return;
       if (tools.stopTokenIds.has(token)) break;
       if (!active && trigger !== undefined && token === trigger) {

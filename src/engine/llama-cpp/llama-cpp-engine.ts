@@ -28,6 +28,7 @@ import { generateFast } from "./fast-decode.ts";
 import { JsonGrammarCache } from "./json-grammar.ts";
 import { KvMaintenance } from "./kv-maintenance.ts";
 import { generateWithLogprobs } from "./logprob-decode.ts";
+import { PromptAdmission } from "./prompt-admission.ts";
 import { defaultThreads, type LlamaCppEngineOptions } from "./llama-cpp-options.ts";
 import { readModelFacts } from "./model-info.ts";
 import { batchItemSequenceIds, checkNodeLlamaCppVersion, checkNoTopK, instrumentNativeBatches, tokenBiasEntries } from "./node-llama-cpp-internals.ts";
@@ -65,6 +66,7 @@ export class LlamaCppEngine implements Engine {
   /** KV-cache edits wait for a pause in decoding, and decoding pauses for them (see kv-maintenance.ts). */
   private readonly maintenance = new KvMaintenance();
   private readonly gate = new DecodeGate();
+  private readonly admission = new PromptAdmission();
   private readonly steps = new DecodeSteps(this.gate, this.maintenance);
   private readonly batches = new BatchHistogram();
   private readonly budget: StepBudget;
@@ -248,30 +250,39 @@ export class LlamaCppEngine implements Engine {
   async *generate(request: GenerationRequest, signal: CancelSignal): AsyncGenerator<EngineEvent> {
     refuseImages(request);
     const loaded = this.require();
-    const grammar = request.constraint ? await this.grammarFor(loaded, request.constraint) : undefined;
-    const promptTokens = await loaded.tokenizer.tokens(request);
-    const sequence = await this.lease(loaded, promptTokens, signal);
+    const admission = this.admission.enter();
     try {
-      const inputTokens = await this.reusePrefix(sequence, promptTokens);
-      const run: Run = {
-        request,
-        signal,
-        promptTokens,
-        inputTokens,
-        // node-llama-cpp would default to the current second; a random seed keeps unseeded requests independent.
-        seed: request.seed === undefined ? randomInt(2 ** 31) : Number(BigInt.asUintN(32, BigInt(Math.trunc(request.seed)))),
-        tokenBias: requestTokenBias(loaded.model, request),
-        decoder: new TokenTextDecoder(loaded.model, promptTokens),
-      };
+      const grammar = request.constraint ? await this.grammarFor(loaded, request.constraint) : undefined;
+      const promptTokens = await loaded.tokenizer.tokens(request);
+      if (loaded.pool.available === 0) admission.idle();
+      const sequence = await this.lease(loaded, promptTokens, signal);
+      admission.resume();
       try {
-        if (request.topLogprobs === undefined) yield* generateFast(loaded.tools, sequence, run, grammar, (constraint) => this.grammarFor(loaded, constraint));
-        else yield* generateWithLogprobs(loaded.tools, sequence, run);
+        const inputTokens = await this.reusePrefix(sequence, promptTokens);
+        const together = admission.ready();
+        if (together) await together;
+        const run: Run = {
+          request,
+          signal,
+          promptTokens,
+          inputTokens,
+          // node-llama-cpp would default to the current second; a random seed keeps unseeded requests independent.
+          seed: request.seed === undefined ? randomInt(2 ** 31) : Number(BigInt.asUintN(32, BigInt(Math.trunc(request.seed)))),
+          tokenBias: requestTokenBias(loaded.model, request),
+          decoder: new TokenTextDecoder(loaded.model, promptTokens),
+        };
+        try {
+          if (request.topLogprobs === undefined) yield* generateFast(loaded.tools, sequence, run, grammar, (constraint) => this.grammarFor(loaded, constraint));
+          else yield* generateWithLogprobs(loaded.tools, sequence, run);
+        } finally {
+          this.counters.generatedTokens += run.decoder.tokens.length;
+        }
       } finally {
-        this.counters.generatedTokens += run.decoder.tokens.length;
+        this.firstTokenPending.delete(loaded.sequenceOrder.get(sequence)!);
+        loaded.pool.release(sequence);
       }
     } finally {
-      this.firstTokenPending.delete(loaded.sequenceOrder.get(sequence)!);
-      loaded.pool.release(sequence);
+      admission.leave();
     }
   }
 
@@ -303,7 +314,7 @@ export class LlamaCppEngine implements Engine {
     const loaded = this.loaded;
     this.loaded = undefined;
     if (!loaded) return;
-    this.logger.info({ event: "engine.batching", ...this.batchingStats() }, "decode batching since load");
+    this.logger.info({ event: "engine.batching", ...this.batchingStats(), promptAdmission: this.admission.stats }, "decode batching since load");
     await loaded.thread.close();
     await loaded.context.dispose();
     await loaded.model.dispose();
