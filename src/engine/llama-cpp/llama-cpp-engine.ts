@@ -31,7 +31,7 @@ import { generateWithLogprobs } from "./logprob-decode.ts";
 import { PromptAdmission } from "./prompt-admission.ts";
 import { defaultThreads, type LlamaCppEngineOptions } from "./llama-cpp-options.ts";
 import { readModelFacts } from "./model-info.ts";
-import { batchItemSequenceIds, checkNodeLlamaCppVersion, checkNoTopK, instrumentNativeBatches, tokenBiasEntries } from "./node-llama-cpp-internals.ts";
+import { batchItemSequenceIds, checkNodeLlamaCppVersion, checkNoTopK, LogitSteps, instrumentNativeBatches, tokenBiasEntries } from "./node-llama-cpp-internals.ts";
 import { StepBudget } from "./step-budget.ts";
 import { calibrateThreads, decodeSizes, ThreadPlan, threadCandidates, type ThreadPlanData } from "./thread-plan.ts";
 import { readThreadPlan, threadPlanFile, writeThreadPlan } from "./thread-plan-cache.ts";
@@ -97,6 +97,7 @@ export class LlamaCppEngine implements Engine {
     // Created in order, so their ids in the context are 0, 1, 2, … (the order kept here).
     const sequences = Array.from({ length: options.parallel }, () => context.getSequence());
     const sequenceOrder = new Map(sequences.map((sequence, index) => [sequence, index]));
+    new LogitSteps(sequences[0]!); // the logprobs path's private fields: fails the load now, not the first logprobs request
     const { info, stopTokenIds, describer } = readModelFacts(model, context.contextSize, options.extraStopTokens);
     const tools: DecodeTools = { model, stopTokenIds, describer, steps: this.steps };
     // The thread loads the vocabulary in the background; a large prompt that comes first waits for it.

@@ -1,52 +1,69 @@
 /**
- * The logprobs decoding path, `sequence.controlledEvaluate()` one token at a time: the raw
+ * The logprobs decoding path, one evaluation step per token through `LogitSteps`: the raw
  * distribution (after logit_bias and penalties, before temperature and truncation) is read every
- * step and, above temperature 0, the token is drawn here with a seeded sampler.
+ * step by native samplers, and the token is drawn natively as on the fast path
+ * (docs/DECODING.md "What the logprobs are", docs/ENGINE-NOTES.md "Logprobs from native samplers").
  */
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
 import type { EngineEvent, TokenLogprob } from "../engine.ts";
-import { logSumExp, sampleToken, SeededRandom, toLogprob } from "../sampling.ts";
+import { toLogprob } from "../sampling.ts";
 import type { DecodeSlot } from "./decode-gate.ts";
 import { repeatPenalty, type DecodeTools, type Run } from "./decode-steps.ts";
+import { LogitSteps, NO_TOP_K, type NativeSample } from "./node-llama-cpp-internals.ts";
 
-/** Sampler settings that leave the distribution untouched (no truncation, no temperature). */
+/** Sampler settings that leave the distribution untouched (no truncation, no temperature): a greedy chain. */
 const RAW_DISTRIBUTION = { temperature: 0, topK: 0, topP: 1, minP: 0 } as const;
 
+/**
+ * Each step evaluates the last token once and reads its logits with up to three native samplers
+ * (`LogitSteps`), none of which returns the whole vocabulary:
+ * - the pick: greedy on the raw distribution, or above temperature 0 the fast path's own chain
+ *   (temperature, top-p, seeded draw), so a seed gives the same tokens with and without logprobs;
+ * - the raw distribution (after logit_bias and penalties, before temperature and truncation): the
+ *   pick's logit, the highest logit and Σ exp(logit − max), from a greedy chain, whose pick is the
+ *   highest; at temperature 0 the pick sampler is that chain already;
+ * - the top entries, when more than the pick is asked for: a chain that only keeps the `top`
+ *   highest logits (llama.cpp's top-k: a partial sort), at temperature 1, which leaves logits as they are.
+ */
 export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaContextSequence, run: Run): AsyncGenerator<EngineEvent> {
   const { request, decoder } = run;
   const top = request.topLogprobs ?? 0;
   const greedy = request.temperature <= 0;
-  const random = new SeededRandom(run.seed);
+  const steps = new LogitSteps(sequence);
+  const common = () => ({ seed: run.seed, ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}), ...repeatPenalty(request, decoder) });
+  const pick = steps.sampler();
+  const raw = greedy ? pick : steps.sampler();
+  // At temperature 0 the pick is the highest entry: a list of one needs no sampler of its own.
+  const topSampler = top > 1 || (top === 1 && !greedy) ? steps.sampler() : undefined;
   let input: Token[] = run.inputTokens;
   // Joins the decode gate after the prompt step, as the fast path does (see DecodeSteps.tokens()).
   let slot: DecodeSlot | undefined;
   try {
     while (!run.signal.aborted) {
-      const last = input[input.length - 1]!;
-      const results = await tools.steps.step(slot, () => sequence.controlledEvaluate([
-        ...input.slice(0, -1),
-        [last, { generateNext: {
-          token: greedy,
-          // Greedy: the native pick plus the top list and the normaliser; sampling needs every logit.
-          // A top list makes the addon sort the whole vocabulary; at most one entry is the pick itself.
-          logits: greedy ? { filter: { tokens: [], includeSelected: true, ...(top > 1 ? { includeTop: top } : {}) } } : true,
-          totalLogitWeight: true,
-          options: { ...RAW_DISTRIBUTION, ...(run.tokenBias ? { tokenBias: run.tokenBias } : {}), ...repeatPenalty(request, decoder) },
-        } }],
-      ]));
+      const result = await tools.steps.step(slot, () => steps.step(input, async (sample) => {
+        const topList = topSampler
+          ? (topSampler.configure({ temperature: 1, topK: top, topP: 1, minP: 0, ...common() }), sample(topSampler, { tokens: [], top }))
+          : undefined;
+        if (greedy) {
+          pick.configure({ ...RAW_DISTRIBUTION, ...common() });
+          const picked = await sample(pick, { tokens: [], includeSelected: true, totalLogitWeight: true });
+          return { picked, rawSample: picked, topSample: await topList };
+        }
+        pick.configure({ temperature: request.temperature, topP: request.topP, topK: NO_TOP_K, minP: 0, ...common() });
+        const picked = await sample(pick, {});
+        raw.configure({ ...RAW_DISTRIBUTION, ...common() });
+        const rawSample = picked.token === undefined ? undefined : await sample(raw, { tokens: [picked.token], includeSelected: true, totalLogitWeight: true });
+        return { picked, rawSample, topSample: await topList };
+      }));
       slot ??= tools.steps.join();
-      const next = results[results.length - 1]?.next;
-      const logits = next?.logits;
-      if (!next || !logits || logits.size === 0) break;
-      // Straight from the Map: the whole vocabulary comes back at every sampled step, so no copies of it.
-      // Greedy: the pick is the highest logit, which is also the first of a top list.
-      const stats = greedy ? { max: Math.max(...logits.values()), logSum: Math.log(next.totalLogitWeight ?? 1) } : logSumExp({ [Symbol.iterator]: () => logits.values() });
-      const token = greedy ? next.token : (sampleToken(logits.entries(), request.temperature, request.topP, random, logits.size) as Token);
-      if (token === null || token === undefined || tools.model.isEogToken(token) || tools.stopTokenIds.has(token)) break;
-      const logprob = toLogprob(logits.get(token) ?? -Infinity, stats);
+      const token = result?.picked.token;
+      if (token === undefined || !result?.rawSample || tools.model.isEogToken(token) || tools.stopTokenIds.has(token)) break;
+      const stats = rawStats(result.rawSample);
+      const logprob = toLogprob(result.rawSample.logits.find(([t]) => t === token)?.[1] ?? -Infinity, stats);
+      const topLogprobs = top === 0 ? [] : (result.topSample?.logits ?? result.rawSample.logits.slice(0, 1)).slice(0, top);
       const entry: TokenLogprob = {
         ...tools.describer.describe(token, logprob),
-        topLogprobs: topEntries(logits, top).map(([t, l]) => tools.describer.describe(t, toLogprob(l, stats))),
+        topLogprobs: topLogprobs.filter(([, l]) => l !== -Infinity).map(([t, l]) => tools.describer.describe(t, toLogprob(l, stats))),
       };
       const isLast = decoder.tokens.length + 1 >= request.maxTokens;
       yield { type: "token", text: decoder.push(token, isLast), tokenCount: 1, logprobs: [entry] };
@@ -58,20 +75,14 @@ export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaC
     }
   } finally {
     slot?.leave();
+    for (const sampler of new Set([pick, raw, topSampler])) sampler?.dispose();
   }
   if (!run.signal.aborted) yield { type: "done", finishReason: "stop" };
 }
 
-/** The `count` highest finite logits (the map comes sorted from the addon, but order is not relied on). */
-export function topEntries(logits: ReadonlyMap<Token, number>, count: number): [Token, number][] {
-  if (count === 0) return [];
-  const best: [Token, number][] = [];
-  for (const [token, logit] of logits) {
-    if (logit === -Infinity) continue;
-    if (best.length < count) best.push([token, logit]);
-    else if (logit > best[best.length - 1]![1]) best[best.length - 1] = [token, logit];
-    else continue;
-    best.sort((a, b) => b[1] - a[1]);
-  }
-  return best;
+/** The raw distribution's maximum (the greedy chain's pick, the highest logit returned) and log Σ exp(logit − max). */
+function rawStats(sample: NativeSample): { max: number; logSum: number } {
+  let max = -Infinity;
+  for (const [, logit] of sample.logits) if (logit > max) max = logit;
+  return { max, logSum: Math.log(sample.totalLogitWeight ?? 1) };
 }

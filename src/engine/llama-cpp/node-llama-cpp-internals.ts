@@ -24,7 +24,7 @@
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { BatchItem, LlamaContext, Token, TokenBias } from "node-llama-cpp";
+import type { BatchItem, LlamaContext, LlamaContextSequence, LlamaContextSequenceRepeatPenalty, Token, TokenBias } from "node-llama-cpp";
 
 /** The node-llama-cpp release whose private fields this module was checked against. */
 export const VERIFIED_VERSION = "3.22.1";
@@ -141,4 +141,130 @@ export function instrumentNativeBatches(context: LlamaContext, hooks: NativeBatc
       }
     },
   });
+}
+
+/** Sampling settings for a native sampler, as `sequence.evaluate()` takes them. */
+export interface NativeSamplerOptions {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  seed: number;
+  tokenBias?: TokenBias;
+  repeatPenalty?: LlamaContextSequenceRepeatPenalty;
+}
+
+/** A native sampler (the addon's `AddonSampler`), kept for a whole generation: its seeded generator and penalty history carry over. */
+export interface NativeSampler {
+  configure(options: NativeSamplerOptions): void;
+  dispose(): void;
+}
+
+/** Which logits one sampling call returns: `tokens`' and the pick's, and the `top` highest (after the sampler chain). */
+export interface LogitRequest {
+  tokens?: readonly Token[];
+  includeSelected?: boolean;
+  top?: number;
+  /** Σ exp(logit − max) over the candidates after the chain. */
+  totalLogitWeight?: boolean;
+}
+
+export interface NativeSample {
+  token: Token | undefined;
+  /** [token, logit] in the addon's order (highest first when the chain or a top request sorted them). */
+  logits: [Token, number][];
+  totalLogitWeight: number | undefined;
+}
+
+/** Samples the logits of the step's last token; callable any number of times (different samplers) until the step ends. */
+export type SampleLogits = (sampler: NativeSampler, request: LogitRequest) => Promise<NativeSample>;
+
+/**
+ * One evaluation step with several native samplings of its last token's logits (node-llama-cpp 3.22.1):
+ * what `controlledEvaluate()` does, but with `read` called while the logits are valid, so it can run
+ * several samplers over the same logits. The logprobs path needs that: the pick, the raw
+ * distribution's normaliser and its top entries come from differently configured chains, each
+ * cheap, where one chain returning the whole vocabulary (a sort and a 32k-entry Map per token) was
+ * the only public way (docs/ENGINE-NOTES.md "Logprobs from native samplers").
+ *
+ * Reads `LlamaContextSequence._decodeTokens` (the queue entry every evaluation goes through, so the
+ * step is batched, ordered and gated like any other), `_resolveSamplerConfig`, `_tokenMeter` and
+ * `_contextShift`, the native `_ctx.sampleToken` and the addon's `AddonSampler` class. Throws now
+ * when any of them is not there.
+ */
+export class LogitSteps {
+  private readonly sequence: SequenceInternals;
+  private readonly native: { sampleToken: (...args: unknown[]) => Promise<unknown[]> };
+  private readonly AddonSampler: new (model: unknown) => AddonSamplerInstance;
+  private readonly model: unknown;
+
+  constructor(sequence: LlamaContextSequence, version?: string) {
+    const installed = () => version ?? installedNodeLlamaCppVersion();
+    const seq = sequence as unknown as SequenceInternals & { model?: { _model?: unknown; _llama?: { _bindings?: { AddonSampler?: unknown } } }; context?: { _ctx?: { sampleToken?: unknown } } };
+    if (typeof seq._decodeTokens !== "function") throw fieldError("LlamaContextSequence", "_decodeTokens", "a method", installed());
+    if (typeof seq._resolveSamplerConfig !== "function") throw fieldError("LlamaContextSequence", "_resolveSamplerConfig", "a method", installed());
+    if (!seq._tokenMeter || !seq._contextShift) throw fieldError("LlamaContextSequence", "_tokenMeter/_contextShift", "set", installed());
+    const native = seq.context?._ctx;
+    if (!native || typeof native.sampleToken !== "function") throw fieldError("LlamaContext", "_ctx.sampleToken", "a method", installed());
+    const AddonSampler = seq.model?._llama?._bindings?.AddonSampler;
+    if (typeof AddonSampler !== "function" || !seq.model?._model) throw fieldError("LlamaModel", "_llama._bindings.AddonSampler/_model", "the addon's sampler class and model", installed());
+    this.sequence = seq;
+    this.native = native as { sampleToken: (...args: unknown[]) => Promise<unknown[]> };
+    this.AddonSampler = AddonSampler as new (model: unknown) => AddonSamplerInstance;
+    this.model = seq.model._model;
+  }
+
+  sampler(): NativeSampler {
+    const native = new this.AddonSampler(this.model);
+    const sequence = this.sequence;
+    return {
+      configure: (options) => native.applyConfig(sequence._resolveSamplerConfig(options)),
+      dispose: () => native.dispose(),
+      [NATIVE]: native,
+    } as NativeSampler;
+  }
+
+  /** Evaluates `tokens` on the sequence; `read` samples the last one's logits. Resolves with what `read` returned. */
+  async step<T>(tokens: readonly Token[], read: (sample: SampleLogits) => Promise<T>): Promise<T> {
+    const seq = this.sequence;
+    const logits = tokens.map((_, i) => i === tokens.length - 1);
+    const shift = { size: seq._contextShift.size, strategy: seq._contextShift.strategy };
+    const results = await seq._decodeTokens(tokens, logits, DEFAULT_EVALUATION_PRIORITY, seq._tokenMeter, shift, (batchLogitIndex: number) =>
+      read((sampler, request) => this.sample(batchLogitIndex, sampler, request)),
+    );
+    return results[tokens.length - 1] as T;
+  }
+
+  private async sample(batchLogitIndex: number, sampler: NativeSampler, request: LogitRequest): Promise<NativeSample> {
+    const native = (sampler as unknown as { [NATIVE]: AddonSamplerInstance })[NATIVE];
+    const wantsLogits = (request.tokens?.length ?? 0) > 0 || request.includeSelected === true || (request.top ?? 0) > 0;
+    // The addon's arguments: probabilities, confidence, then the logits filter [tokens, highest, lowest, selected, top].
+    const [token, , , flat, weight] = await this.native.sampleToken(
+      batchLogitIndex,
+      native,
+      false,
+      false,
+      wantsLogits ? [request.tokens ?? [], false, false, request.includeSelected ?? false, request.top ?? 0] : false,
+      request.totalLogitWeight ?? false,
+    );
+    const logits: [Token, number][] = [];
+    if (Array.isArray(flat)) for (let i = 0; i + 1 < flat.length; i += 2) logits.push([flat[i] as Token, flat[i + 1] as number]);
+    return { token: typeof token === "number" && token >= 0 ? (token as Token) : undefined, logits, totalLogitWeight: typeof weight === "number" ? weight : undefined };
+  }
+}
+
+const NATIVE = Symbol("native sampler");
+/** node-llama-cpp's `defaultEvaluationPriority` (not exported). */
+const DEFAULT_EVALUATION_PRIORITY = 5;
+
+interface AddonSamplerInstance {
+  applyConfig(config: object): void;
+  dispose(): void;
+}
+
+interface SequenceInternals {
+  _decodeTokens(tokens: readonly Token[], logits: boolean[], priority: number, tokenMeter: unknown, contextShift: object, mapper: (batchLogitIndex: number, tokenIndex: number) => unknown): Promise<unknown[]>;
+  _resolveSamplerConfig(options: object): object;
+  _tokenMeter: unknown;
+  _contextShift: { size: unknown; strategy: unknown };
 }
