@@ -6,6 +6,7 @@ import {
   checkNodeLlamaCppVersion,
   checkNoTopK,
   installedNodeLlamaCppVersion,
+  LogitSteps,
   tokenBiasEntries,
   VERIFIED_VERSION,
 } from "./node-llama-cpp-internals.ts";
@@ -68,4 +69,30 @@ test("the installed node-llama-cpp builds a sampler config without top-k for NO_
   assert.throws(() => checkNoTopK({}, "9.9.9"), /9\.9\.9.*_resolveSamplerConfig/);
   const keepsNull = { _resolveSamplerConfig: (options: object) => ({ ...options }) };
   assert.throws(() => checkNoTopK(keepsNull, "9.9.9"), /dropping a null topK/);
+});
+
+test("LogitSteps fails at construction, naming the version and the field, when a private piece it needs is gone", () => {
+  const complete = {
+    _decodeTokens: () => Promise.resolve([]),
+    _resolveSamplerConfig: () => ({}),
+    _tokenMeter: {},
+    _contextShift: { size: 1, strategy: "eraseBeginning" },
+    context: { _ctx: { sampleToken: () => Promise.resolve([]) } },
+    model: { _model: {}, _llama: { _bindings: { AddonSampler: class {} } } },
+  };
+  const asSequence = (value: object) => value as unknown as LlamaContextSequence;
+  assert.doesNotThrow(() => new LogitSteps(asSequence(complete), "9.9.9"));
+  for (const [field, broken] of [
+    ["_decodeTokens", { ...complete, _decodeTokens: undefined }],
+    ["_resolveSamplerConfig", { ...complete, _resolveSamplerConfig: undefined }],
+    ["_tokenMeter", { ...complete, _contextShift: undefined }],
+    ["_ctx.sampleToken", { ...complete, context: { _ctx: {} } }],
+    ["AddonSampler", { ...complete, model: { _model: {}, _llama: {} } }],
+  ] as const) {
+    assert.throws(() => new LogitSteps(asSequence(broken), "9.9.9"), (error: Error) => {
+      assert.match(error.message, /^node-llama-cpp 9\.9\.9: /);
+      assert.ok(error.message.includes(field), `${field}: ${error.message}`);
+      return true;
+    });
+  }
 });

@@ -1,7 +1,7 @@
 /**
  * Every read of node-llama-cpp's private fields, in one place, behind a version guard.
  *
- * Three behaviours the engine needs have no public API in node-llama-cpp 3.22.1
+ * Four behaviours the engine needs have no public API in node-llama-cpp 3.22.1
  * (docs/ENGINE-NOTES.md "Decode batching and sequence order"):
  * - `LlamaContext._queuedDecodes`: the queue the batch loop builds the strategy's items from, in
  *   the same order (its `getOrderedQueuedDecodes`). Reading it gives each batch item its sequence
@@ -14,7 +14,11 @@
  *   batch (the step budget, step-budget.ts) and sets the threads measured best for its shape
  *   (thread-plan.ts) right before it runs, after the library set its own.
  *
- * An upgrade may rename, reshape or repurpose either, and nothing would fail: logit_bias would
+ * - `LlamaContextSequence._decodeTokens` and the native `_ctx.sampleToken`, with the addon's
+ *   `AddonSampler`: `LogitSteps` samples one step's logits several times, with different
+ *   samplers, for logprobs (docs/ENGINE-NOTES.md "Logprobs from native samplers").
+ *
+ * An upgrade may rename, reshape or repurpose any of them, and nothing would fail: logit_bias would
  * quietly stop reaching EOG tokens, batches would quietly lose their order. So the engine calls
  * `checkNodeLlamaCppVersion()` before it loads anything and the accessors below check the fields'
  * shape at load: a different version, or a field gone, fails the load with an error naming both.
