@@ -71,6 +71,8 @@ export interface GenerationRequest extends PromptText {
    * engine sends them (its upstream applies the same chat template) and never sees `prompt` leave the process.
    */
   messages?: readonly ChatTurn[] | undefined;
+  /** The ticket `expectGeneration` gave when this request arrived: the engine carries it on (and leaves it). */
+  arrival?: ArrivalTicket | undefined;
   /** Hard cap on generated tokens (already clamped by the caller to the context window). */
   maxTokens: number;
   temperature: number;
@@ -166,6 +168,18 @@ export interface EngineCapacity {
   memoryBytes: number;
 }
 
+/**
+ * A generation on its way to an engine (the request is being rendered, measured, checked): see
+ * `Engine.expectGeneration`.
+ */
+export interface ArrivalTicket {
+  /** Waiting for something that does not concern the engine (the scheduler's queue): not on its way meanwhile. */
+  idle(): void;
+  resume(): void;
+  /** Reached `generate`, or dropped; idempotent. */
+  leave(): void;
+}
+
 export interface Engine {
   capacity(): EngineCapacity;
   stats(): EngineStats;
@@ -191,5 +205,11 @@ export interface Engine {
    * frees the sequence; the iterator then ends without a `done` event.
    */
   generate(request: GenerationRequest, signal: CancelSignal): AsyncIterable<EngineEvent>;
+  /**
+   * Optional: a request for `generate` has arrived and is being prepared. An engine that batches may
+   * hold a prompt that is ready for a moment while others are on their way, so prompts that arrive
+   * together are evaluated together (docs/ENGINE-NOTES.md "Prompts that arrive together").
+   */
+  expectGeneration?(): ArrivalTicket;
   close(): Promise<void>;
 }

@@ -78,7 +78,7 @@ export interface ChatDeployment {
   readonly name: string;
   readonly model: ServedModel;
   readonly chat: ChatGeneration;
-  readonly scheduler: { admit(request: AdmitRequest): Promise<Admission> };
+  readonly scheduler: { admit(request: AdmitRequest): Promise<Admission>; stats(): { queued: number } };
   readonly limit: Limit;
   /** Throws FORBIDDEN unless `principal` may use it. */
   authorize(principal: Principal): void;
@@ -167,6 +167,18 @@ export class ChatCompletionsService<D extends ChatDeployment> {
     const streamUsage = toStreamUsage(api, chat.stream, command.passThrough.stream_options);
     await this.deps.deployments.ensureLoaded(deployment);
     const prepared = await deployment.chat.prepare(chat, context.signal);
+    try {
+      return await this.admitAndStart(deployment, command, context, trace, chat, streamUsage, prepared);
+    } catch (error) {
+      prepared.arrival.leave(); // not run: the engine stops counting on this request
+      throw error;
+    }
+  }
+
+  private async admitAndStart(
+    deployment: D, command: ChatCompletionsCommand, context: ChatRequestContext, trace: Trace,
+    chat: ChatCommand, streamUsage: ReturnType<typeof toStreamUsage>, prepared: PreparedChat,
+  ): Promise<ChatCompletionsResult> {
     const filter = deployment.contentFilterFor(context.principal);
     const promptFilterResults = filter.active ? await this.checkPrompt(filter, chat, context) : undefined;
     // Reserve the worst case (prompt + every choice's max_tokens); reconciled with actual usage at the end.
@@ -175,7 +187,13 @@ export class ChatCompletionsService<D extends ChatDeployment> {
     let admission: Admission;
     try {
       // Admission happens before the first byte, so 503 (queue full) and 504 (deadline) are plain errors.
-      admission = await deployment.scheduler.admit({ tenant: context.principal.id, slots: chat.n, signal: lifetime.signal, deadlineAt: context.deadlineAt });
+      const queuedBefore = deployment.scheduler.stats().queued;
+      const admitting = deployment.scheduler.admit({ tenant: context.principal.id, slots: chat.n, signal: lifetime.signal, deadlineAt: context.deadlineAt });
+      // A request queued here is not on its way to the engine: no ready prompt waits for it meanwhile.
+      const queued = deployment.scheduler.stats().queued > queuedBefore;
+      if (queued) prepared.arrival.idle();
+      admission = await admitting;
+      if (queued) prepared.arrival.resume();
     } catch (error) {
       lifetime.dispose();
       await this.commit(reservation, 0, context.log);

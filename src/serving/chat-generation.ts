@@ -4,7 +4,7 @@
  * stop strings, and count usage exactly. The request's life around it (deployment, quota,
  * admission, metering) is `chat-completions.service.ts`.
  */
-import type { Engine, EngineImage, EngineModelInfo, GenerationRequest, PromptText, TextSpan, TokenLogprob } from "../engine/engine.ts";
+import type { ArrivalTicket, Engine, EngineImage, EngineModelInfo, GenerationRequest, PromptText, TextSpan, TokenLogprob } from "../engine/engine.ts";
 import { checkLogitBiasIds } from "./decoding-options.ts";
 import { AppError } from "../errors/app-error.ts";
 import { renderChatPrompt, renderChatTemplate } from "../catalog/chat-templates.ts";
@@ -74,7 +74,15 @@ export interface PreparedChat {
   maxTokens: number;
   command: ChatCommand;
   plan: PromptPlan;
+  /**
+   * The engine's ticket for this request, from the start of `prepare` until the first choice's `generate` takes it
+   * over (`Engine.expectGeneration`); `run` leaves it in any case. Callers that do not `run` must leave it.
+   */
+  arrival: ArrivalTicket;
 }
+
+/** For engines without `expectGeneration`. */
+const NO_ARRIVAL: ArrivalTicket = { idle: () => undefined, resume: () => undefined, leave: () => undefined };
 
 /** What a request consumed, reported once per request, finished or not (bill what was generated). */
 export interface UsageRecord extends Usage {
@@ -126,12 +134,23 @@ export class ChatGeneration {
    * model's (a guard classifier's own prompt format).
    */
   async prepare(command: ChatCommand, signal?: CancelSignal, options: { chatTemplate?: string | undefined } = {}): Promise<PreparedChat> {
-    const { engine, model } = this.deps;
+    const { engine } = this.deps;
     if (!engine.isReady()) {
       throw new AppError("ENGINE_UNAVAILABLE", "The model is loading; retry shortly.", {
         retryAfterSeconds: LOADING_RETRY_AFTER_SECONDS,
       });
     }
+    const arrival = engine.expectGeneration?.() ?? NO_ARRIVAL;
+    try {
+      return { ...(await this.prepareChat(command, signal, options)), arrival };
+    } catch (error) {
+      arrival.leave();
+      throw error;
+    }
+  }
+
+  private async prepareChat(command: ChatCommand, signal: CancelSignal | undefined, options: { chatTemplate?: string | undefined }): Promise<Omit<PreparedChat, "arrival">> {
+    const { engine, model } = this.deps;
     const info = engine.modelInfo();
     const plan = planPrompt(command, model);
     const { prompt, literalSpans } = withBosSpans(this.render(plan, info, options.chatTemplate ?? this.deps.model.chatTemplate), info);
@@ -190,6 +209,7 @@ export class ChatGeneration {
       if (command.n === 1) await this.runChoice(prepared, 0, signal, state);
       else await this.runChoices(prepared, signal, state);
     } finally {
+      prepared.arrival.leave();
       recordUsage({ promptTokens: state.promptTokens, completionTokens: state.completionTokens, completed: state.open === 0, finishReasons: state.finishReasons });
     }
   }
@@ -283,6 +303,8 @@ export class ChatGeneration {
       literalSpans: prepared.literalSpans,
       messages: prepared.plan.messages.map((m) => ({ role: m.role, content: m.content })),
       images: prepared.images,
+      // The first choice's generation carries the request's ticket on; the others enter on their own.
+      ...(index === 0 ? { arrival: prepared.arrival } : {}),
       maxTokens: prepared.maxTokens,
       temperature: command.temperature,
       topP: command.topP,

@@ -17,7 +17,7 @@ import { statSync } from "node:fs";
 import { randomInt } from "node:crypto";
 import { getLlama, LlamaContextSequence, TokenBias, type Llama, type LlamaContext, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
 import type { Logger } from "pino";
-import type { Engine, EngineCapacity, EngineEvent, EngineModelInfo, EngineStats, GenerationRequest, OutputConstraint, PromptText, TokenCount } from "../engine.ts";
+import type { ArrivalTicket, Engine, EngineCapacity, EngineEvent, EngineModelInfo, EngineStats, GenerationRequest, OutputConstraint, PromptText, TokenCount } from "../engine.ts";
 import { AppError } from "../../errors/app-error.ts";
 import type { CancelSignal } from "../../lib/cancellation.ts";
 import { BatchHistogram, type DecodeBatchingStats } from "./batch-stats.ts";
@@ -28,7 +28,7 @@ import { generateFast } from "./fast-decode.ts";
 import { JsonGrammarCache } from "./json-grammar.ts";
 import { KvMaintenance } from "./kv-maintenance.ts";
 import { generateWithLogprobs } from "./logprob-decode.ts";
-import { PromptAdmission } from "./prompt-admission.ts";
+import { gatherWindowMs, PromptAdmission } from "./prompt-admission.ts";
 import { defaultThreads, type LlamaCppEngineOptions } from "./llama-cpp-options.ts";
 import { readModelFacts } from "./model-info.ts";
 import { batchItemSequenceIds, checkNodeLlamaCppVersion, checkNoTopK, LogitSteps, instrumentNativeBatches, tokenBiasEntries } from "./node-llama-cpp-internals.ts";
@@ -67,6 +67,7 @@ export class LlamaCppEngine implements Engine {
   private readonly maintenance = new KvMaintenance();
   private readonly gate = new DecodeGate();
   private readonly admission = new PromptAdmission();
+  private readonly generations = new RunningCount();
   private readonly steps = new DecodeSteps(this.gate, this.maintenance);
   private readonly batches = new BatchHistogram();
   private readonly budget: StepBudget;
@@ -248,10 +249,16 @@ export class LlamaCppEngine implements Engine {
     }
   }
 
+  expectGeneration(): ArrivalTicket {
+    return this.admission.enter();
+  }
+
   async *generate(request: GenerationRequest, signal: CancelSignal): AsyncGenerator<EngineEvent> {
     refuseImages(request);
     const loaded = this.require();
-    const admission = this.admission.enter();
+    // Entered when the request arrived (expectGeneration), or now.
+    const admission = this.admission.adopt(request.arrival) ?? this.admission.enter();
+    this.generations.begin();
     try {
       const grammar = request.constraint ? await this.grammarFor(loaded, request.constraint) : undefined;
       const promptTokens = await loaded.tokenizer.tokens(request);
@@ -260,7 +267,7 @@ export class LlamaCppEngine implements Engine {
       admission.resume();
       try {
         const inputTokens = await this.reusePrefix(sequence, promptTokens);
-        const together = admission.ready();
+        const together = admission.ready(gatherWindowMs(inputTokens.length, this.budget.estimates().promptTokenMs));
         if (together) await together;
         const run: Run = {
           request,
@@ -284,6 +291,7 @@ export class LlamaCppEngine implements Engine {
       }
     } finally {
       admission.leave();
+      this.generations.end();
     }
   }
 
@@ -316,6 +324,8 @@ export class LlamaCppEngine implements Engine {
     this.loaded = undefined;
     if (!loaded) return;
     this.logger.info({ event: "engine.batching", ...this.batchingStats(), promptAdmission: this.admission.stats }, "decode batching since load");
+    // A generation still running would step on a freed context: aborted ones end within one step.
+    if (!(await this.generations.ended(CLOSE_WAIT_MS))) this.logger.warn({ event: "engine.close_timeout", generations: this.generations.count }, "generations still running at close");
     await loaded.thread.close();
     await loaded.context.dispose();
     await loaded.model.dispose();
@@ -337,6 +347,35 @@ export class LlamaCppEngine implements Engine {
     if (level === "error" || level === "fatal") this.logger.error({ event: "llama.log" }, text);
     else if (level === "warn") this.logger.warn({ event: "llama.log" }, text);
     else this.logger.debug({ event: "llama.log" }, text);
+  }
+}
+
+/** How long `close()` waits for generations to end (aborted ones end within one step). */
+const CLOSE_WAIT_MS = 10_000;
+
+/** Generations between `begin()` and `end()`; `ended()` resolves when none is left (false after `timeoutMs`). */
+class RunningCount {
+  count = 0;
+  private waiters: (() => void)[] = [];
+
+  begin(): void {
+    this.count += 1;
+  }
+
+  end(): void {
+    this.count -= 1;
+    if (this.count === 0) for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  ended(timeoutMs: number): Promise<boolean> {
+    if (this.count === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
   }
 }
 
