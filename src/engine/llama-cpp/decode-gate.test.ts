@@ -150,3 +150,27 @@ test("the strategy names the sequences that decode next: single tokens, and prom
   strategy({ items: [item(3)], size: 64 });
   assert.deepEqual(heard, []);
 });
+
+test("a sequence whose first token came back first waits for those about to join, instead of stepping alone", async () => {
+  let expected = 2;
+  const gate = new DecodeGate({ graceMs: () => 60_000, expected: () => expected });
+  const first = gate.join();
+  const a = ask(first);
+  await turn();
+  assert.equal(a.released(), false, "two sequences' first tokens are still on their way");
+  expected = 1;
+  const second = gate.join();
+  const b = ask(second);
+  expected = 0;
+  const third = gate.join();
+  const c = ask(third);
+  await Promise.all([a.wait, b.wait, c.wait]);
+  assert.deepEqual(gate.stats, { groupsComplete: 1, groupsAfterGrace: 0, soloSteps: 0 });
+});
+
+test("a sequence expected but never joining holds the others one grace period only", async () => {
+  const gate = new DecodeGate({ graceMs: () => 5, expected: () => 1 });
+  const slot = gate.join();
+  await ask(slot).wait;
+  assert.deepEqual(gate.stats, { groupsComplete: 0, groupsAfterGrace: 1, soloSteps: 0 });
+});

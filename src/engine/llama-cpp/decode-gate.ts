@@ -10,7 +10,7 @@
  *
  * The gate makes the grouping deliberate. A sequence joins once it is decoding (its prompt is
  * evaluated; prompt evaluation never waits here) and, before each next step, calls `ready()`:
- * - alone (nothing else decoding, or everything else absent): it goes at once, no extra hop;
+ * - alone (nothing else decoding or about to, or everything else absent): it goes at once, no extra hop;
  * - otherwise it waits until no gated step is in flight and every other present participant is
  *   ready too, then the whole group is released together, one event-loop turn later (so the
  *   library's loop has finished looking and a single dispatch takes every token).
@@ -61,6 +61,12 @@ export class DecodeSlot {
 }
 
 export interface DecodeGateOptions {
+  /**
+   * Sequences about to join: their prompt's last chunk is in the batch now running, their first token is not back
+   * yet. A ready sequence waits for them as for a present participant, instead of stepping alone a step ahead of
+   * them for the rest of its generation (it would also end a step earlier, so the next requests arrive apart).
+   */
+  expected?: () => number;
   /** How long to wait for a late consumer once nothing is in flight, from the recent step time (ms). Default: a quarter of it, 1–100 ms. */
   graceMs?: (stepMs: number) => number;
   now?: () => number;
@@ -75,11 +81,13 @@ export class DecodeGate {
   private stepMs = 0;
   private readonly graceMs: (stepMs: number) => number;
   private readonly now: () => number;
+  private readonly expected: () => number;
   readonly stats: DecodeGateStats = { groupsComplete: 0, groupsAfterGrace: 0, soloSteps: 0 };
 
   constructor(options: DecodeGateOptions = {}) {
     this.graceMs = options.graceMs ?? ((step) => Math.min(100, Math.max(1, step / 4)));
     this.now = options.now ?? (() => performance.now());
+    this.expected = options.expected ?? (() => 0);
   }
 
   /** Sequences decoding now. */
@@ -98,7 +106,7 @@ export class DecodeGate {
   ready(slot: DecodeSlot): Promise<void> | undefined {
     if (slot.state !== "consuming") throw new Error(`DecodeSlot.ready() while ${slot.state}`);
     slot.absent = false;
-    if (this.inFlight === 0 && this.waiting.length === 0 && this.presentConsumers(slot) === 0) {
+    if (this.inFlight === 0 && this.waiting.length === 0 && this.presentConsumers(slot) === 0 && this.expected() === 0) {
       this.stats.soloSteps += 1;
       this.launch(slot);
       return undefined;
@@ -145,7 +153,7 @@ export class DecodeGate {
       this.clearTimer();
       return;
     }
-    if (this.presentConsumers() === 0) {
+    if (this.presentConsumers() === 0 && this.expected() === 0) {
       this.stats.groupsComplete += 1;
       this.release();
     } else if (!this.timer) {

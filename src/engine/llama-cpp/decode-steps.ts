@@ -23,6 +23,8 @@ export interface Run {
   /** The part of the prompt the sequence does not hold yet: what is evaluated. */
   inputTokens: Token[];
   seed: number;
+  /** The sequence's id in the context (the batch strategy's, the decode gate's). */
+  sequenceId: number;
   tokenBias: TokenBias | undefined;
   decoder: TokenTextDecoder;
 }
@@ -53,13 +55,16 @@ export function repeatPenalty(request: GenerationRequest, decoder: TokenTextDeco
 
 /** Steps a generation through the decode gate and around KV-cache edits. */
 export class DecodeSteps {
+  /** @param joined hears of each sequence that joins the gate (its first token came back). */
   constructor(
     private readonly gate: DecodeGate,
     private readonly maintenance: KvMaintenance,
+    private readonly joined: (sequenceId: number) => void = () => undefined,
   ) {}
 
   /** The sequence is decoding now (its first step came back): it joins the decode gate. */
-  join(): DecodeSlot {
+  join(sequenceId: number): DecodeSlot {
+    this.joined(sequenceId);
     return this.gate.join();
   }
 
@@ -74,7 +79,7 @@ export class DecodeSteps {
    * token ahead"). `isFinal(token)` says when the consumer will stop after this token whatever comes
    * next (a length limit, a stop token): then no step is asked for beyond it.
    */
-  async *tokens(evaluation: AsyncGenerator<Token, void, void | Token | Token[]>, isFinal: (token: Token) => boolean = () => false): AsyncGenerator<Token> {
+  async *tokens(evaluation: AsyncGenerator<Token, void, void | Token | Token[]>, sequenceId: number, isFinal: (token: Token) => boolean = () => false): AsyncGenerator<Token> {
     let slot: DecodeSlot | undefined;
     let ahead: Promise<IteratorResult<Token, void>> | undefined;
     try {
@@ -84,7 +89,7 @@ export class DecodeSteps {
         const step = await (ahead ?? this.step(slot, () => evaluation.next()));
         ahead = undefined;
         if (step.done) return;
-        slot ??= this.join();
+        slot ??= this.join(sequenceId);
         if (!isFinal(step.value)) {
           ahead = this.step(slot, () => evaluation.next());
           // Awaited in `finally` when the consumer stops first; never an unhandled rejection meanwhile.

@@ -42,7 +42,7 @@ export async function* generateFast(
     // When it is asked, the tokens before this one are in the decoder already.
     const isFinal = (token: Token) =>
       tools.stopTokenIds.has(token) || (!active && token === trigger) || decoder.tokens.length + 1 >= request.maxTokens;
-    for await (const token of tools.steps.tokens(evaluation, isFinal)) {
+    for await (const token of tools.steps.tokens(evaluation, run.sequenceId, isFinal)) {
       if (run.signal.aborted) return;
       if (tools.stopTokenIds.has(token)) break;
       if (!active && trigger !== undefined && token === trigger) {

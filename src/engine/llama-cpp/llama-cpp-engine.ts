@@ -65,10 +65,11 @@ export class LlamaCppEngine implements Engine {
   private readonly grammars = new JsonGrammarCache();
   /** KV-cache edits wait for a pause in decoding, and decoding pauses for them (see kv-maintenance.ts). */
   private readonly maintenance = new KvMaintenance();
-  private readonly gate = new DecodeGate();
+  private readonly gate = new DecodeGate({ expected: () => this.firstTokenPending.size });
   private readonly admission = new PromptAdmission();
   private readonly generations = new RunningCount();
-  private readonly steps = new DecodeSteps(this.gate, this.maintenance);
+  // A sequence whose first token is back is a gate participant from then on, no longer pending.
+  private readonly steps = new DecodeSteps(this.gate, this.maintenance, (id) => this.firstTokenPending.delete(id));
   private readonly batches = new BatchHistogram();
   private readonly budget: StepBudget;
   /** Sequences whose prompt's last chunk went into a batch and that have not decoded a token since (ids in the context). */
@@ -274,6 +275,7 @@ export class LlamaCppEngine implements Engine {
           signal,
           promptTokens,
           inputTokens,
+          sequenceId: loaded.sequenceOrder.get(sequence)!,
           // node-llama-cpp would default to the current second; a random seed keeps unseeded requests independent.
           seed: request.seed === undefined ? randomInt(2 ** 31) : Number(BigInt.asUintN(32, BigInt(Math.trunc(request.seed)))),
           tokenBias: requestTokenBias(loaded.model, request),

@@ -55,7 +55,7 @@ export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaC
         const rawSample = picked.token === undefined ? undefined : await sample(raw, { tokens: [picked.token], includeSelected: true, totalLogitWeight: true });
         return { picked, rawSample, topSample: await topList };
       }));
-      slot ??= tools.steps.join();
+      slot ??= tools.steps.join(run.sequenceId);
       const token = result?.picked.token;
       if (token === undefined || !result?.rawSample || tools.model.isEogToken(token) || tools.stopTokenIds.has(token)) break;
       const stats = rawStats(result.rawSample);
