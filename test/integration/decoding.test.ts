@@ -92,9 +92,10 @@ test("logprobs at temperature 1 are the model's distribution: finite, and the ch
 });
 
 test("above temperature 0 a seed draws the same tokens with and without logprobs, with penalties too", async () => {
-  for (const extra of [{}, { presence_penalty: 1.5, frequency_penalty: 0.5 }, { top_p: 0.9 }]) {
+  const variants: [Partial<Params>, number][] = [[{}, 3], [{ presence_penalty: 1.5, frequency_penalty: 0.5 }, 3], [{ top_p: 0.9 }, 3], [{ temperature: 1 }, 3], [{ temperature: 1 }, 0]];
+  for (const [extra, top] of variants) {
     const params = base("Say anything", { temperature: 0.9, seed: 11, max_tokens: 24, ...extra });
-    const [plain, withLogprobs] = await Promise.all([openai.chat.completions.create(params), openai.chat.completions.create({ ...params, logprobs: true, top_logprobs: 3 })]);
+    const [plain, withLogprobs] = await Promise.all([openai.chat.completions.create(params), openai.chat.completions.create({ ...params, logprobs: true, top_logprobs: top })]);
     const content = withLogprobs.choices[0]!.logprobs!.content!;
     assert.equal(withLogprobs.choices[0]!.message.content, plain.choices[0]!.message.content, JSON.stringify(extra));
     assert.equal(content.length, withLogprobs.usage!.completion_tokens);
@@ -103,7 +104,9 @@ test("above temperature 0 a seed draws the same tokens with and without logprobs
       const tops = entry.top_logprobs.map((t) => t.logprob);
       assert.deepEqual([...tops].sort((a, b) => b - a), tops);
       assert.ok(tops.reduce((sum, l) => sum + Math.exp(l), 0) <= 1 + 1e-6);
-      if (!entry.top_logprobs.some((t) => t.token === entry.token)) assert.ok(entry.logprob <= tops.at(-1)!);
+      assert.ok(Number.isFinite(entry.logprob) && entry.logprob <= 0);
+      assert.equal(tops.length, top);
+      if (top > 0 && !entry.top_logprobs.some((t) => t.token === entry.token)) assert.ok(entry.logprob <= tops.at(-1)!);
     }
   }
 });
