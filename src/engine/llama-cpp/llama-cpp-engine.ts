@@ -72,7 +72,7 @@ export class LlamaCppEngine implements Engine {
   private readonly steps = new DecodeSteps(this.gate, this.maintenance, (id) => this.firstTokenPending.delete(id));
   private readonly batches = new BatchHistogram();
   private readonly budget: StepBudget;
-  /** Sequences whose prompt's last chunk went into a batch and that have not decoded a token since (ids in the context). */
+  /** Sequences whose prompt's last chunk went into a batch and whose first token is not back yet (ids in the context). */
   private readonly firstTokenPending = new Set<number>();
   /** What the batch strategy put in the native batch about to run (for its thread count and timing). */
   private readonly nextBatch = { decode: 0, prompt: 0 };
