@@ -38,18 +38,19 @@ export async function* generateFast(
       ...repeatPenalty(request, decoder),
       ...(active ? { grammarEvaluationState: new LlamaGrammarEvaluationState({ model: tools.model, grammar: active }) } : {}),
     });
-    // No step beyond a token that ends this phase: a stop token, the switch to constrained decoding, the length limit.
-    // When it is asked, the tokens before this one are in the decoder already.
-    const isFinal = (token: Token) =>
-      tools.stopTokenIds.has(token) || (!active && token === trigger) || decoder.tokens.length + 1 >= request.maxTokens;
+    // What ends this phase after a token (asked before it is pushed: the tokens before it are in the decoder).
+    const switches = (token: Token) => !active && trigger !== undefined && token === trigger;
+    const reachesLimit = () => decoder.tokens.length + 1 >= request.maxTokens;
+    // No step is asked for beyond a token that ends this phase.
+    const isFinal = (token: Token) => tools.stopTokenIds.has(token) || switches(token) || reachesLimit();
     for await (const token of tools.steps.tokens(evaluation, run.sequenceId, isFinal)) {
       if (run.signal.aborted) return;
       if (tools.stopTokenIds.has(token)) break;
-      if (!active && trigger !== undefined && token === trigger) {
+      if (switches(token)) {
         switchTo = token;
         break;
       }
-      const isLast = decoder.tokens.length + 1 >= request.maxTokens;
+      const isLast = reachesLimit();
       const text = decoder.push(token, isLast);
       yield { type: "token", text, tokenCount: 1 };
       if (json?.push(text)) break; // the constrained JSON closed: done, whatever padding the grammar allows
