@@ -6,7 +6,10 @@
  * token p50/p99, and aggregate tokens/s, each the median over `--rounds`.
  *
  *   npm run bench:stall -- [--shape phi3-mini|tiny | --model FILE] [--budgets none,250,500,1000]
- *                          [--stagger 1500] [--max-tokens 32] [--rounds 2] [--threads 2]
+ *                          [--stagger 1500] [--max-tokens 32] [--rounds 2] [--threads 2] [--detail]
+ *
+ * `--detail` also prints, per round, each stream's start and token times (ms from the round's start), and
+ * runs the server at log level trace to print each native batch: its end time, decode and prompt tokens, ms.
  */
 import { parseArgs } from "node:util";
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
@@ -26,6 +29,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "2" },
     threads: { type: "string", default: "2" },
     "server-args": { type: "string", default: "" },
+    detail: { type: "boolean", default: false },
   },
 });
 
@@ -59,8 +63,9 @@ async function stream(url: string, text: string): Promise<Stream> {
 const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]!;
 const median = (values: number[]) => percentile(values, 50);
 
-async function round(url: string, index: number) {
+async function round(url: string, index: number, logs: () => string) {
   const begin = performance.now();
+  const beginEpoch = Date.now();
   const streams = await Promise.all(
     [0, 1, 2, 3].map(async (i) => {
       await new Promise((r) => setTimeout(r, i * Number(args.stagger)));
@@ -71,6 +76,16 @@ async function round(url: string, index: number) {
   let longestGap = 0;
   for (const s of streams) for (let i = 1; i < s.times.length; i++) longestGap = Math.max(longestGap, s.times[i]! - s.times[i - 1]!);
   const ttfts = streams.map((s) => (s.times[0] ?? performance.now()) - s.started);
+  if (args.detail) {
+    for (const [i, s] of streams.entries()) process.stderr.write(`stream ${i}: start ${(s.started - begin).toFixed(0)}, tokens ${s.times.map((t) => (t - begin).toFixed(0)).join(" ")}\n`);
+    const batches = logs()
+      .split("\n")
+      .filter((line) => line.includes('"engine.batch"'))
+      .map((line) => JSON.parse(line) as { time: number; decode: number; prompt: number; decodeRows: number; ms: number })
+      .filter((b) => b.time >= beginEpoch);
+    // "=" marks a batch whose prompt chunk shared the decode tokens' micro-batch (one more row there).
+    process.stderr.write(`batches (end ms, decode+prompt tokens, ms): ${batches.map((b) => `${b.time - beginEpoch}:${b.decode}${b.decodeRows > b.decode ? "=" : "+"}${b.prompt}:${b.ms}`).join(" ")}\n`);
+  }
   return { longestGapMs: longestGap, ttftP50: percentile(ttfts, 50), ttftP99: percentile(ttfts, 99), tokensPerSecond: streams.reduce((a, s) => a + s.tokens, 0) / (wall / 1000) };
 }
 
@@ -80,13 +95,13 @@ async function main(): Promise<void> {
   for (const budget of args.budgets.split(",")) {
     const server = await startServer(
       ["--model", modelPath, "--model-name", "phi-3.5-mini-instruct", "--parallel", "4", "--threads", args.threads, "--context", "1024", "--content-safety", "off",
-        ...(budget === "none" ? [] : ["--max-step-ms", budget]), ...args["server-args"].split(" ").filter(Boolean)],
+        ...(budget === "none" ? [] : ["--max-step-ms", budget]), ...(args.detail ? ["--log-level", "trace"] : []), ...args["server-args"].split(" ").filter(Boolean)],
       { timeoutMs: 600_000, env: INSTALLED_CLI_ENV },
     );
     try {
       await stream(server.url, "warm up"); // first-request costs out of the figures
       const results = [];
-      for (let r = 0; r < Number(args.rounds); r++) results.push(await round(server.url, r));
+      for (let r = 0; r < Number(args.rounds); r++) results.push(await round(server.url, r, () => server.logs()));
       const row = {
         budget,
         longestGapMs: median(results.map((r) => r.longestGapMs)),
