@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { BatchItem, Token } from "node-llama-cpp";
-import { DecodeGate, decodeFirstStrategy, type DecodeSlot } from "./decode-gate.ts";
+import { DecodeGate, decodeFirstStrategy, inRowBlocks, sharesDecodeMicroBatch, type DecodeSlot } from "./decode-gate.ts";
 
 /** Settles pending promises and the gate's one-turn release. */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -136,14 +136,63 @@ test("batch strategy: with decode tokens in the batch, prompts get at most the s
   assert.deepEqual(budgets, [2, 0]);
 });
 
+test("batch strategy: under the step budget the prompt with the fewest tokens left goes first, queue order among equals", () => {
+  const budget = (decodeTokens: number) => (decodeTokens > 0 ? 50 : Infinity);
+  const decode = item(1);
+  const [first, second, started, short] = [item(130), item(130), item(70), item(20)];
+  const batch = decodeFirstStrategy(0, undefined, undefined, budget)({ items: [first, second, started, short, decode], size: 512 });
+  // 50 prompt tokens: all 20 of the short one, then 30 left, of which the part-evaluated one takes 28 (whole blocks
+  // of 4 rows); the two untouched ones wait.
+  assert.deepEqual(batch.map((p) => [p.item.tokens.length, p.processAmount]), [[1, 1], [70, 28], [20, 20]]);
+  const equal = decodeFirstStrategy(0, undefined, undefined, budget)({ items: [first, second, decode], size: 512 });
+  assert.deepEqual(equal.map((p) => [p.item, p.processAmount]), [[decode, 1], [first, 48]]);
+  // A prompt that fits the budget is taken whole, not cut to whole blocks (its first token would wait a step).
+  const whole = decodeFirstStrategy(0, undefined, undefined, budget)({ items: [item(50), decode], size: 512 });
+  assert.deepEqual(whole.map((p) => p.processAmount), [1, 50]);
+  // Where the batch's size limits and not the budget, the prompts still share evenly (they finish together).
+  const roomy = decodeFirstStrategy(0, undefined, undefined, () => 1000)({ items: [first, second, decode], size: 101 });
+  assert.deepEqual(roomy.map((p) => p.processAmount), [1, 50, 50]);
+});
+
+test("a chunk cut by the budget fills whole blocks of 4 rows, after the row it puts in the decode micro-batch", () => {
+  assert.equal(inRowBlocks(39, 0), 36);
+  assert.equal(inRowBlocks(40, 0), 40);
+  assert.equal(inRowBlocks(39, 1), 37, "1 row with the decode tokens, 36 in blocks");
+  assert.equal(inRowBlocks(6, 0), 4);
+  assert.equal(inRowBlocks(3, 0), 3, "less than a block: as it is");
+  assert.equal(inRowBlocks(4, 1), 4);
+});
+
+test("batch strategy: a prompt chunk stays out of the decode tokens' micro-batch unless its row completes a block there", () => {
+  const decodes = [item(1), item(1), item(1)];
+  const rows: number[] = [];
+  const record = (_d: number, _p: number, _o: boolean, decodeRows: number) => void rows.push(decodeRows);
+  const strategy = (items: BatchItem[], sequenceOf: number[]) => decodeFirstStrategy(0, record, (_, index) => sequenceOf[index])({ items, size: 64 });
+  const prompt = item(40);
+  // Sequences 0 and 1 decode, 2 evaluates its prompt: the prompt goes first (llama.cpp's first micro-batch is
+  // sequence 2's 40 rows, then 0 and 1 together): 2 rows outside blocks of 4, where sequence order gives 3 + 39 rows.
+  assert.deepEqual(strategy([decodes[0]!, prompt, decodes[1]!], [0, 2, 1]).map((p) => p.item), [prompt, decodes[0], decodes[1]]);
+  // Three decoding and a chunk of 41: sequence order makes blocks of 4 + 40, apart 3 + 41 would leave 4 rows outside.
+  const odd = item(41);
+  assert.deepEqual(strategy([decodes[0]!, decodes[1]!, decodes[2]!, odd], [0, 1, 2, 3]).map((p) => p.item), [...decodes, odd]);
+  // Decoding sequences 0 and 2, the prompt on 1: prompts first would put 2 in the prompt's micro-batch (its id
+  // follows on), so the batch stays in sequence order.
+  assert.deepEqual(strategy([decodes[0]!, prompt, decodes[1]!], [0, 1, 2]).map((p) => p.item), [decodes[0], prompt, decodes[1]]);
+  assert.deepEqual(rows, [2, 4, 3]);
+  assert.equal(sharesDecodeMicroBatch(1, 40), false);
+  assert.equal(sharesDecodeMicroBatch(3, 41), true);
+  assert.equal(sharesDecodeMicroBatch(7, 60), true, "8 + 59 rows leave 3 outside blocks, as 7 + 60 do: a tie keeps sequence order");
+});
+
 test("the strategy names the sequences that decode next: single tokens, and prompts whose generating last chunk it takes", () => {
   const generatingPrompt = (tokens: number): BatchItem => ({ ...item(tokens), logits: [...Array(tokens - 1).fill(undefined), true] });
   const items = [item(1), generatingPrompt(10), generatingPrompt(40), item(30)];
   const heard: [number, boolean][] = [];
   const strategy = decodeFirstStrategy(0, undefined, (_item, index) => index, (decode) => (decode > 0 ? 30 : Infinity), (id, promptDone) => heard.push([id, promptDone]));
-  // 1 decode token, then 30 prompt tokens shared: 10 each, which is all of item 1 (its last chunk).
+  // 1 decode token, then 30 prompt tokens, shortest first: all 10 of item 1 (its last chunk), 20 of item 3; item 2
+  // waits. Two prompts in the batch: it stays in sequence order.
   const batch = strategy({ items, size: 64 });
-  assert.deepEqual(batch.map((b) => b.processAmount), [1, 10, 10, 10]);
+  assert.deepEqual(batch.map((b) => [items.indexOf(b.item), b.processAmount]), [[0, 1], [1, 10], [3, 20]]);
   assert.deepEqual(heard, [[0, false], [1, true]]);
   // A prompt that does not generate (no logits on its last token) is not named even when it finishes.
   heard.length = 0;

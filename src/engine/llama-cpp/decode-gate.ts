@@ -90,6 +90,11 @@ export class DecodeGate {
     this.expected = options.expected ?? (() => 0);
   }
 
+  /** The grace period now: how long a late consumer is waited for, from the recent step time (ms). */
+  graceWindowMs(): number {
+    return this.graceMs(this.stepMs);
+  }
+
   /** Sequences decoding now. */
   get participants(): number {
     return this.slots.size;
@@ -194,23 +199,40 @@ export class DecodeGate {
   }
 }
 
-/** What one native batch carried; `ordered`: every item's sequence was known, so the batch is in sequence order. */
+/**
+ * What one native batch carried; `ordered`: every item's sequence was known, so the batch is in sequence order.
+ * `decodeRows`: the rows of the micro-batch that carries the decode tokens (the decode tokens, plus one of a
+ * prompt's when its chunk shares that micro-batch).
+ */
 export interface BatchRecorder {
-  (decodeTokens: number, promptTokens: number, ordered: boolean): void;
+  (decodeTokens: number, promptTokens: number, ordered: boolean, decodeRows: number): void;
 }
+
 
 /**
  * node-llama-cpp batch strategy: single-token items (decode steps) get a place first, at most
- * `maxDecodeTokens` of them (0 = all), in queue order; the rest of the batch, at most
- * `promptBudget(decodeTokens)` tokens, is shared evenly among the prompts being evaluated (as the library's "maximumParallelism" does), so a long
- * prompt is chunked and does not stall the streams. Items left out stay queued and go in the
- * library's next batch, right after this one.
+ * `maxDecodeTokens` of them (0 = all), in queue order; the rest of the batch goes to the prompts being
+ * evaluated. When the batch's size is what limits them, it is shared evenly (as the library's
+ * "maximumParallelism" does: prompts that arrived together finish together and their streams decode in
+ * step). When the step budget limits them (`promptBudget(decodeTokens)`, chunked prefill while streams
+ * decode), the prompt with the fewest tokens left goes first, so chunking delays each prompt's first
+ * token as little as possible (docs/ENGINE-NOTES.md "Prompts and decoding streams share steps"). Items
+ * left out stay queued and go in the library's next batch, right after this one.
  *
  * The batch is then ordered by sequence id (`sequenceOf(item, index)` gives the sequence of
  * `items[index]`, undefined when unknown). node-llama-cpp gives each sequence its own KV stream, and llama.cpp then cuts a
  * batch into micro-batches ("equal split") that only take sequences with consecutive, increasing
  * ids in batch order: one token each of sequences 2, 0, 3, 1 costs two passes over the weights
  * ({2, 3} and {0, 1}); 0, 1, 2, 3 costs one.
+ *
+ * A batch with decode tokens and a prompt chunk: in sequence order, llama.cpp's first micro-batch takes
+ * one token of every sequence, the prompt's included (decode rows + 1), and the chunk's rest follows. On
+ * CPUs whose repacked matrix kernels work in blocks of 4 rows, every row outside a block costs a pass
+ * over the weights of its own (see ROW_BLOCK): one decode token plus a chunk's first token took about
+ * twice a lone decode step. So when it leaves fewer rows outside blocks, the prompt goes first in the
+ * batch, which keeps its sequence out of the decode tokens' micro-batch (llama.cpp only joins sequences
+ * whose ids follow on from the previous one in batch order); and a chunk cut by the budget is cut to
+ * leave none (docs/ENGINE-NOTES.md "Decode rows and prompt chunks").
  *
  * `generating(sequenceId, promptDone)` hears of every item of a known sequence that the batch takes to
  * decode one token (`promptDone` false) or to finish a prompt that generates (true): the latter's
@@ -236,28 +258,21 @@ export function decodeFirstStrategy(
       }
     }
     // Prompt tokens fill the room the decode tokens left, at most the step budget's worth (step-budget.ts).
-    let left = Math.min(size - decode, promptBudget?.(decode) ?? Infinity);
+    const room = size - decode;
+    const budget = promptBudget?.(decode) ?? Infinity;
+    // A chunk cut by the budget shares the decode micro-batch when its one row completes a block there.
+    const cutShares = decode > 0 && outsideBlocks(decode + 1) === 0;
+    let left = Math.min(room, budget);
     let promptTokens = 0;
     if (left > 0 && prompts.length > 0) {
-      // Even shares first, then what shorter prompts did not use goes to the others in queue order.
-      const share = Math.max(1, Math.floor(left / prompts.length));
-      const taken = prompts.map((item) => Math.min(item.tokens.length, share));
-      for (let i = 0; i < prompts.length && left > 0; i++) {
-        taken[i] = Math.min(taken[i]!, left);
-        left -= taken[i]!;
-      }
-      for (let i = 0; i < prompts.length && left > 0; i++) {
-        const more = Math.min(prompts[i]!.tokens.length - taken[i]!, left);
-        taken[i] = taken[i]! + more;
-        left -= more;
-      }
+      const taken = budget < room ? shortestFirst(prompts, left, cutShares ? 1 : 0) : evenShares(prompts, left);
       prompts.forEach((item, i) => {
         if (taken[i]! > 0) result.push({ item, processAmount: taken[i]! });
         promptTokens += taken[i]!;
       });
     }
     if (!sequenceOf) {
-      record?.(decode, promptTokens, false);
+      record?.(decode, promptTokens, false, decode + (decode > 0 && promptTokens > 0 ? 1 : 0));
       return result;
     }
     const sequence = new Map<BatchItem, number>();
@@ -267,7 +282,11 @@ export function decodeFirstStrategy(
       if (id === undefined) known = false;
       sequence.set(item, id ?? Number.MAX_SAFE_INTEGER);
     });
-    record?.(decode, promptTokens, known);
+    const byId = (a: PrioritizedBatchItem, b: PrioritizedBatchItem) => sequence.get(a.item)! - sequence.get(b.item)!;
+    const chunks = result.filter((p) => p.item.tokens.length !== 1);
+    const apart = decode > 0 && known && chunks.length === 1 && !sharesDecodeMicroBatch(decode, chunks[0]!.processAmount);
+    const arranged = apart ? promptsApart(result, sequence, byId) : undefined;
+    record?.(decode, promptTokens, known, decode + (decode > 0 && promptTokens > 0 && !arranged ? 1 : 0));
     if (generating) {
       for (const { item, processAmount } of result) {
         const id = sequence.get(item)!;
@@ -276,6 +295,89 @@ export function decodeFirstStrategy(
         else if (processAmount === item.tokens.length && item.logits[item.logits.length - 1]) generating(id, true);
       }
     }
-    return result.sort((a, b) => sequence.get(a.item)! - sequence.get(b.item)!);
+    return arranged ?? result.sort(byId);
   };
+}
+
+/**
+ * The batch with its prompt chunks first, then its decode tokens, each part in sequence order, when that
+ * keeps the prompts' sequences out of the decode tokens' micro-batch: llama.cpp starts a micro-batch at the
+ * first unused token and adds the sequence whose id is one more than the last one added, so the prompts'
+ * run of consecutive ids must not be followed by a decoding sequence's id. Undefined otherwise.
+ */
+function promptsApart(result: readonly PrioritizedBatchItem[], sequence: ReadonlyMap<BatchItem, number>, byId: (a: PrioritizedBatchItem, b: PrioritizedBatchItem) => number): PrioritizedBatchItem[] | undefined {
+  const prompts = result.filter((p) => p.item.tokens.length !== 1).sort(byId);
+  const decodes = result.filter((p) => p.item.tokens.length === 1).sort(byId);
+  const promptIds = new Set(prompts.map((p) => sequence.get(p.item)!));
+  let end = sequence.get(prompts[0]!.item)!;
+  while (promptIds.has(end + 1)) end += 1;
+  if (decodes.some((p) => sequence.get(p.item) === end + 1)) return undefined;
+  return [...prompts, ...decodes];
+}
+
+/**
+ * ggml's repacked CPU matrix kernels (q4_0 and others, repack.cpp `forward_mul_mat_one_chunk`) multiply
+ * activation rows in blocks of 4 and every row left over on its own, each a further pass over the weights:
+ * a micro-batch of 39 rows costs 9 blocks and 3 single-row passes (docs/ENGINE-NOTES.md "Decode rows and
+ * prompt chunks"). Elsewhere a block is no cheaper than its rows, and rounding costs a chunk at most 3 tokens.
+ */
+const ROW_BLOCK = 4;
+
+/** Rows of a micro-batch of `rows` that fall outside whole blocks (each a pass over the weights of its own). */
+function outsideBlocks(rows: number): number {
+  return rows % ROW_BLOCK;
+}
+
+/**
+ * Whether a prompt chunk of `chunkRows` should share the decode tokens' micro-batch (sequence order: one row there,
+ * the rest after) rather than go apart: when that leaves no more rows outside blocks (ties: sequence order).
+ */
+export function sharesDecodeMicroBatch(decodeRows: number, chunkRows: number): boolean {
+  return outsideBlocks(decodeRows + 1) + outsideBlocks(chunkRows - 1) <= outsideBlocks(decodeRows) + outsideBlocks(chunkRows);
+}
+
+/**
+ * The most tokens up to `tokens` that fill whole row blocks once `sharedRows` of them (those in the decode
+ * micro-batch) are set aside; `tokens` itself when that leaves less than a block.
+ */
+export function inRowBlocks(tokens: number, sharedRows: number): number {
+  const rounded = tokens - ((((tokens - sharedRows) % ROW_BLOCK) + ROW_BLOCK) % ROW_BLOCK);
+  return rounded - sharedRows >= ROW_BLOCK ? rounded : tokens;
+}
+
+/** Even shares of `room` tokens, then what shorter prompts did not use goes to the others in queue order. */
+function evenShares(prompts: readonly BatchItem[], room: number): number[] {
+  let left = room;
+  const share = Math.max(1, Math.floor(left / prompts.length));
+  const taken = prompts.map((item) => Math.min(item.tokens.length, share));
+  for (let i = 0; i < prompts.length && left > 0; i++) {
+    taken[i] = Math.min(taken[i]!, left);
+    left -= taken[i]!;
+  }
+  for (let i = 0; i < prompts.length && left > 0; i++) {
+    const more = Math.min(prompts[i]!.tokens.length - taken[i]!, left);
+    taken[i] = taken[i]! + more;
+    left -= more;
+  }
+  return taken;
+}
+
+/**
+ * `room` tokens to the prompts with the fewest tokens left first (queue order among equals): a prompt
+ * already part-evaluated finishes before the next one starts, as vLLM's first-come order does for
+ * prompts of one length, and a short prompt is not held behind a long one's chunks. A prompt that fits
+ * is taken whole; the one cut is cut at whole row blocks (`inRowBlocks`, `sharedRows` of the chunk in
+ * the decode micro-batch), unless that leaves it less than a block.
+ */
+function shortestFirst(prompts: readonly BatchItem[], room: number, sharedRows: number): number[] {
+  const order = prompts.map((_, i) => i).sort((a, b) => prompts[a]!.tokens.length - prompts[b]!.tokens.length || a - b);
+  const taken = prompts.map(() => 0);
+  let left = room;
+  for (const i of order) {
+    if (left === 0) break;
+    const rest = prompts[i]!.tokens.length;
+    taken[i] = rest <= left ? rest : inRowBlocks(left, sharedRows);
+    left = rest <= left ? left - rest : 0;
+  }
+  return taken;
 }

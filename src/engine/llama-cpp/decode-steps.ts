@@ -55,17 +55,27 @@ export function repeatPenalty(request: GenerationRequest, decoder: TokenTextDeco
 
 /** Steps a generation through the decode gate and around KV-cache edits. */
 export class DecodeSteps {
-  /** @param joined hears of each sequence that joins the gate (its first token came back). */
+  /**
+   * @param joined hears of each sequence that joins the gate (its first token came back).
+   * @param ended hears of each sequence whose generation takes no more steps.
+   */
   constructor(
     private readonly gate: DecodeGate,
     private readonly maintenance: KvMaintenance,
     private readonly joined: (sequenceId: number) => void = () => undefined,
+    private readonly ended: (sequenceId: number) => void = () => undefined,
   ) {}
 
   /** The sequence is decoding now (its first step came back): it joins the decode gate. */
   join(sequenceId: number): DecodeSlot {
     this.joined(sequenceId);
     return this.gate.join();
+  }
+
+  /** The generation takes no more steps: it leaves the gate (when it had joined). */
+  end(slot: DecodeSlot | undefined, sequenceId: number): void {
+    slot?.leave();
+    this.ended(sequenceId);
   }
 
   /**
@@ -101,7 +111,7 @@ export class DecodeSteps {
       // A step already asked for runs to its end before the evaluation is ended (the library's generator cannot be
       // returned mid-step); its token is discarded.
       if (ahead) await ahead.catch(() => undefined);
-      slot?.leave();
+      this.end(slot, sequenceId);
       await evaluation.return();
     }
   }

@@ -12,10 +12,24 @@ export class KvMaintenance {
   /** The last announced edit (failures swallowed: a failed edit must not block the next). */
   private tail: Promise<unknown> = Promise.resolve();
   private pending = 0;
+  private wake: () => void = () => undefined;
+  private woken: Promise<void> = this.rearm();
 
-  /** An edit is announced and not finished: generating sequences should wait (`idle()`). */
+  /**
+   * @param undrainable whether the batch loop stays busy whatever the decoding sequences do: a prompt is queued
+   *   part evaluated (chunked prefill), so pausing them would stall them without letting an edit run. They pause
+   *   once it is done (docs/ENGINE-NOTES.md "KV-cache edits").
+   */
+  constructor(private readonly undrainable: () => boolean = () => false) {}
+
+  /** An edit is announced and not finished, and a pause of the generating sequences lets it run: they should wait (`idle()`). */
   get isPending(): boolean {
-    return this.pending > 0;
+    return this.pending > 0 && !this.undrainable();
+  }
+
+  /** What `undrainable` says may have changed (a prompt was queued): waiting sequences look again. */
+  recheck(): void {
+    if (this.pending > 0) this.wake();
   }
 
   /** Runs `edit` after the edits announced before it; the announcement holds decoding until it is done. */
@@ -30,8 +44,13 @@ export class KvMaintenance {
     }
   }
 
-  /** Called by generating sequences before a step: resolves once no edit is pending. */
+  /** Called by generating sequences before a step: resolves once no edit is pending, or pausing no longer lets one run. */
   async idle(): Promise<void> {
-    while (this.pending > 0) await this.tail;
+    while (this.isPending) await Promise.race([this.tail, this.woken]);
+  }
+
+  private rearm(): Promise<void> {
+    this.woken = new Promise<void>((resolve) => (this.wake = () => (this.rearm(), resolve())));
+    return this.woken;
   }
 }

@@ -31,8 +31,9 @@ import { generateWithLogprobs } from "./logprob-decode.ts";
 import { gatherWindowMs, PromptAdmission } from "./prompt-admission.ts";
 import { defaultThreads, type LlamaCppEngineOptions } from "./llama-cpp-options.ts";
 import { readModelFacts } from "./model-info.ts";
-import { batchItemSequenceIds, checkNodeLlamaCppVersion, checkNoTopK, LogitSteps, instrumentNativeBatches, tokenBiasEntries } from "./node-llama-cpp-internals.ts";
+import { batchItemSequenceIds, checkNodeLlamaCppVersion, hookQueuedDecodes, checkNoTopK, LogitSteps, instrumentNativeBatches, tokenBiasEntries, type QueueView } from "./node-llama-cpp-internals.ts";
 import { StepBudget } from "./step-budget.ts";
+import { StepHandoff } from "./step-handoff.ts";
 import { calibrateThreads, decodeSizes, ThreadPlan, threadCandidates, type ThreadPlanData } from "./thread-plan.ts";
 import { readThreadPlan, threadPlanFile, writeThreadPlan } from "./thread-plan-cache.ts";
 import { availableParallelism } from "node:os";
@@ -64,18 +65,27 @@ export class LlamaCppEngine implements Engine {
   private readonly counters = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0 };
   private readonly grammars = new JsonGrammarCache();
   /** KV-cache edits wait for a pause in decoding, and decoding pauses for them (see kv-maintenance.ts). */
-  private readonly maintenance = new KvMaintenance();
+  private readonly maintenance = new KvMaintenance(() => (this.queue?.().prompts ?? 0) > 0);
+  /** The context's queue of evaluations (node-llama-cpp-internals.ts); set with the context. */
+  private queue: (() => QueueView) | undefined;
   private readonly gate = new DecodeGate({ expected: () => this.firstTokenPending.size });
   private readonly admission = new PromptAdmission();
   private readonly generations = new RunningCount();
   // A sequence whose first token is back is a gate participant from then on, no longer pending.
-  private readonly steps = new DecodeSteps(this.gate, this.maintenance, (id) => this.firstTokenPending.delete(id));
+  private readonly steps = new DecodeSteps(
+    this.gate,
+    this.maintenance,
+    (id) => this.firstTokenPending.delete(id),
+    (id) => this.handoff?.ended(id),
+  );
+  /** The batch loop's wait for the decoding sequences' next steps (step-handoff.ts); set with the context. */
+  private handoff: StepHandoff | undefined;
   private readonly batches = new BatchHistogram();
   private readonly budget: StepBudget;
   /** Sequences whose prompt's last chunk went into a batch and whose first token is not back yet (ids in the context). */
   private readonly firstTokenPending = new Set<number>();
   /** What the batch strategy put in the native batch about to run (for its thread count and timing). */
-  private readonly nextBatch = { decode: 0, prompt: 0 };
+  private readonly nextBatch = { decode: 0, prompt: 0, decodeRows: 0 };
   private threadPlan: ThreadPlan | undefined;
   /** During calibration: the thread count every batch runs with, and the native time spent. */
   private calibrating: { threads: number; nativeMs: number } | undefined;
@@ -129,10 +139,11 @@ export class LlamaCppEngine implements Engine {
       batching: {
         itemPrioritizationStrategy: decodeFirstStrategy(
           options.decodeBatch ?? 0,
-          (decode, prompt, ordered) => {
+          (decode, prompt, ordered, decodeRows) => {
             this.nextBatch.decode = decode;
             this.nextBatch.prompt = prompt;
-            this.batches.record(decode, prompt, ordered);
+            this.nextBatch.decodeRows = decodeRows;
+            this.batches.record(decode, prompt, ordered, decodeRows);
           },
           (item, index) => sequenceOf?.(item, index),
           // Streams that are decoding count even when their next tokens are not queued yet (their consumers are
@@ -144,11 +155,25 @@ export class LlamaCppEngine implements Engine {
       },
     });
     sequenceOf = batchItemSequenceIds(context);
+    const handoff = new StepHandoff({ queue: () => queue(), capMs: () => this.gate.graceWindowMs(), paused: () => this.maintenance.isPending });
+    const queue = hookQueuedDecodes(context, {
+      queued: (id, tokens) => {
+        handoff.queued(id);
+        // A prompt queued keeps the batch loop busy: sequences paused for an edit need not wait any more.
+        if (tokens > 1) this.maintenance.recheck();
+      },
+      afterBatch: (id) => handoff.afterBatch(id),
+    });
+    this.queue = queue;
+    this.handoff = handoff;
     instrumentNativeBatches(context, {
       threads: () => this.calibrating?.threads ?? this.threadPlan?.threadsFor(this.nextBatch.decode, this.nextBatch.prompt),
       done: (ms) => {
         if (this.calibrating) this.calibrating.nativeMs += ms;
-        this.budget.observe(this.nextBatch.decode, this.nextBatch.prompt, ms);
+        const { decode, prompt, decodeRows } = this.nextBatch;
+        // Calibration batches run at thread counts that may not be the plan's: not a cost of serving.
+        if (!this.calibrating) this.budget.observe(decode, prompt, ms, decodeRows);
+        if (this.logger.isLevelEnabled("trace")) this.logger.trace({ event: "engine.batch", decode, prompt, decodeRows, ms: Math.round(ms) }, "native batch");
       },
     });
     return context;
@@ -288,7 +313,9 @@ export class LlamaCppEngine implements Engine {
           this.counters.generatedTokens += run.decoder.tokens.length;
         }
       } finally {
-        this.firstTokenPending.delete(loaded.sequenceOrder.get(sequence)!);
+        const sequenceId = loaded.sequenceOrder.get(sequence)!;
+        this.firstTokenPending.delete(sequenceId);
+        this.handoff?.ended(sequenceId);
         loaded.pool.release(sequence);
       }
     } finally {
@@ -325,7 +352,7 @@ export class LlamaCppEngine implements Engine {
     const loaded = this.loaded;
     this.loaded = undefined;
     if (!loaded) return;
-    this.logger.info({ event: "engine.batching", ...this.batchingStats(), promptAdmission: this.admission.stats }, "decode batching since load");
+    this.logger.info({ event: "engine.batching", ...this.batchingStats(), promptAdmission: this.admission.stats, stepHandoff: this.handoff?.stats }, "decode batching since load");
     // A generation still running would step on a freed context: aborted ones end within one step.
     if (!(await this.generations.ended(CLOSE_WAIT_MS))) this.logger.warn({ event: "engine.close_timeout", generations: this.generations.count }, "generations still running at close");
     await loaded.thread.close();

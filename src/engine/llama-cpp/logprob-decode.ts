@@ -74,7 +74,7 @@ export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaC
       input = [token];
     }
   } finally {
-    slot?.leave();
+    tools.steps.end(slot, run.sequenceId);
     for (const sampler of new Set([pick, raw, topSampler])) sampler?.dispose();
   }
   if (!run.signal.aborted) yield { type: "done", finishReason: "stop" };

@@ -1,10 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { LlamaContextSequence, TokenBias, type BatchItem, type LlamaContext, type Token } from "node-llama-cpp";
+import { LlamaContext, LlamaContextSequence, TokenBias, type BatchItem, type Token } from "node-llama-cpp";
 import {
   batchItemSequenceIds,
   checkNodeLlamaCppVersion,
   checkNoTopK,
+  hookQueuedDecodes,
   installedNodeLlamaCppVersion,
   LogitSteps,
   tokenBiasEntries,
@@ -95,4 +96,35 @@ test("LogitSteps fails at construction, naming the version and the field, when a
       return true;
     });
   }
+});
+
+test("hooked queue entries: the library's _decodeTokens queues them, a sampling one gets an after-batch action after the library's own", async () => {
+  // The installed LlamaContext's own _decodeTokens on a bare context: it pushes to _queuedDecodes and schedules a dispatch.
+  const context = Object.assign(Object.create(LlamaContext.prototype) as object, {
+    _queuedDecodes: [] as { sequenceId: number; afterBatchAction?: (this: unknown, length: number) => unknown }[],
+    _queuedDecodeSequenceIds: new Set<number>(),
+    _scheduleDecode: () => undefined,
+  });
+  const heard: string[] = [];
+  const queue = hookQueuedDecodes(asContext(context), {
+    queued: (id) => void heard.push(`queued ${id}`),
+    afterBatch: (id) => (heard.push(`after ${id}`), undefined),
+  });
+  const own = function (this: unknown, length: number) {
+    heard.push(`own ${length} ${this === context._queuedDecodes[0]}`);
+  };
+  const entry = { tokens: [1, 2] as Token[], firstTokenSequenceIndex: 0, evaluationPriority: 5, tokenMeter: {}, afterBatchAction: own };
+  const decode = asContext(context) as unknown as { _decodeTokens(queued: object, mapper: unknown): Promise<unknown> };
+  void decode._decodeTokens({ ...entry, sequenceId: 3, logits: [undefined, true] }, () => undefined);
+  void decode._decodeTokens({ ...entry, sequenceId: 4, logits: [], afterBatchAction: undefined }, () => undefined);
+  assert.deepEqual(heard, ["queued 3", "queued 4"]);
+  assert.equal(queue().size, 2);
+  assert.equal(queue().has(4), true);
+  assert.equal(queue().has(0), false);
+  const [sampling, prompt] = context._queuedDecodes;
+  // The batch loop calls the action on the queue entry.
+  assert.equal(sampling!.afterBatchAction!.call(sampling, 7), undefined);
+  assert.deepEqual(heard.slice(2), ["own 7 true", "after 3"]);
+  assert.equal(prompt!.afterBatchAction, undefined, "an item that samples nothing is not waited after");
+  assert.throws(() => hookQueuedDecodes(asContext({ _queuedDecodes: [] }), { queued: () => undefined, afterBatch: () => undefined }, "9.9.9"), /9\.9\.9: LlamaContext\._decodeTokens/);
 });

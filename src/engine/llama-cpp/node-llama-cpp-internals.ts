@@ -1,7 +1,7 @@
 /**
  * Every read of node-llama-cpp's private fields, in one place, behind a version guard.
  *
- * Four behaviours the engine needs have no public API in node-llama-cpp 3.22.1
+ * Five behaviours the engine needs have no public API in node-llama-cpp 3.22.1
  * (docs/ENGINE-NOTES.md "Decode batching and sequence order"):
  * - `LlamaContext._queuedDecodes`: the queue the batch loop builds the strategy's items from, in
  *   the same order (its `getOrderedQueuedDecodes`). Reading it gives each batch item its sequence
@@ -14,6 +14,9 @@
  *   batch (the step budget, step-budget.ts) and sets the threads measured best for its shape
  *   (thread-plan.ts) right before it runs, after the library set its own.
  *
+ * - `LlamaContext._decodeTokens` (the queue entry): an item that samples a token gets an after-batch
+ *   action, so the batch loop waits for the decoding sequences' next steps before it builds the next
+ *   batch (step-handoff.ts).
  * - `LlamaContextSequence._decodeTokens` and the native `_ctx.sampleToken`, with the addon's
  *   `AddonSampler`: `LogitSteps` samples one step's logits several times, with different
  *   samplers, for logprobs (docs/ENGINE-NOTES.md "Logprobs from native samplers").
@@ -145,6 +148,65 @@ export function instrumentNativeBatches(context: LlamaContext, hooks: NativeBatc
       }
     },
   });
+}
+
+/** What the engine does around each queued batch item (see `StepHandoff`, step-handoff.ts). */
+export interface QueueHooks {
+  /** An item of `sequenceId` was queued, of `tokens` tokens. */
+  queued(sequenceId: number, tokens: number): void;
+  /** The batch that carried a token-sampling item of `sequenceId` is done: the loop awaits what this returns before its next batch. */
+  afterBatch(sequenceId: number): Promise<void> | undefined;
+}
+
+/**
+ * Wraps `LlamaContext._decodeTokens` (node-llama-cpp 3.22.1: the context-level queue entry every
+ * evaluation goes through, taking `{ sequenceId, tokens, logits, …, afterBatchAction }`): `hooks.queued`
+ * hears of every item, and an item whose last token samples (its last `logits` entry set) gets
+ * `afterBatchAction`, which the batch loop awaits after handing out the batch's results and before
+ * building the next batch (after the library's own action, which `sequence.evaluate()` sets for its
+ * checkpoints). Returns a view of the queue. Throws now when either field is not there.
+ */
+/** The context's queue now: its items, whether a sequence has one, and how many carry more than one token (prompts). */
+export interface QueueView {
+  size: number;
+  has: (sequenceId: number) => boolean;
+  prompts: number;
+}
+
+export function hookQueuedDecodes(context: LlamaContext, hooks: QueueHooks, version?: string): () => QueueView {
+  const holder = context as unknown as { _decodeTokens?: unknown; _queuedDecodes?: unknown };
+  const installed = () => version ?? installedNodeLlamaCppVersion();
+  if (typeof holder._decodeTokens !== "function") throw fieldError("LlamaContext", "_decodeTokens", "a method", installed());
+  if (!Array.isArray(holder._queuedDecodes)) throw fieldError("LlamaContext", "_queuedDecodes", "an array", installed());
+  const decodeTokens = (holder._decodeTokens as (queued: QueuedItem, mapper: unknown) => Promise<unknown>).bind(context);
+  Object.defineProperty(context, "_decodeTokens", {
+    configurable: true,
+    value: (queued: QueuedItem, mapper: unknown): Promise<unknown> => {
+      const samples = queued.logits[queued.logits.length - 1] === true;
+      const own = queued.afterBatchAction;
+      // The library's own action (its interval checkpoints) runs first, called as it would be (on the queue entry).
+      const afterBatchAction = function (this: unknown, sequenceStateLength: number): Promise<void> | undefined {
+        const first = own?.call(this, sequenceStateLength);
+        return first instanceof Promise ? first.then(() => hooks.afterBatch(queued.sequenceId)) : hooks.afterBatch(queued.sequenceId);
+      };
+      const result = decodeTokens(samples ? { ...queued, afterBatchAction } : queued, mapper);
+      hooks.queued(queued.sequenceId, queued.tokens.length);
+      return result;
+    },
+  });
+  return () => {
+    const queue = holder._queuedDecodes as readonly Partial<QueuedDecode>[];
+    let prompts = 0;
+    for (const item of queue) if ((item.tokens?.length ?? 0) > 1) prompts += 1;
+    return { size: queue.length, has: (sequenceId) => queue.some((item) => item.sequenceId === sequenceId), prompts };
+  };
+}
+
+interface QueuedItem {
+  sequenceId: number;
+  tokens: readonly Token[];
+  logits: readonly (boolean | undefined)[];
+  afterBatchAction?: (this: unknown, sequenceStateLength: number) => Promise<void> | void;
 }
 
 /** Sampling settings for a native sampler, as `sequence.evaluate()` takes them. */

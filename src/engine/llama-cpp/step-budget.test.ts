@@ -22,6 +22,18 @@ test("the budget becomes a token count from the measured step and prompt-token c
   assert.equal(budget.promptTokens(2), 40, "a mixed step that matches the model keeps it");
 });
 
+test("chunks of different sizes separate a chunk's fixed cost from its cost per token", () => {
+  const budget = new StepBudget(2000);
+  budget.observe(1, 0, 200); // a decode step
+  budget.observe(0, 98, 256 + 98 * 38.5); // a whole prompt
+  assert.equal(budget.promptTokens(1), Math.floor((2000 - 200) / ((256 + 98 * 38.5) / 98)), "one size seen: the average per token");
+  budget.observe(1, 25, 200 + 256 + 25 * 38.5); // a mixed step: the decode step, then the chunk's pass
+  const { promptMarginalMs, promptFixedMs, promptTokenMs } = budget.estimates();
+  assert.ok(Math.abs(promptMarginalMs - 38.5) < 1e-6 && Math.abs(promptFixedMs - 256) < 1e-6, `${promptMarginalMs} ${promptFixedMs}`);
+  assert.ok(promptTokenMs > 38.5, "the average per token carries the fixed part");
+  assert.equal(budget.promptTokens(1), Math.floor((2000 - 200 - 256) / 38.5), "the fixed part counted once, the rest per token");
+});
+
 test("a budget smaller than a decode step still lets prompts progress", () => {
   const budget = new StepBudget(10);
   budget.observe(4, 0, 30);
