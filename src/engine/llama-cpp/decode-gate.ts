@@ -208,7 +208,6 @@ export interface BatchRecorder {
   (decodeTokens: number, promptTokens: number, ordered: boolean, decodeRows: number): void;
 }
 
-
 /**
  * node-llama-cpp batch strategy: single-token items (decode steps) get a place first, at most
  * `maxDecodeTokens` of them (0 = all), in queue order; the rest of the batch goes to the prompts being
@@ -262,7 +261,7 @@ export function decodeFirstStrategy(
     const budget = promptBudget?.(decode) ?? Infinity;
     // A chunk cut by the budget shares the decode micro-batch when its one row completes a block there.
     const cutShares = decode > 0 && outsideBlocks(decode + 1) === 0;
-    let left = Math.min(room, budget);
+    const left = Math.min(room, budget);
     let promptTokens = 0;
     if (left > 0 && prompts.length > 0) {
       const taken = budget < room ? shortestFirst(prompts, left, cutShares ? 1 : 0) : evenShares(prompts, left);
