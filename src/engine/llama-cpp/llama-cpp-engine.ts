@@ -355,10 +355,10 @@ export class LlamaCppEngine implements Engine {
     this.logger.info({ event: "engine.batching", ...this.batchingStats(), promptAdmission: this.admission.stats, stepHandoff: this.handoff?.stats }, "decode batching since load");
     // A generation still running would step on a freed context: aborted ones end within one step.
     if (!(await this.generations.ended(CLOSE_WAIT_MS))) this.logger.warn({ event: "engine.close_timeout", generations: this.generations.count }, "generations still running at close");
+    await loaded.thread.close();
     await loaded.context.dispose();
     await loaded.model.dispose();
     await loaded.llama.dispose();
-    await loaded.thread.close();
   }
 
   private grammarFor(loaded: Loaded, constraint: OutputConstraint): Promise<LlamaGrammar> {

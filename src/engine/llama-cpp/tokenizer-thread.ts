@@ -9,15 +9,10 @@ export interface TokenizerWorkerData {
   modelPath: string;
 }
 
-export type TokenizerRequest = { id: number; fragments: string[] } | { type: "close" };
-
-/**
- * How long a closing thread gets to free its llama.cpp model and backend itself before it is terminated.
- * Terminating it with the addon still loaded could abort the whole process: the addon's teardown threw a
- * Napi::Error where nothing could catch it ("terminate called after throwing an instance of 'Napi::Error'",
- * about one close in eight on Node 24).
- */
-const CLOSE_GRACE_MS = 2_000;
+export interface TokenizerRequest {
+  id: number;
+  fragments: string[];
+}
 
 export type TokenizerReply =
   | { type: "ready" }
@@ -68,15 +63,7 @@ export class TokenizerThread {
     const worker = this.worker;
     this.worker = undefined;
     this.failPending(new Error("the tokenizer thread is closed"));
-    if (!worker) return;
-    // The thread disposes its model and backend and exits on its own; terminated only if it does not in time.
-    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
-    worker.postMessage({ type: "close" } satisfies TokenizerRequest);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), CLOSE_GRACE_MS)));
-    const outcome = await Promise.race([exited, late]);
-    clearTimeout(timer);
-    if (outcome === "late") await worker.terminate();
+    await worker?.terminate();
   }
 
   private spawn(): Promise<void> {

@@ -23,15 +23,6 @@ const model = await llama.loadModel({ modelPath, vocabOnly: true });
 post({ type: "ready" });
 
 port.on("message", (request: TokenizerRequest) => {
-  if ("type" in request) {
-    // Closing: free the model and the backend here, then let the thread end (tokenizer-thread.ts `close`).
-    void (async () => {
-      await model.dispose();
-      await llama.dispose();
-      port.close();
-    })();
-    return;
-  }
   try {
     const parts = request.fragments.map((fragment) => model.tokenize(fragment, false));
     const tokens = new Uint32Array(parts.reduce((sum, part) => sum + part.length, 0));
