@@ -158,6 +158,13 @@ export interface QueueHooks {
   afterBatch(sequenceId: number): Promise<void> | undefined;
 }
 
+/** The context's queue now: its items, whether a sequence has one, and how many carry more than one token (prompts). */
+export interface QueueView {
+  size: number;
+  has: (sequenceId: number) => boolean;
+  prompts: number;
+}
+
 /**
  * Wraps `LlamaContext._decodeTokens` (node-llama-cpp 3.22.1: the context-level queue entry every
  * evaluation goes through, taking `{ sequenceId, tokens, logits, …, afterBatchAction }`): `hooks.queued`
@@ -166,13 +173,6 @@ export interface QueueHooks {
  * building the next batch (after the library's own action, which `sequence.evaluate()` sets for its
  * checkpoints). Returns a view of the queue. Throws now when either field is not there.
  */
-/** The context's queue now: its items, whether a sequence has one, and how many carry more than one token (prompts). */
-export interface QueueView {
-  size: number;
-  has: (sequenceId: number) => boolean;
-  prompts: number;
-}
-
 export function hookQueuedDecodes(context: LlamaContext, hooks: QueueHooks, version?: string): () => QueueView {
   const holder = context as unknown as { _decodeTokens?: unknown; _queuedDecodes?: unknown };
   const installed = () => version ?? installedNodeLlamaCppVersion();
@@ -202,9 +202,7 @@ export function hookQueuedDecodes(context: LlamaContext, hooks: QueueHooks, vers
   };
 }
 
-interface QueuedItem {
-  sequenceId: number;
-  tokens: readonly Token[];
+interface QueuedItem extends QueuedDecode {
   logits: readonly (boolean | undefined)[];
   afterBatchAction?: (this: unknown, sequenceStateLength: number) => Promise<void> | void;
 }
