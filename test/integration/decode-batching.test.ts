@@ -17,8 +17,8 @@ before(async () => {
   modelPath = await ensureTestModel();
 });
 
-async function withEngine(decodeBatch: number, body: (engine: LlamaCppEngine) => Promise<void>): Promise<void> {
-  const engine = new LlamaCppEngine({ modelPath, contextSize: 256, parallel: 4, threads: 1, batchSize: 512, decodeBatch, gpu: "cpu", extraStopTokens: [] }, pino({ level: "silent" }));
+async function withEngine(decodeBatch: number, body: (engine: LlamaCppEngine) => Promise<void>, options: { maxStepMs?: number; contextSize?: number } = {}): Promise<void> {
+  const engine = new LlamaCppEngine({ modelPath, contextSize: options.contextSize ?? 256, parallel: 4, threads: 1, batchSize: 512, decodeBatch, gpu: "cpu", extraStopTokens: [], maxStepMs: options.maxStepMs }, pino({ level: "silent" }));
   await engine.load();
   try {
     await body(engine);
@@ -122,4 +122,25 @@ test("aborted and finished sequences leave the group; logprobs requests take par
     }
     assert.equal(tokenCount(await plain), TOKENS);
   });
+});
+
+test("under a step budget a long prompt goes in chunks, each in a batch with the decoding stream's next token", async () => {
+  // A budget of 1 ms: every step takes the minimum chunk (8 prompt tokens), so the prompt below takes dozens of steps.
+  await withEngine(0, async (engine) => {
+    const decoding = engine.generate(request(1, { maxTokens: 400 }), new AbortController().signal)[Symbol.asyncIterator]();
+    const first = await decoding.next();
+    assert.equal(first.done, false, "the stream is decoding");
+    const before = engine.batchingStats();
+    const longPrompt = request(2, { prompt: `<|user|>\n${"river stone light ".repeat(80)}<|end|>\n<|assistant|>\n`, maxTokens: 1 });
+    const [rest, prompted] = await Promise.all([collect({ [Symbol.asyncIterator]: () => decoding }), collect(engine.generate(longPrompt, new AbortController().signal))]);
+    assert.equal(tokenCount(prompted), 1);
+    assert.equal(tokenCount(rest), 399);
+    const after = engine.batchingStats();
+    const chunks = after.promptBatches - before.promptBatches;
+    const promptOnly = (after.decodeBatchSizes[0] ?? 0) - (before.decodeBatchSizes[0] ?? 0);
+    assert.ok(chunks >= 20, `the prompt went in ${chunks} chunks`);
+    // Without the batch loop waiting for the stream's next step, every other batch carried the prompt alone (the
+    // loop built it before the stream had asked again): the stream got a token every second step.
+    assert.ok(promptOnly <= chunks / 5, `${promptOnly} of ${chunks} prompt batches carried no decode token`);
+  }, { maxStepMs: 1, contextSize: 1024 });
 });

@@ -355,7 +355,7 @@ export class LlamaCppEngine implements Engine {
     this.logger.info({ event: "engine.batching", ...this.batchingStats(), promptAdmission: this.admission.stats, stepHandoff: this.handoff?.stats }, "decode batching since load");
     // A generation still running would step on a freed context: aborted ones end within one step.
     if (!(await this.generations.ended(CLOSE_WAIT_MS))) this.logger.warn({ event: "engine.close_timeout", generations: this.generations.count }, "generations still running at close");
-    await loaded.thread.close();
+    if ((await loaded.thread.close()) === "forced") this.logger.warn({ event: "engine.tokenizer_thread_forced" }, "the tokenizer thread did not free its model in time and was terminated");
     await loaded.context.dispose();
     await loaded.model.dispose();
     await loaded.llama.dispose();

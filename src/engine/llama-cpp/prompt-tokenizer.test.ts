@@ -91,6 +91,22 @@ for (const family of FAMILIES) {
   });
 }
 
+test("a closing tokenizer thread frees its model before it is terminated; a closed thread refuses work", async () => {
+  const modelPath = await ensureTestModel({ family: "phi3" });
+  const thread = new TokenizerThread({ modelPath, log: () => {} });
+  assert.equal(await thread.close(), "idle", "never started: nothing to end");
+  const started = new TokenizerThread({ modelPath, log: () => {} });
+  const [tokens] = await started.tokenize(["hello world"]);
+  assert.ok(tokens!.length > 0);
+  // Terminated with its model still loaded, the addon's finalizer could abort the process (tokenizer-thread.ts).
+  assert.equal(await started.close(), "freed");
+  await assert.rejects(started.tokenize(["hello"]), /closed/);
+  // Closed while it still loads its vocabulary: it finishes loading, frees it, and only then ends.
+  const loading = new TokenizerThread({ modelPath, log: () => {} });
+  void loading.start().catch(() => undefined);
+  assert.equal(await loading.close(), "freed");
+});
+
 test("a prompt over the limit is refused by its size before tokenizing, and nothing is kept for it", async () => {
   const { tokenizer } = subjects.get("phi3")!;
   const before = tokenizer.cached();

@@ -9,13 +9,20 @@ export interface TokenizerWorkerData {
   modelPath: string;
 }
 
-export interface TokenizerRequest {
-  id: number;
-  fragments: string[];
-}
+export type TokenizerRequest = { type: "tokenize"; id: number; fragments: string[] } | { type: "close" };
+
+/**
+ * How long a closing thread gets to free its model before it is terminated. A model the thread has
+ * not freed is freed by the addon's finalizer while the thread's environment is torn down, and there
+ * node-llama-cpp's `~AddonModel` releases a N-API reference that can fail and throw from a
+ * destructor: "terminate called after throwing an instance of 'Napi::Error'", the whole process
+ * aborted (about one close in eight on Node 24; docs/ENGINE-NOTES.md "Tokenizing off the event loop").
+ */
+const CLOSE_GRACE_MS = 5_000;
 
 export type TokenizerReply =
   | { type: "ready" }
+  | { type: "closed" }
   | { type: "log"; level: string; message: string }
   | { type: "tokens"; id: number; tokens: Uint32Array; lengths: number[] }
   | { type: "failed"; id: number; message: string };
@@ -37,6 +44,7 @@ export class TokenizerThread {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private closed = false;
+  private onClosed: (() => void) | undefined;
 
   constructor(private readonly options: TokenizerThreadOptions) {}
 
@@ -54,16 +62,36 @@ export class TokenizerThread {
     const id = this.nextId++;
     return new Promise<Uint32Array[]>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, fragments } satisfies TokenizerRequest);
+      worker.postMessage({ type: "tokenize", id, fragments } satisfies TokenizerRequest);
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Ends the thread: "freed" when it freed its model before it was terminated, "forced" when it did
+   * not reply within CLOSE_GRACE_MS, "idle" when no thread was running.
+   */
+  async close(): Promise<"freed" | "forced" | "idle"> {
     this.closed = true;
     const worker = this.worker;
     this.worker = undefined;
     this.failPending(new Error("the tokenizer thread is closed"));
-    await worker?.terminate();
+    if (!worker) return "idle";
+    // The thread frees its model first (not its backend: llama.cpp's backend is the process's, shared
+    // with the engine), then it is terminated; a thread still loading its vocabulary finishes first.
+    const handshake = (async () => {
+      await this.ready?.catch(() => undefined);
+      return new Promise<"freed" | "forced">((resolve) => {
+        this.onClosed = () => resolve("freed");
+        worker.once("exit", () => resolve("forced"));
+        worker.postMessage({ type: "close" } satisfies TokenizerRequest);
+      });
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([handshake, new Promise<"forced">((resolve) => (timer = setTimeout(() => resolve("forced"), CLOSE_GRACE_MS)))]);
+    clearTimeout(timer);
+    this.onClosed = undefined;
+    await worker.terminate();
+    return outcome;
   }
 
   private spawn(): Promise<void> {
@@ -73,6 +101,7 @@ export class TokenizerThread {
     return new Promise<void>((resolve, reject) => {
       worker.on("message", (reply: TokenizerReply) => {
         if (reply.type === "ready") resolve();
+        else if (reply.type === "closed") this.onClosed?.();
         else if (reply.type === "log") this.options.log(reply.level, reply.message);
         else this.settle(reply);
       });

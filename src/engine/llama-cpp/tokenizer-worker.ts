@@ -23,6 +23,12 @@ const model = await llama.loadModel({ modelPath, vocabOnly: true });
 post({ type: "ready" });
 
 port.on("message", (request: TokenizerRequest) => {
+  if (request.type === "close") {
+    // Frees the model while this thread's environment is whole (tokenizer-thread.ts CLOSE_GRACE_MS);
+    // not the backend, which is the process's.
+    void model.dispose().finally(() => post({ type: "closed" }));
+    return;
+  }
   try {
     const parts = request.fragments.map((fragment) => model.tokenize(fragment, false));
     const tokens = new Uint32Array(parts.reduce((sum, part) => sum + part.length, 0));
