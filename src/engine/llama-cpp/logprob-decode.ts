@@ -9,7 +9,7 @@ import type { EngineEvent, TokenLogprob } from "../engine.ts";
 import { toLogprob } from "../sampling.ts";
 import type { DecodeSlot } from "./decode-gate.ts";
 import { repeatPenalty, type DecodeTools, type Run } from "./decode-steps.ts";
-import { LogitSteps, NO_TOP_K, type NativeSample } from "./node-llama-cpp-internals.ts";
+import { LogitSteps, NO_TOP_K, type NativeSample, type SampleLogits } from "./node-llama-cpp-internals.ts";
 
 /** Sampler settings that leave the distribution untouched (no truncation, no temperature): a greedy chain. */
 const RAW_DISTRIBUTION = { temperature: 0, topK: 0, topP: 1, minP: 0 } as const;
@@ -35,26 +35,33 @@ export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaC
   const raw = greedy ? pick : steps.sampler();
   // At temperature 0 the pick is the highest entry: a list of one needs no sampler of its own.
   const topSampler = top > 1 || (top === 1 && !greedy) ? steps.sampler() : undefined;
-  let input: Token[] = run.inputTokens;
+  const read = async (sample: SampleLogits) => {
+    const topList = topSampler
+      ? (topSampler.configure({ temperature: 1, topK: top, topP: 1, minP: 0, ...common() }), sample(topSampler, { tokens: [], top }))
+      : undefined;
+    if (greedy) {
+      pick.configure({ ...RAW_DISTRIBUTION, ...common() });
+      const picked = await sample(pick, { tokens: [], includeSelected: true, totalLogitWeight: true });
+      return { picked, rawSample: picked, topSample: await topList };
+    }
+    pick.configure({ temperature: request.temperature, topP: request.topP, topK: NO_TOP_K, minP: 0, ...common() });
+    const picked = await sample(pick, {});
+    raw.configure({ ...RAW_DISTRIBUTION, ...common() });
+    const rawSample = picked.token === undefined ? undefined : await sample(raw, { tokens: [picked.token], includeSelected: true, totalLogitWeight: true });
+    return { picked, rawSample, topSample: await topList };
+  };
   // Joins the decode gate after the prompt step, as the fast path does (see DecodeSteps.tokens()).
   let slot: DecodeSlot | undefined;
+  // One step ahead of the consumer, as the fast path (DecodeSteps.tokens(), docs/ENGINE-NOTES.md "Decoding one token
+  // ahead"): the step that samples token n + 1 is asked for before token n is handed on. Its samplers read the
+  // penalty list after its native decode, by when token n is in the decoder.
+  let ahead: ReturnType<typeof nextStep> | undefined;
+  const nextStep = (input: Token[]) => tools.steps.step(slot, () => steps.step(input, read));
   try {
+    ahead = nextStep(run.inputTokens);
     while (!run.signal.aborted) {
-      const result = await tools.steps.step(slot, () => steps.step(input, async (sample) => {
-        const topList = topSampler
-          ? (topSampler.configure({ temperature: 1, topK: top, topP: 1, minP: 0, ...common() }), sample(topSampler, { tokens: [], top }))
-          : undefined;
-        if (greedy) {
-          pick.configure({ ...RAW_DISTRIBUTION, ...common() });
-          const picked = await sample(pick, { tokens: [], includeSelected: true, totalLogitWeight: true });
-          return { picked, rawSample: picked, topSample: await topList };
-        }
-        pick.configure({ temperature: request.temperature, topP: request.topP, topK: NO_TOP_K, minP: 0, ...common() });
-        const picked = await sample(pick, {});
-        raw.configure({ ...RAW_DISTRIBUTION, ...common() });
-        const rawSample = picked.token === undefined ? undefined : await sample(raw, { tokens: [picked.token], includeSelected: true, totalLogitWeight: true });
-        return { picked, rawSample, topSample: await topList };
-      }));
+      const result = await ahead;
+      ahead = undefined;
       slot ??= tools.steps.join(run.sequenceId);
       const token = result?.picked.token;
       if (token === undefined || !result?.rawSample || tools.model.isEogToken(token) || tools.stopTokenIds.has(token)) break;
@@ -66,14 +73,21 @@ export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaC
         topLogprobs: topLogprobs.filter(([, l]) => l !== -Infinity).map(([t, l]) => tools.describer.describe(t, toLogprob(l, stats))),
       };
       const isLast = decoder.tokens.length + 1 >= request.maxTokens;
-      yield { type: "token", text: decoder.push(token, isLast), tokenCount: 1, logprobs: [entry] };
+      const text = decoder.push(token, isLast);
+      if (!isLast) {
+        ahead = nextStep([token]);
+        // Awaited in `finally` when the consumer stops first; never an unhandled rejection meanwhile.
+        ahead.catch(() => undefined);
+      }
+      yield { type: "token", text, tokenCount: 1, logprobs: [entry] };
       if (isLast) {
         yield { type: "done", finishReason: "length" };
         return;
       }
-      input = [token];
     }
   } finally {
+    // A step asked for ahead runs to its end (it uses the samplers) before they are freed; its token is discarded.
+    if (ahead) await ahead.catch(() => undefined);
     tools.steps.end(slot, run.sequenceId);
     for (const sampler of new Set([pick, raw, topSampler])) sampler?.dispose();
   }
