@@ -21,7 +21,9 @@ const RAW_DISTRIBUTION = { temperature: 0, topK: 0, topP: 1, minP: 0 } as const;
  *   (temperature, top-p, seeded draw), so a seed gives the same tokens with and without logprobs;
  * - the raw distribution (after logit_bias and penalties, before temperature and truncation): the
  *   pick's logit, the highest logit and Σ exp(logit − max), from a greedy chain, whose pick is the
- *   highest; at temperature 0 the pick sampler is that chain already;
+ *   highest; at temperature 0 the pick sampler is that chain already, and its pick is the highest, so
+ *   its call returns only the sum (logprob −log Σ), without the whole-vocabulary list the addon builds
+ *   to filter logits from;
  * - the top entries, when more than the pick is asked for: a chain that only keeps the `top`
  *   highest logits (llama.cpp's top-k: a partial sort), at temperature 1, which leaves logits as they are.
  */
@@ -35,20 +37,26 @@ export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaC
   const raw = greedy ? pick : steps.sampler();
   // At temperature 0 the pick is the highest entry: a list of one needs no sampler of its own.
   const topSampler = top > 1 || (top === 1 && !greedy) ? steps.sampler() : undefined;
-  const read = async (sample: SampleLogits) => {
+  const read = async (sample: SampleLogits): Promise<StepLogits | undefined> => {
     const topList = topSampler
       ? (topSampler.configure({ temperature: 1, topK: top, topP: 1, minP: 0, ...common() }), sample(topSampler, { tokens: [], top }))
       : undefined;
     if (greedy) {
       pick.configure({ ...RAW_DISTRIBUTION, ...common() });
-      const picked = await sample(pick, { tokens: [], includeSelected: true, totalLogitWeight: true });
-      return { picked, rawSample: picked, topSample: await topList };
+      // No logits filter: the addon would build a whole-vocabulary list to find the pick's logit in, which is the
+      // maximum anyway. Its logprob is −log Σ exp(logit − max); the top list, when there is one, gives the maximum.
+      const picked = await sample(pick, { totalLogitWeight: true });
+      const topSample = await topList;
+      const max = topSample?.logits[0]?.[1] ?? 0;
+      return picked.token === undefined ? undefined : { token: picked.token, pickLogit: max, stats: { max, logSum: Math.log(picked.totalLogitWeight ?? 1) }, topSample };
     }
     pick.configure({ temperature: request.temperature, topP: request.topP, topK: NO_TOP_K, minP: 0, ...common() });
     const picked = await sample(pick, {});
+    if (picked.token === undefined) return undefined;
+    const token = picked.token;
     raw.configure({ ...RAW_DISTRIBUTION, ...common() });
-    const rawSample = picked.token === undefined ? undefined : await sample(raw, { tokens: [picked.token], includeSelected: true, totalLogitWeight: true });
-    return { picked, rawSample, topSample: await topList };
+    const rawSample = await sample(raw, { tokens: [token], includeSelected: true, totalLogitWeight: true });
+    return { token, pickLogit: rawSample.logits.find(([t]) => t === token)?.[1] ?? -Infinity, stats: rawStats(rawSample), topSample: await topList };
   };
   // Joins the decode gate after the prompt step, as the fast path does (see DecodeSteps.tokens()).
   let slot: DecodeSlot | undefined;
@@ -63,11 +71,10 @@ export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaC
       const result = await ahead;
       ahead = undefined;
       slot ??= tools.steps.join(run.sequenceId);
-      const token = result?.picked.token;
-      if (token === undefined || !result?.rawSample || tools.model.isEogToken(token) || tools.stopTokenIds.has(token)) break;
-      const stats = rawStats(result.rawSample);
-      const logprob = toLogprob(result.rawSample.logits.find(([t]) => t === token)?.[1] ?? -Infinity, stats);
-      const topLogprobs = top === 0 ? [] : (result.topSample?.logits ?? result.rawSample.logits.slice(0, 1)).slice(0, top);
+      if (!result || tools.model.isEogToken(result.token) || tools.stopTokenIds.has(result.token)) break;
+      const { token, pickLogit, stats, topSample } = result;
+      const logprob = toLogprob(pickLogit, stats);
+      const topLogprobs = top === 0 ? [] : (topSample?.logits ?? [[token, pickLogit] as [Token, number]]).slice(0, top);
       const entry: TokenLogprob = {
         ...tools.describer.describe(token, logprob),
         topLogprobs: topLogprobs.filter(([, l]) => l !== -Infinity).map(([t, l]) => tools.describer.describe(t, toLogprob(l, stats))),
@@ -92,6 +99,14 @@ export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaC
     for (const sampler of new Set([pick, raw, topSampler])) sampler?.dispose();
   }
   if (!run.signal.aborted) yield { type: "done", finishReason: "stop" };
+}
+
+/** What one step's samplers read: the token, its logit in the raw distribution, the raw distribution's normaliser, the top list. */
+interface StepLogits {
+  token: Token;
+  pickLogit: number;
+  stats: { max: number; logSum: number };
+  topSample: NativeSample | undefined;
 }
 
 /** The raw distribution's maximum (the greedy chain's pick, the highest logit returned) and log Σ exp(logit − max). */
