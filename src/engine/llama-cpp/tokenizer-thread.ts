@@ -12,11 +12,12 @@ export interface TokenizerWorkerData {
 export type TokenizerRequest = { type: "tokenize"; id: number; fragments: string[] } | { type: "close" };
 
 /**
- * How long a closing thread gets to free its model before it is terminated. A model the thread has
- * not freed is freed by the addon's finalizer while the thread's environment is torn down, and there
- * node-llama-cpp's `~AddonModel` releases a N-API reference that can fail and throw from a
- * destructor: "terminate called after throwing an instance of 'Napi::Error'", the whole process
- * aborted (about one close in eight on Node 24; docs/ENGINE-NOTES.md "Tokenizing off the event loop").
+ * How long a closing thread gets to free its model before it is terminated. Terminated with its model
+ * loaded, the thread aborted the whole process now and then ("terminate called after throwing an
+ * instance of 'Napi::Error'", 2 closes in 10 on Node 24 with the prebuilt binary, none in 20 once
+ * the model was freed first): the addon then frees the model in a finalizer while the thread's
+ * environment is torn down, where, by node-llama-cpp's source, `~AddonModel` makes N-API calls that
+ * throw on failure (docs/ENGINE-NOTES.md "Tokenizing off the event loop").
  */
 const CLOSE_GRACE_MS = 5_000;
 
@@ -78,16 +79,17 @@ export class TokenizerThread {
     if (!worker) return "idle";
     // The thread frees its model first (not its backend: llama.cpp's backend is the process's, shared
     // with the engine), then it is terminated; a thread still loading its vocabulary finishes first.
+    const exited = new Promise<"forced">((resolve) => worker.once("exit", () => resolve("forced")));
     const handshake = (async () => {
       await this.ready?.catch(() => undefined);
-      return new Promise<"freed" | "forced">((resolve) => {
+      return new Promise<"freed">((resolve) => {
         this.onClosed = () => resolve("freed");
-        worker.once("exit", () => resolve("forced"));
         worker.postMessage({ type: "close" } satisfies TokenizerRequest);
       });
     })();
     let timer: NodeJS.Timeout | undefined;
-    const outcome = await Promise.race([handshake, new Promise<"forced">((resolve) => (timer = setTimeout(() => resolve("forced"), CLOSE_GRACE_MS)))]);
+    const late = new Promise<"forced">((resolve) => (timer = setTimeout(() => resolve("forced"), CLOSE_GRACE_MS)));
+    const outcome = await Promise.race([handshake, exited, late]);
     clearTimeout(timer);
     this.onClosed = undefined;
     await worker.terminate();

@@ -26,7 +26,10 @@ port.on("message", (request: TokenizerRequest) => {
   if (request.type === "close") {
     // Frees the model while this thread's environment is whole (tokenizer-thread.ts CLOSE_GRACE_MS);
     // not the backend, which is the process's.
-    void model.dispose().finally(() => post({ type: "closed" }));
+    model.dispose().then(
+      () => post({ type: "closed" }),
+      (error: unknown) => post({ type: "log", level: "error", message: `freeing the vocabulary failed: ${error instanceof Error ? error.message : String(error)}` }),
+    );
     return;
   }
   try {
