@@ -47,6 +47,7 @@ export async function* generateWithLogprobs(tools: DecodeTools, sequence: LlamaC
       // maximum anyway. Its logprob is −log Σ exp(logit − max); the top list, when there is one, gives the maximum.
       const picked = await sample(pick, { totalLogitWeight: true });
       const topSample = await topList;
+      // Without a top list only the pick is reported, and only its distance to the maximum counts: 0 stands for both.
       const max = topSample?.logits[0]?.[1] ?? 0;
       return picked.token === undefined ? undefined : { token: picked.token, pickLogit: max, stats: { max, logSum: Math.log(picked.totalLogitWeight ?? 1) }, topSample };
     }
