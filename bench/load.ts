@@ -22,12 +22,13 @@
  * the first of their last ones): the figure llama-batched-bench's S_TG compares with.
  */
 import { parseArgs } from "node:util";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { getLlama, type LlamaContextSequence, type Token } from "node-llama-cpp";
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
 import { renderChatTemplate, T5_PHI35_MINI } from "../src/catalog/chat-templates.ts";
 import { startServer } from "../test/helpers/start-server.ts";
+import { startLlamaServer } from "./llama-server-process.ts";
 import { sseChunks } from "./sse-chunks.ts";
 
 /** The benchmarks run the sources (tsx): the thread pool the installed CLI picks (bin/phiserve.cjs) comes from here. */
@@ -258,24 +259,12 @@ function ratios(results: LevelResult[]): Record<string, number> {
 
 /** llama-server on the same model, threads and slots (its own continuous batching, defaults otherwise). */
 async function runLlamaServer(bin: string, modelPath: string, threads: number): Promise<LevelResult[]> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
   const slots = Math.max(...levels);
-  const child = spawn(bin, ["-m", modelPath, "-t", String(threads), "-tb", String(threads), "-np", String(slots), "-c", String(1024 * slots), "--host", "127.0.0.1", "--port", String(port), "--no-webui"], { stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  child.stderr.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const server = await startLlamaServer(bin, ["-m", modelPath, "-t", String(threads), "-tb", String(threads), "-np", String(slots), "-c", String(1024 * slots)]);
   try {
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      if (child.exitCode !== null) throw new Error(`llama-server exited: ${log}`);
-      if ((await fetch(`${url}/health`).catch(() => undefined))?.ok) break;
-      if (i > 1200) throw new Error(`llama-server did not become healthy: ${log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return await runHttp("llama-server", url, "phi", child.pid);
+    return await runHttp("llama-server", server.url, "phi", server.pid);
   } finally {
-    child.kill("SIGTERM");
-    await exited;
+    await server.stop();
   }
 }
 

@@ -9,9 +9,9 @@
  *   npm run bench:peer-chunking -- --llama-server BIN [--shape phi3-mini | --model FILE] [--chunks 40,512]
  *                                  [--kv split,unified] [--threads 2] [--rounds 2]
  */
-import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
+import { startLlamaServer } from "./llama-server-process.ts";
 import { sseChunks } from "./sse-chunks.ts";
 
 const { values: args } = parseArgs({
@@ -60,24 +60,12 @@ async function probe(url: string, round: number): Promise<Probe> {
 }
 
 async function withServer<T>(bin: string, modelPath: string, chunk: number, kv: string, body: (url: string) => Promise<T>): Promise<T> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
   const threads = args.threads!;
-  const child = spawn(bin, ["-m", modelPath, "-t", threads, "-tb", threads, "-np", "2", "-c", "2048", "-b", String(chunk), "-ub", String(chunk), kv === "unified" ? "--kv-unified" : "--no-kv-unified", "--host", "127.0.0.1", "--port", String(port), "--no-webui"], { stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  child.stderr.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const server = await startLlamaServer(bin, ["-m", modelPath, "-t", threads, "-tb", threads, "-np", "2", "-c", "2048", "-b", String(chunk), "-ub", String(chunk), kv === "unified" ? "--kv-unified" : "--no-kv-unified"]);
   try {
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      if (child.exitCode !== null) throw new Error(`llama-server exited: ${log}`);
-      if ((await fetch(`${url}/health`).catch(() => undefined))?.ok) break;
-      if (i > 1200) throw new Error(`llama-server did not become healthy: ${log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return await body(url);
+    return await body(server.url);
   } finally {
-    child.kill("SIGTERM");
-    await exited;
+    await server.stop();
   }
 }
 
