@@ -61,6 +61,7 @@ program
   .option("--batch-size <n>", "tokens per evaluation batch; long prompts are evaluated in chunks of this size", integer(16), 512)
   .option("--decode-batch <n>", "most decode tokens (one per generating sequence) per evaluation batch; 0 = all generating sequences together", integer(0), 0)
   .option("--max-step-ms <ms>", "chunked prefill: while streams decode, a step takes only as many prompt tokens as fit this many ms (default: prompts fill the batch)", integer(1))
+  .option("--no-pad-decode-rows", "on CPUs, decode batches of 2, 3 or 7 rows are filled to a block of 4 with rows of idle sequences (ggml multiplies rows in blocks of 4: faster); this turns it off")
   .option("--no-calibrate", "skip measuring the best thread count per batch shape at load (cached per model, binary and machine); --threads also skips it")
   .addOption(new Option("--gpu <kind>", "compute backend").choices(GPU_CHOICES).default("auto"))
   .addOption(new Option("--json-policy <policy>", "constrained: JSON response formats are guaranteed by grammar; azure: 422 as Azure does for Phi").choices(["constrained", "azure"]).default("constrained"))

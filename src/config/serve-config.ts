@@ -35,6 +35,8 @@ export interface DeploymentSettings {
   decodeBatch?: number | undefined;
   /** Longest a decoding step may take with prompt tokens in it, in ms (chunked prefill); undefined = prompts fill the batch. */
   maxStepMs?: number | undefined;
+  /** Fill CPU decode batches of 2, 3 or 7 rows to a block of 4 with idle sequences' rows; false = never; undefined = on CPUs. */
+  padDecodeRows?: boolean | undefined;
   /** Thread counts measured per batch shape at load and cached in `cacheDir`; undefined = fixed threads (`threads` or the default). */
   calibration?: { cacheDir: string | undefined } | undefined;
   /** `constrained` (default): json_object/json_schema enforced by grammar; `azure`: 422 parameter_not_supported. */

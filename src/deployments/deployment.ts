@@ -104,6 +104,7 @@ export class Deployment {
       batchSize: settings.batchSize,
       decodeBatch: settings.decodeBatch,
       maxStepMs: settings.maxStepMs,
+      padDecodeRows: settings.padDecodeRows,
       calibration: settings.calibration,
       gpu: deps.gpu,
       extraStopTokens: plan.extraStopTokens,

@@ -43,6 +43,8 @@ export interface EnginePlan {
   extraStopTokens: readonly string[];
   /** Longest a decoding step may take with prompt tokens in it (ms); undefined = prompts fill the batch (docs/ENGINE-NOTES.md "Prompts and decoding streams share steps"). */
   maxStepMs?: number | undefined;
+  /** Fill CPU decode batches of 2, 3 or 7 rows to a block of 4 (docs/ENGINE-NOTES.md "Decode rows in blocks of four"); undefined = on CPUs, false = never. */
+  padDecodeRows?: boolean | undefined;
   /** Measure thread counts per batch shape at load, cached in `cacheDir`; undefined = the engine's fixed default (docs/ENGINE-NOTES.md "Threads chosen by measurement"). */
   calibration?: { cacheDir: string | undefined } | undefined;
   logger: Logger;

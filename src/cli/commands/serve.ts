@@ -44,6 +44,7 @@ interface ServeFlags {
   batchSize: number;
   decodeBatch: number;
   maxStepMs?: number;
+  padDecodeRows: boolean;
   calibrate: boolean;
   gpu: GpuChoice;
   bodyLimit: number;
@@ -135,6 +136,8 @@ function settingsFromFlags(flags: ServeFlags): Omit<DeploymentSettings, "name" |
     batchSize: flags.batchSize,
     decodeBatch: flags.decodeBatch,
     maxStepMs: flags.maxStepMs,
+    // Commander's negatable flag is true unless --no-pad-decode-rows: true means "where it helps" (the CPU).
+    padDecodeRows: flags.padDecodeRows ? undefined : false,
     calibration: flags.calibrate ? { cacheDir: join(cacheDirFrom(process.env), "engine") } : undefined,
     jsonPolicy: flags.jsonPolicy,
     systemRole: "azure",
@@ -292,6 +295,7 @@ async function fromConfigFile(flags: ServeFlags, file: ConfigFile): Promise<Depl
       batchSize: d.batchSize ?? base.batchSize,
       decodeBatch: d.decodeBatch ?? base.decodeBatch,
       maxStepMs: base.maxStepMs,
+      padDecodeRows: base.padDecodeRows,
       calibration: base.calibration,
       jsonPolicy: d.json ?? base.jsonPolicy,
       systemRole: d.systemRole ?? "azure",

@@ -40,6 +40,7 @@ export function createLlamaCppEngineFactory(): EngineFactory {
           extraStopTokens: plan.extraStopTokens,
           memoryBytes,
           maxStepMs: plan.maxStepMs,
+          padDecodeRows: plan.padDecodeRows,
           calibration: plan.calibration,
         },
         plan.logger,

@@ -31,7 +31,8 @@ import { generateWithLogprobs } from "./logprob-decode.ts";
 import { gatherWindowMs, PromptAdmission } from "./prompt-admission.ts";
 import { defaultThreads, type LlamaCppEngineOptions } from "./llama-cpp-options.ts";
 import { readModelFacts } from "./model-info.ts";
-import { batchItemSequenceIds, checkNodeLlamaCppVersion, hookQueuedDecodes, checkNoTopK, LogitSteps, instrumentNativeBatches, tokenBiasEntries, type QueueView } from "./node-llama-cpp-internals.ts";
+import { batchItemSequenceIds, checkNodeLlamaCppVersion, hookQueuedDecodes, checkNoTopK, LogitSteps, instrumentNativeBatches, padDecodeRows, tokenBiasEntries, type QueueView } from "./node-llama-cpp-internals.ts";
+import { decodeRowPadding } from "./decode-row-padding.ts";
 import { StepBudget } from "./step-budget.ts";
 import { StepHandoff } from "./step-handoff.ts";
 import { calibrateThreads, decodeSizes, ThreadPlan, threadCandidates, type ThreadPlanData } from "./thread-plan.ts";
@@ -87,6 +88,8 @@ export class LlamaCppEngine implements Engine {
   /** What the batch strategy put in the native batch about to run (for its thread count and timing). */
   private readonly nextBatch = { decode: 0, prompt: 0, decodeRows: 0 };
   private threadPlan: ThreadPlan | undefined;
+  /** Decode batches filled to a block of rows, the rows added, and batches that could not be (too few idle sequences). */
+  private readonly rowPadding = { batches: 0, rows: 0, short: 0 };
   /** During calibration: the thread count every batch runs with, and the native time spent. */
   private calibrating: { threads: number; nativeMs: number } | undefined;
 
@@ -103,7 +106,9 @@ export class LlamaCppEngine implements Engine {
     const llama = await getLlama({ gpu: options.gpu === "cpu" ? false : options.gpu, build: "never", logger: (level, message) => this.logLlama(level, message) });
     const model = await llama.loadModel({ modelPath: options.modelPath });
     const threads = options.threads ?? defaultThreads(statSync(options.modelPath).size);
-    const context = await this.createContext(model, threads);
+    // On a CPU, decode batches of 2, 3 or 7 rows cost more than the block of 4 or 8 they fall short of (decode-row-padding.ts).
+    const padRows = options.padDecodeRows ?? llama.gpu === false;
+    const context = await this.createContext(model, threads, padRows);
     tokenBiasEntries(new TokenBias(model.tokenizer)); // fails the load now, not the first logit_bias request
     checkNoTopK(LlamaContextSequence.prototype); // the same: before the first request samples
     // Created in order, so their ids in the context are 0, 1, 2, … (the order kept here).
@@ -124,11 +129,11 @@ export class LlamaCppEngine implements Engine {
     if (binary.buildType === "prebuilt" && binary.gpu === false) {
       logger.info({ event: "engine.prebuilt_binary" }, "serving with node-llama-cpp's prebuilt CPU binary (no OpenMP); `phiserve engine build` compiles a faster native one");
     }
-    logger.info({ event: "engine.loaded", binary, gpu: llama.gpu, threads: this.threadPlan ? { decode: this.threadPlan.data.decode, prompt: this.threadPlan.data.prompt } : threads, maxStepMs: options.maxStepMs ?? null, contextSize: info.contextLength, parallel: options.parallel, decodeBatch: options.decodeBatch ?? 0 }, "model loaded");
+    logger.info({ event: "engine.loaded", binary, gpu: llama.gpu, threads: this.threadPlan ? { decode: this.threadPlan.data.decode, prompt: this.threadPlan.data.prompt } : threads, maxStepMs: options.maxStepMs ?? null, padDecodeRows: padRows, contextSize: info.contextLength, parallel: options.parallel, decodeBatch: options.decodeBatch ?? 0 }, "model loaded");
   }
 
   /** One context for every sequence; its batches are built by `decodeFirstStrategy` (decode-gate.ts). */
-  private async createContext(model: LlamaModel, threads: number): Promise<LlamaContext> {
+  private async createContext(model: LlamaModel, threads: number, padRows: boolean): Promise<LlamaContext> {
     const { options } = this;
     let sequenceOf: ReturnType<typeof batchItemSequenceIds> | undefined;
     const context = await model.createContext({
@@ -176,6 +181,16 @@ export class LlamaCppEngine implements Engine {
         if (this.logger.isLevelEnabled("trace")) this.logger.trace({ event: "engine.batch", decode, prompt, decodeRows, ms: Math.round(ms) }, "native batch");
       },
     });
+    if (padRows) {
+      padDecodeRows(context, {
+        padding: decodeRowPadding,
+        padded: (_, added) => {
+          if (added > 0) (this.rowPadding.batches += 1), (this.rowPadding.rows += added);
+          else this.rowPadding.short += 1;
+        },
+        failed: (row) => this.logger.warn({ event: "engine.row_padding_failed", sequence: row.sequenceId, position: row.position }, "a padding row could not be removed after its batch: decode-row padding is off from now on"),
+      });
+    }
     return context;
   }
 
@@ -352,7 +367,7 @@ export class LlamaCppEngine implements Engine {
     const loaded = this.loaded;
     this.loaded = undefined;
     if (!loaded) return;
-    this.logger.info({ event: "engine.batching", ...this.batchingStats(), promptAdmission: this.admission.stats, stepHandoff: this.handoff?.stats }, "decode batching since load");
+    this.logger.info({ event: "engine.batching", ...this.batchingStats(), promptAdmission: this.admission.stats, stepHandoff: this.handoff?.stats, rowPadding: this.rowPadding }, "decode batching since load");
     // A generation still running would step on a freed context: aborted ones end within one step.
     if (!(await this.generations.ended(CLOSE_WAIT_MS))) this.logger.warn({ event: "engine.close_timeout", generations: this.generations.count }, "generations still running at close");
     if ((await loaded.thread.close()) === "forced") this.logger.warn({ event: "engine.tokenizer_thread_forced" }, "the tokenizer thread did not free its model in time and was terminated");

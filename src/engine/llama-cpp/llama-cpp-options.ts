@@ -37,6 +37,11 @@ export interface LlamaCppEngineOptions {
    */
   maxStepMs?: number | undefined;
   /**
+   * Fill native batches of 2, 3 or 7 decode rows up to a block of 4 with rows of idle sequences, removed after
+   * the batch (decode-row-padding.ts). Undefined: when the model runs on the CPU; false: never.
+   */
+  padDecodeRows?: boolean | undefined;
+  /**
    * Measure the best thread count per batch shape at load (thread-plan.ts), caching the plan in `cacheDir`
    * (none: measured at every load). Ignored when `threads` is set. Undefined: no calibration.
    */

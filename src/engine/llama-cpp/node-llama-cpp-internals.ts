@@ -150,6 +150,96 @@ export function instrumentNativeBatches(context: LlamaContext, hooks: NativeBatc
   });
 }
 
+/** A row added to a native batch to fill its block of rows: a token of an idle sequence, removed again after the batch. */
+export interface PadRow {
+  sequenceId: number;
+  position: number;
+}
+
+export interface RowPaddingHooks {
+  /**
+   * How many rows to add to a batch of `rows` rows, each a single token of its own sequence (a batch
+   * holding more than one token of any sequence is never padded).
+   */
+  padding(rows: number): number;
+  /** Rows were added to a batch of `rows` (`added` 0: none could be: not enough idle sequences with room). */
+  padded(rows: number, added: number): void;
+  /** A padding row could not be removed after its batch: padding must stop (the sequence keeps a stray cell). */
+  failed(row: PadRow): void;
+}
+
+/**
+ * Pads native batches of decode rows (node-llama-cpp 3.22.1's native context: `initBatch`, `addToBatch`,
+ * `decodeBatch`, `getSequenceKvCacheMaxPosition`, `removeTokenCellsFromSequence`): when every item of a
+ * batch is one token of its own sequence and `hooks.padding(rows)` asks for more rows, a token of as many
+ * idle sequences (not in the batch, with room: their next position below `contextSize - 1`) is added at
+ * each one's next position, without logits, and its cell is removed right after the batch, so no
+ * sequence's KV cache or node-llama-cpp's record of it changes. Each batch is allocated `maxPadding`
+ * rows larger (within the context's batch size) to make room. Returns nothing; throws now when a method
+ * is not there (docs/ENGINE-NOTES.md "Decode rows in blocks of four").
+ */
+export function padDecodeRows(context: LlamaContext, hooks: RowPaddingHooks, maxPadding = 3, version?: string): void {
+  const native = (context as unknown as { _ctx?: Record<string, unknown> })._ctx;
+  const methods = ["initBatch", "addToBatch", "decodeBatch", "getSequenceKvCacheMaxPosition", "removeTokenCellsFromSequence"] as const;
+  if (!native || methods.some((name) => typeof native[name] !== "function")) {
+    throw fieldError("LlamaContext", `_ctx.${methods.join("/")}`, "a native context with these methods", version ?? installedNodeLlamaCppVersion());
+  }
+  const call = <T>(name: (typeof methods)[number]) => (native[name] as (...args: unknown[]) => T).bind(native);
+  const initBatch = call<void>("initBatch");
+  const addToBatch = call<Uint32Array>("addToBatch");
+  const decodeBatch = call<Promise<void>>("decodeBatch");
+  const maxPosition = call<number>("getSequenceKvCacheMaxPosition");
+  const removeCells = call<boolean>("removeTokenCellsFromSequence");
+  const sequences = context.totalSequences;
+  const room = context.contextSize - 1;
+  let items: { sequenceId: number; tokens: number; token: number }[] = [];
+  let capacity = 0;
+  let stopped = false;
+  // The addon's methods are read-only on its prototype: own properties shadow them (assignment would throw).
+  const define = (name: string, value: unknown) => Object.defineProperty(native, name, { configurable: true, value });
+  define("initBatch", (size: number) => {
+    items = [];
+    capacity = Math.min(size + maxPadding, context.batchSize);
+    initBatch(capacity);
+  });
+  define("addToBatch", (sequenceId: number, firstTokenIndex: number, tokens: Uint32Array, logitIndexes: Uint32Array) => {
+    items.push({ sequenceId, tokens: tokens.length, token: tokens[0] ?? 0 });
+    return addToBatch(sequenceId, firstTokenIndex, tokens, logitIndexes);
+  });
+  define("decodeBatch", async (): Promise<void> => {
+    const rows = items.length;
+    const singles = rows > 0 && items.every((item) => item.tokens === 1) && new Set(items.map((item) => item.sequenceId)).size === rows;
+    const wanted = !stopped && singles ? Math.min(hooks.padding(rows), capacity - rows) : 0;
+    const added: PadRow[] = [];
+    if (wanted > 0) {
+      const busy = new Set(items.map((item) => item.sequenceId));
+      const candidates: PadRow[] = [];
+      for (let sequenceId = 0; sequenceId < sequences && candidates.length < wanted; sequenceId++) {
+        if (busy.has(sequenceId)) continue;
+        const position = maxPosition(sequenceId) + 1;
+        if (position < room) candidates.push({ sequenceId, position });
+      }
+      if (candidates.length === wanted) {
+        for (const row of candidates) {
+          addToBatch(row.sequenceId, row.position, Uint32Array.of(items[0]!.token), new Uint32Array(0));
+          added.push(row);
+        }
+      }
+      hooks.padded(rows, added.length);
+    }
+    try {
+      await decodeBatch();
+    } finally {
+      for (const row of added) {
+        if (!removeCells(row.sequenceId, row.position, row.position + 1)) {
+          stopped = true;
+          hooks.failed(row);
+        }
+      }
+    }
+  });
+}
+
 /** What the engine does around each queued batch item (see `StepHandoff`, step-handoff.ts). */
 export interface QueueHooks {
   /** An item of `sequenceId` was queued, of `tokens` tokens. */
