@@ -3,8 +3,9 @@
  * bundles, with its batch cut at `--chunks` tokens and its KV cache unified across slots or one stream per slot
  * (`--kv`). One stream decodes (A); once it has 3 tokens, a ~330-token prompt arrives (B, prompt cache off). Prints
  * B's time to first token and A's longest gap and tokens while B's prompt is evaluated, the median over `--rounds`.
- * This is the question behind phiserve's `--max-step-ms` (bench/RESULTS.md "Fifth pass: shutdown, logprobs ahead"):
- * what a decode token riding in a prompt chunk costs, and what cutting a prompt into chunks costs, on this machine.
+ * This is the question behind phiserve's `--max-step-ms` (bench/RESULTS.md "Fifth pass: padded decode rows,
+ * logprobs, the peer's chunks"): what a decode token riding in a prompt chunk costs, and what cutting a prompt into
+ * chunks costs, on this machine.
  *
  *   npm run bench:peer-chunking -- --llama-server BIN [--shape phi3-mini | --model FILE] [--chunks 40,512]
  *                                  [--kv split,unified] [--threads 2] [--rounds 2]
