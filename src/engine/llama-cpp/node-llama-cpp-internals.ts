@@ -1,7 +1,7 @@
 /**
  * Every read of node-llama-cpp's private fields, in one place, behind a version guard.
  *
- * Five behaviours the engine needs have no public API in node-llama-cpp 3.22.1
+ * These behaviours the engine needs have no public API in node-llama-cpp 3.22.1
  * (docs/ENGINE-NOTES.md "Decode batching and sequence order"):
  * - `LlamaContext._queuedDecodes`: the queue the batch loop builds the strategy's items from, in
  *   the same order (its `getOrderedQueuedDecodes`). Reading it gives each batch item its sequence
@@ -17,6 +17,9 @@
  * - `LlamaContext._decodeTokens` (the queue entry): an item that samples a token gets an after-batch
  *   action, so the batch loop waits for the decoding sequences' next steps before it builds the next
  *   batch (step-handoff.ts).
+ * - The native context's `initBatch`, `addToBatch`, `getSequenceKvCacheMaxPosition` and
+ *   `removeTokenCellsFromSequence`: `padDecodeRows` fills a CPU batch of 2, 3 or 7 decode rows up to
+ *   its block of 4 with rows of idle sequences, removed after the batch (decode-row-padding.ts).
  * - `LlamaContextSequence._decodeTokens` and the native `_ctx.sampleToken`, with the addon's
  *   `AddonSampler`: `LogitSteps` samples one step's logits several times, with different
  *   samplers, for logprobs (docs/ENGINE-NOTES.md "Logprobs from native samplers").
@@ -209,7 +212,9 @@ export function padDecodeRows(context: LlamaContext, hooks: RowPaddingHooks, max
   define("decodeBatch", async (): Promise<void> => {
     const rows = items.length;
     const singles = rows > 0 && items.every((item) => item.tokens === 1) && new Set(items.map((item) => item.sequenceId)).size === rows;
-    const wanted = !stopped && singles ? Math.min(hooks.padding(rows), capacity - rows) : 0;
+    const asked = !stopped && singles ? hooks.padding(rows) : 0;
+    // All the rows asked for or none: a block only partly filled costs more than not filling it.
+    const wanted = asked <= capacity - rows ? asked : 0;
     const added: PadRow[] = [];
     if (wanted > 0) {
       const busy = new Set(items.map((item) => item.sequenceId));
