@@ -24,6 +24,7 @@
  * (`decodeFirstStrategy`): all of them by default, or at most `maxDecodeTokens` per batch.
  */
 import type { BatchItem, CustomBatchingPrioritizationStrategy, PrioritizedBatchItem } from "node-llama-cpp";
+import { outsideBlocks, ROW_BLOCK } from "./decode-row-padding.ts";
 
 export interface DecodeGateStats {
   /** Groups released with every present participant ready. */
@@ -227,7 +228,7 @@ export interface BatchRecorder {
  * A batch with decode tokens and a prompt chunk: in sequence order, llama.cpp's first micro-batch takes
  * one token of every sequence, the prompt's included (decode rows + 1), and the chunk's rest follows. On
  * CPUs whose repacked matrix kernels work in blocks of 4 rows, every row outside a block costs a pass
- * over the weights of its own (see ROW_BLOCK): one decode token plus a chunk's first token took about
+ * over the weights of its own (see ROW_BLOCK, decode-row-padding.ts): one decode token plus a chunk's first token took about
  * twice a lone decode step. So when it leaves fewer rows outside blocks, the prompt goes first in the
  * batch, which keeps its sequence out of the decode tokens' micro-batch (llama.cpp only joins sequences
  * whose ids follow on from the previous one in batch order); and a chunk cut by the budget is cut to
@@ -315,19 +316,6 @@ function promptsApart(result: readonly PrioritizedBatchItem[], sequence: Readonl
 }
 
 /**
- * ggml's repacked CPU matrix kernels (q4_0 and others, repack.cpp `forward_mul_mat_one_chunk`) multiply
- * activation rows in blocks of 4 and every row left over on its own, each a further pass over the weights:
- * a micro-batch of 39 rows costs 9 blocks and 3 single-row passes (docs/ENGINE-NOTES.md "Decode rows and
- * prompt chunks"). Elsewhere a block is no cheaper than its rows, and rounding costs a chunk at most 3 tokens.
- */
-const ROW_BLOCK = 4;
-
-/** Rows of a micro-batch of `rows` that fall outside whole blocks (each a pass over the weights of its own). */
-function outsideBlocks(rows: number): number {
-  return rows % ROW_BLOCK;
-}
-
-/**
  * Whether a prompt chunk of `chunkRows` should share the decode tokens' micro-batch (sequence order: one row there,
  * the rest after) rather than go apart: when that leaves no more rows outside blocks (ties: sequence order).
  */
@@ -337,7 +325,8 @@ export function sharesDecodeMicroBatch(decodeRows: number, chunkRows: number): b
 
 /**
  * The most tokens up to `tokens` that fill whole row blocks once `sharedRows` of them (those in the decode
- * micro-batch) are set aside; `tokens` itself when that leaves less than a block.
+ * micro-batch) are set aside; `tokens` itself when that leaves less than a block. Rounding costs a chunk at most
+ * 3 tokens where a block is no cheaper than its rows.
  */
 export function inRowBlocks(tokens: number, sharedRows: number): number {
   const rounded = tokens - ((((tokens - sharedRows) % ROW_BLOCK) + ROW_BLOCK) % ROW_BLOCK);

@@ -36,6 +36,14 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { BatchItem, LlamaContext, LlamaContextSequence, LlamaContextSequenceRepeatPenalty, Token, TokenBias } from "node-llama-cpp";
 
+/**
+ * Replaces `name` on `target` with `value` as an own property. The addon's methods are read-only on its
+ * prototype, so assignment would throw; an own property shadows them (and the library's own methods alike).
+ */
+function shadow(target: object, name: string, value: unknown): void {
+  Object.defineProperty(target, name, { configurable: true, value });
+}
+
 /** The node-llama-cpp release whose private fields this module was checked against. */
 export const VERIFIED_VERSION = "3.22.1";
 
@@ -137,19 +145,15 @@ export function instrumentNativeBatches(context: LlamaContext, hooks: NativeBatc
   }
   const decodeBatch = (native.decodeBatch as () => Promise<void>).bind(native);
   const setThreads = (native.setThreads as (threads: number) => void).bind(native);
-  // The addon's methods are read-only on its prototype: an own property shadows the method (assignment would throw).
-  Object.defineProperty(native, "decodeBatch", {
-    configurable: true,
-    value: async (): Promise<void> => {
-      const threads = hooks.threads();
-      if (threads !== undefined) setThreads(threads);
-      const started = performance.now();
-      try {
-        await decodeBatch();
-      } finally {
-        hooks.done(performance.now() - started);
-      }
-    },
+  shadow(native, "decodeBatch", async (): Promise<void> => {
+    const threads = hooks.threads();
+    if (threads !== undefined) setThreads(threads);
+    const started = performance.now();
+    try {
+      await decodeBatch();
+    } finally {
+      hooks.done(performance.now() - started);
+    }
   });
 }
 
@@ -198,26 +202,24 @@ export function padDecodeRows(context: LlamaContext, hooks: RowPaddingHooks, max
   let items: { sequenceId: number; tokens: number; token: number }[] = [];
   let capacity = 0;
   let stopped = false;
-  // The addon's methods are read-only on its prototype: own properties shadow them (assignment would throw).
-  const define = (name: string, value: unknown) => Object.defineProperty(native, name, { configurable: true, value });
-  define("initBatch", (size: number) => {
+  shadow(native, "initBatch", (size: number) => {
     items = [];
     capacity = Math.min(size + maxPadding, context.batchSize);
     initBatch(capacity);
   });
-  define("addToBatch", (sequenceId: number, firstTokenIndex: number, tokens: Uint32Array, logitIndexes: Uint32Array) => {
+  shadow(native, "addToBatch", (sequenceId: number, firstTokenIndex: number, tokens: Uint32Array, logitIndexes: Uint32Array) => {
     items.push({ sequenceId, tokens: tokens.length, token: tokens[0] ?? 0 });
     return addToBatch(sequenceId, firstTokenIndex, tokens, logitIndexes);
   });
-  define("decodeBatch", async (): Promise<void> => {
+  shadow(native, "decodeBatch", async (): Promise<void> => {
     const rows = items.length;
-    const singles = rows > 0 && items.every((item) => item.tokens === 1) && new Set(items.map((item) => item.sequenceId)).size === rows;
+    const busy = new Set(items.map((item) => item.sequenceId));
+    const singles = rows > 0 && busy.size === rows && items.every((item) => item.tokens === 1);
     const asked = !stopped && singles ? hooks.padding(rows) : 0;
     // All the rows asked for or none: a block only partly filled costs more than not filling it.
     const wanted = asked <= capacity - rows ? asked : 0;
     const added: PadRow[] = [];
     if (wanted > 0) {
-      const busy = new Set(items.map((item) => item.sequenceId));
       const candidates: PadRow[] = [];
       for (let sequenceId = 0; sequenceId < sequences && candidates.length < wanted; sequenceId++) {
         if (busy.has(sequenceId)) continue;
@@ -274,20 +276,17 @@ export function hookQueuedDecodes(context: LlamaContext, hooks: QueueHooks, vers
   if (typeof holder._decodeTokens !== "function") throw fieldError("LlamaContext", "_decodeTokens", "a method", installed());
   if (!Array.isArray(holder._queuedDecodes)) throw fieldError("LlamaContext", "_queuedDecodes", "an array", installed());
   const decodeTokens = (holder._decodeTokens as (queued: QueuedItem, mapper: unknown) => Promise<unknown>).bind(context);
-  Object.defineProperty(context, "_decodeTokens", {
-    configurable: true,
-    value: (queued: QueuedItem, mapper: unknown): Promise<unknown> => {
-      const samples = queued.logits[queued.logits.length - 1] === true;
-      const own = queued.afterBatchAction;
-      // The library's own action (its interval checkpoints) runs first, called as it would be (on the queue entry).
-      const afterBatchAction = function (this: unknown, sequenceStateLength: number): Promise<void> | undefined {
-        const first = own?.call(this, sequenceStateLength);
-        return first instanceof Promise ? first.then(() => hooks.afterBatch(queued.sequenceId)) : hooks.afterBatch(queued.sequenceId);
-      };
-      const result = decodeTokens(samples ? { ...queued, afterBatchAction } : queued, mapper);
-      hooks.queued(queued.sequenceId, queued.tokens.length);
-      return result;
-    },
+  shadow(context, "_decodeTokens", (queued: QueuedItem, mapper: unknown): Promise<unknown> => {
+    const samples = queued.logits[queued.logits.length - 1] === true;
+    const own = queued.afterBatchAction;
+    // The library's own action (its interval checkpoints) runs first, called as it would be (on the queue entry).
+    const afterBatchAction = function (this: unknown, sequenceStateLength: number): Promise<void> | undefined {
+      const first = own?.call(this, sequenceStateLength);
+      return first instanceof Promise ? first.then(() => hooks.afterBatch(queued.sequenceId)) : hooks.afterBatch(queued.sequenceId);
+    };
+    const result = decodeTokens(samples ? { ...queued, afterBatchAction } : queued, mapper);
+    hooks.queued(queued.sequenceId, queued.tokens.length);
+    return result;
   });
   return () => {
     const queue = holder._queuedDecodes as readonly Partial<QueuedDecode>[];
