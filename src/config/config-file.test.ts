@@ -30,3 +30,13 @@ test("transport keys are validated with their path: a negative timeout, a tls wi
   await assert.rejects(load(`tls: { cert: server.pem }\n${DEPLOYMENTS}`), /\/tls: must have required property 'key'/);
   await assert.rejects(load(`tls: { cert: a, key: b, ca: c }\n${DEPLOYMENTS}`), /\/tls: must NOT have additional properties \('ca'\)/);
 });
+
+test("engine keys per deployment: maxStepMs and padDecodeRows are read and validated", async () => {
+  const file = await load("deployments:\n  - { name: a, model: a.gguf, maxStepMs: 2000, padDecodeRows: false }\n  - { name: b, model: b.gguf }\n");
+  assert.equal(file.deployments[0]!.maxStepMs, 2000);
+  assert.equal(file.deployments[0]!.padDecodeRows, false);
+  assert.equal(file.deployments[1]!.maxStepMs, undefined);
+  assert.equal(file.deployments[1]!.padDecodeRows, undefined);
+  await assert.rejects(load("deployments:\n  - { name: a, model: a.gguf, maxStepMs: 0 }\n"), /\/deployments\/0\/maxStepMs: must be >= 1/);
+  await assert.rejects(load("deployments:\n  - { name: a, model: a.gguf, padDecodeRows: sometimes }\n"), /\/deployments\/0\/padDecodeRows: must be boolean/);
+});

@@ -166,6 +166,8 @@ export const DeploymentSchema = Type.Object(
     threads: Type.Optional(Positive("CPU threads (default: by model size).")),
     batchSize: Type.Optional(Type.Integer({ minimum: 16, description: "Tokens per evaluation batch (default 512)." })),
     decodeBatch: Type.Optional(Type.Integer({ minimum: 0, description: "Most decode tokens per evaluation batch; 0 (default) = all generating sequences together." })),
+    maxStepMs: Type.Optional(Positive("Chunked prefill: while streams decode, a step takes only as many prompt tokens as fit this many ms (default: --max-step-ms, else none).")),
+    padDecodeRows: Type.Optional(Type.Boolean({ description: "Fill decode batches of 2, 3 or 7 rows to a block of 4 with idle sequences' rows; default: on CPUs unless --no-pad-decode-rows." })),
     quota: Type.Optional(
       Type.Object(
         { requestsPerMinute: Type.Optional(Positive("Default: the catalog's (Azure: 1000).")), tokensPerMinute: Type.Optional(Positive("Default: the catalog's (Azure: 200000).")) },

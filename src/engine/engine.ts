@@ -158,6 +158,11 @@ export interface EngineStats {
   decodeBatches: number;
   /** Decode tokens those batches carried: divided by `decodeBatches`, how many streams shared a batch. */
   decodeBatchTokens: number;
+  /**
+   * Rows of idle sequences added to decode batches to fill a block of four (CPU only, not counted in
+   * `decodeBatchTokens`: docs/ENGINE-NOTES.md "Decode rows in blocks of four"); 0 for engines that do not pad.
+   */
+  decodePaddingRows: number;
 }
 
 /** What an engine can run at once and holds in memory, known before it loads (for admission and memory budgets). */

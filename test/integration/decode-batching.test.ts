@@ -17,8 +17,8 @@ before(async () => {
   modelPath = await ensureTestModel();
 });
 
-async function withEngine(decodeBatch: number, body: (engine: LlamaCppEngine) => Promise<void>, options: { maxStepMs?: number; contextSize?: number } = {}): Promise<void> {
-  const engine = new LlamaCppEngine({ modelPath, contextSize: options.contextSize ?? 256, parallel: 4, threads: 1, batchSize: 512, decodeBatch, gpu: "cpu", extraStopTokens: [], maxStepMs: options.maxStepMs }, pino({ level: "silent" }));
+async function withEngine(decodeBatch: number, body: (engine: LlamaCppEngine) => Promise<void>, options: { maxStepMs?: number; contextSize?: number; padDecodeRows?: boolean } = {}): Promise<void> {
+  const engine = new LlamaCppEngine({ modelPath, contextSize: options.contextSize ?? 256, parallel: 4, threads: 1, batchSize: 512, decodeBatch, gpu: "cpu", extraStopTokens: [], maxStepMs: options.maxStepMs, padDecodeRows: options.padDecodeRows }, pino({ level: "silent" }));
   await engine.load();
   try {
     await body(engine);
@@ -75,6 +75,26 @@ test("four decoding sequences are evaluated four tokens to a batch", async () =>
     assert.equal(counters.decodeBatches, Object.entries(stats.decodeBatchSizes).filter(([size]) => Number(size) > 0).reduce((sum, [, count]) => sum + count, 0));
     assert.ok(counters.decodeBatchTokens / counters.decodeBatches > 3.5, "about four streams per decode batch");
   });
+});
+
+test("two streams among four sequences: their decode batches get two idle rows each, counted for /metrics, unless turned off", async () => {
+  for (const padDecodeRows of [undefined, false]) {
+    await withEngine(0, async (engine) => {
+      const results = await Promise.all([0, 1].map((i) => collect(engine.generate(request(i), new AbortController().signal))));
+      assert.deepEqual(results.map(tokenCount), [TOKENS, TOKENS]);
+      const pairs = engine.batchingStats().decodeBatchSizes[2] ?? 0;
+      assert.ok(pairs >= TOKENS - 2, `decode batches ${JSON.stringify(engine.batchingStats().decodeBatchSizes)}`);
+      // Every batch of the two decode tokens alone is filled to four rows (a CPU engine pads by default); the
+      // counter behind phiserve_decode_padding_rows counts the added rows, which are not decode tokens.
+      const { decodePaddingRows, decodeBatchTokens } = engine.stats();
+      if (padDecodeRows === false) assert.equal(decodePaddingRows, 0);
+      else {
+        assert.equal(decodePaddingRows % 2, 0, String(decodePaddingRows));
+        assert.ok(decodePaddingRows >= 2 * (TOKENS - 2) && decodePaddingRows <= 2 * pairs, `${decodePaddingRows} rows for ${pairs} batches of 2`);
+      }
+      assert.equal(decodeBatchTokens, Object.entries(engine.batchingStats().decodeBatchSizes).reduce((sum, [size, count]) => sum + Number(size) * count, 0));
+    }, padDecodeRows === undefined ? {} : { padDecodeRows });
+  }
 });
 
 test("a decode batch cap splits the group into batches of at most that many tokens", async () => {

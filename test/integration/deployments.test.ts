@@ -28,6 +28,8 @@ before(async () => {
     `  - name: mini`,
     `    model: ${await ensureTestModel({ family: "phi4-mini" })}`,
     `    json: azure`,
+    `    maxStepMs: 1500`,
+    `    padDecodeRows: false`,
   ].join("\n"));
   server = await startServer(["--config", config]);
 });
@@ -66,6 +68,16 @@ test("per-deployment policies apply: the 'mini' deployment gives Azure's 422 for
   const res = await chat({ model: "mini", response_format: { type: "json_object" } });
   assert.equal(res.status, 422);
   assert.equal((await chat({ model: "small", response_format: { type: "json_object" }, max_tokens: 20 })).status, 200);
+});
+
+test("engine keys apply per deployment: 'mini' loads with its step budget and without row padding, 'small' with the defaults", async () => {
+  await chat({ model: "mini" });
+  await chat({ model: "small" });
+  const loaded = server.logs().split("\n").filter((l) => l.includes('"event":"engine.loaded"')).map((l) => JSON.parse(l) as { deployment: string; maxStepMs: number | null; padDecodeRows: boolean });
+  const of = (deployment: string) => loaded.filter((l) => l.deployment === deployment).map((l) => [l.maxStepMs, l.padDecodeRows]);
+  // On a CPU padding is on by default; there is no step budget without the flag or the key.
+  assert.deepEqual(new Set(of("small").map(String)), new Set([String([null, true])]), JSON.stringify(loaded));
+  assert.deepEqual(new Set(of("mini").map(String)), new Set([String([1500, false])]), JSON.stringify(loaded));
 });
 
 test("the memory budget is respected: loading one deployment unloads the idle other", async () => {

@@ -35,7 +35,7 @@ export class FakeEngine implements Engine {
   }
 
   stats() {
-    return { promptTokensEvaluated: this.promptTokensEvaluated, promptTokensReused: 0, generatedTokens: this.generatedTokens, decodeBatches: 0, decodeBatchTokens: 0 };
+    return { promptTokensEvaluated: this.promptTokensEvaluated, promptTokensReused: 0, generatedTokens: this.generatedTokens, decodeBatches: 0, decodeBatchTokens: 0, decodePaddingRows: 0 };
   }
 
   async load(): Promise<void> {

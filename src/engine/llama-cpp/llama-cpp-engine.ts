@@ -262,7 +262,7 @@ export class LlamaCppEngine implements Engine {
   }
 
   stats(): EngineStats {
-    return { ...this.counters, ...this.batches.decodeTotals() };
+    return { ...this.counters, ...this.batches.decodeTotals(), decodePaddingRows: this.rowPadding.rows };
   }
 
   batchingStats(): DecodeBatchingStats {

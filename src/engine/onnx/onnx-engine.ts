@@ -57,7 +57,7 @@ interface Loaded {
 export class OnnxEngine implements Engine {
   private loaded: Loaded | undefined;
   private readonly slots: SlotPool;
-  private readonly counters: EngineStats = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0, decodeBatches: 0, decodeBatchTokens: 0 };
+  private readonly counters: EngineStats = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0, decodeBatches: 0, decodeBatchTokens: 0, decodePaddingRows: 0 };
 
   constructor(
     private readonly options: OnnxEngineOptions,

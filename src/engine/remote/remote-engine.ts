@@ -55,7 +55,7 @@ export class RemoteEngine implements Engine {
   private ready = false;
   /** Recent prompts' local counts, to compare with what the upstream bills. */
   private readonly counts = new Map<string, number>();
-  private readonly totals: EngineStats = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0, decodeBatches: 0, decodeBatchTokens: 0 };
+  private readonly totals: EngineStats = { promptTokensEvaluated: 0, promptTokensReused: 0, generatedTokens: 0, decodeBatches: 0, decodeBatchTokens: 0, decodePaddingRows: 0 };
 
   constructor(private readonly options: RemoteEngineOptions) {
     this.pool = new UpstreamPool(options.replicas, options, options.logger);
