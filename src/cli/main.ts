@@ -10,11 +10,19 @@ import { KEY_CONTENT_SAFETY_EXPECTED, runKeysCreate, runKeysList, runKeysRevoke,
 import { runUsage } from "./commands/usage.ts";
 import { runEngineBuild, runEngineInfo } from "./commands/engine.ts";
 import { GPU_CHOICES } from "../config/serve-config.ts";
+import { parseByteSize } from "../config/config-file.ts";
 
 const integer = (min: number) => (value: string): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}`);
   return n;
+};
+const byteSize = (value: string): number => {
+  try {
+    return parseByteSize(value);
+  } catch {
+    throw new InvalidArgumentError("expected a size such as 2GiB, 512MiB or 0");
+  }
 };
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 const contentSafetyMode = (value: string): "filter" | "annotate" | "off" => {
@@ -62,6 +70,7 @@ program
   .option("--decode-batch <n>", "most decode tokens (one per generating sequence) per evaluation batch; 0 = all generating sequences together", integer(0), 0)
   .option("--max-step-ms <ms>", "chunked prefill: while streams decode, a step takes only as many prompt tokens as fit this many ms (default: prompts fill the batch)", integer(1))
   .option("--no-pad-decode-rows", "on CPUs, decode batches of 2, 3 or 7 rows are filled to a block of 4 with rows of idle sequences (ggml multiplies rows in blocks of 4: faster); this turns it off")
+  .option("--prompt-cache <size>", "keep up to this much of the KV states that sequences lose to other prompts (files in the temporary folder), and restore one for a prompt that starts with it: more conversations than sequences then skip re-evaluating theirs (e.g. 2GiB; default 0: off)", byteSize)
   .option("--no-calibrate", "skip measuring the best thread count per batch shape at load (cached per model, binary and machine); --threads also skips it")
   .addOption(new Option("--gpu <kind>", "compute backend").choices(GPU_CHOICES).default("auto"))
   .addOption(new Option("--json-policy <policy>", "constrained: JSON response formats are guaranteed by grammar; azure: 422 as Azure does for Phi").choices(["constrained", "azure"]).default("constrained"))

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfigFile } from "./config-file.ts";
+import { loadConfigFile, parseByteSize } from "./config-file.ts";
 
 async function load(yaml: string) {
   const dir = await mkdtemp(join(tmpdir(), "phiserve-config-"));
@@ -31,8 +31,10 @@ test("transport keys are validated with their path: a negative timeout, a tls wi
   await assert.rejects(load(`tls: { cert: a, key: b, ca: c }\n${DEPLOYMENTS}`), /\/tls: must NOT have additional properties \('ca'\)/);
 });
 
-test("engine keys per deployment: maxStepMs and padDecodeRows are read and validated", async () => {
-  const file = await load("deployments:\n  - { name: a, model: a.gguf, maxStepMs: 2000, padDecodeRows: false }\n  - { name: b, model: b.gguf }\n");
+test("engine keys per deployment: maxStepMs, padDecodeRows and promptCache are read and validated", async () => {
+  const file = await load("deployments:\n  - { name: a, model: a.gguf, maxStepMs: 2000, padDecodeRows: false, promptCache: 1.5GiB }\n  - { name: b, model: b.gguf }\n");
+  assert.equal(parseByteSize(file.deployments[0]!.promptCache!), 1.5 * 2 ** 30);
+  assert.equal(file.deployments[1]!.promptCache, undefined);
   assert.equal(file.deployments[0]!.maxStepMs, 2000);
   assert.equal(file.deployments[0]!.padDecodeRows, false);
   assert.equal(file.deployments[1]!.maxStepMs, undefined);

@@ -30,6 +30,8 @@ import { Ajv } from "ajv";
 import { parse } from "yaml";
 
 const Positive = (description: string) => Type.Integer({ minimum: 1, description });
+/** A size such as 12GiB, 512MB or 1024 (bytes): `parseByteSize` reads it. */
+const ByteSize = (description?: string) => Type.String({ pattern: "^\\d+(\\.\\d+)?\\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$", ...(description ? { description } : {}) });
 
 const ThresholdSchema = Type.Union([Type.Literal("low"), Type.Literal("medium"), Type.Literal("high"), Type.Literal("off")]);
 const CategoryName = Type.Union([Type.Literal("hate"), Type.Literal("sexual"), Type.Literal("violence"), Type.Literal("self_harm")]);
@@ -167,6 +169,7 @@ export const DeploymentSchema = Type.Object(
     batchSize: Type.Optional(Type.Integer({ minimum: 16, description: "Tokens per evaluation batch (default 512)." })),
     decodeBatch: Type.Optional(Type.Integer({ minimum: 0, description: "Most decode tokens per evaluation batch; 0 (default) = all generating sequences together." })),
     maxStepMs: Type.Optional(Positive("Chunked prefill: while streams decode, a step takes only as many prompt tokens as fit this many ms (default: --max-step-ms, else none).")),
+    promptCache: Type.Optional(ByteSize("Prompt cache: bytes of sequence states kept for prompts that start with them, e.g. 2GiB (default: --prompt-cache, else 0: off).")),
     padDecodeRows: Type.Optional(Type.Boolean({ description: "Fill decode batches of 2, 3 or 7 rows to a block of 4 with idle sequences' rows; default: on CPUs unless --no-pad-decode-rows." })),
     quota: Type.Optional(
       Type.Object(
@@ -198,7 +201,7 @@ export const DeploymentSchema = Type.Object(
 export const ConfigFileSchema = Type.Object(
   {
     defaultDeployment: Type.Optional(Type.String()),
-    memoryBudget: Type.Optional(Type.String({ pattern: "^\\d+(\\.\\d+)?\\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$" })),
+    memoryBudget: Type.Optional(ByteSize()),
     idleUnloadSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
     bodyTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 0, description: "Longest a client may take to send a request's headers and body; then 408 and close (default 30; 0 = none)." })),
     maxConnectionsPerClient: Type.Optional(Type.Integer({ minimum: 0, description: "Most open connections from one client address (default 64; 0 = no cap)." })),

@@ -37,6 +37,8 @@ export interface DeploymentSettings {
   maxStepMs?: number | undefined;
   /** Fill CPU decode batches of 2, 3 or 7 rows to a block of 4 with idle sequences' rows; false = never; undefined = on CPUs. */
   padDecodeRows?: boolean | undefined;
+  /** Bytes of lost sequence states kept for prompts that start with them (docs/ENGINE-NOTES.md "The prompt cache"); 0 or undefined = none. */
+  promptCacheBytes?: number | undefined;
   /** Thread counts measured per batch shape at load and cached in `cacheDir`; undefined = fixed threads (`threads` or the default). */
   calibration?: { cacheDir: string | undefined } | undefined;
   /** `constrained` (default): json_object/json_schema enforced by grammar; `azure`: 422 parameter_not_supported. */

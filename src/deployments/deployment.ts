@@ -105,6 +105,7 @@ export class Deployment {
       decodeBatch: settings.decodeBatch,
       maxStepMs: settings.maxStepMs,
       padDecodeRows: settings.padDecodeRows,
+      promptCacheBytes: settings.promptCacheBytes,
       calibration: settings.calibration,
       gpu: deps.gpu,
       extraStopTokens: plan.extraStopTokens,

@@ -45,6 +45,8 @@ export interface EnginePlan {
   maxStepMs?: number | undefined;
   /** Fill CPU decode batches of 2, 3 or 7 rows to a block of 4 (docs/ENGINE-NOTES.md "Decode rows in blocks of four"); undefined = on CPUs, false = never. */
   padDecodeRows?: boolean | undefined;
+  /** Bytes of lost sequence states kept for prompts that start with them (docs/ENGINE-NOTES.md "The prompt cache"); 0 or undefined = none. */
+  promptCacheBytes?: number | undefined;
   /** Measure thread counts per batch shape at load, cached in `cacheDir`; undefined = the engine's fixed default (docs/ENGINE-NOTES.md "Threads chosen by measurement"). */
   calibration?: { cacheDir: string | undefined } | undefined;
   logger: Logger;

@@ -30,6 +30,7 @@ before(async () => {
     `    json: azure`,
     `    maxStepMs: 1500`,
     `    padDecodeRows: false`,
+    `    promptCache: 64MiB`,
   ].join("\n"));
   server = await startServer(["--config", config]);
 });
@@ -70,14 +71,14 @@ test("per-deployment policies apply: the 'mini' deployment gives Azure's 422 for
   assert.equal((await chat({ model: "small", response_format: { type: "json_object" }, max_tokens: 20 })).status, 200);
 });
 
-test("engine keys apply per deployment: 'mini' loads with its step budget and without row padding, 'small' with the defaults", async () => {
+test("engine keys apply per deployment: 'mini' loads with its step budget, a prompt cache and without row padding, 'small' with the defaults", async () => {
   await chat({ model: "mini" });
   await chat({ model: "small" });
-  const loaded = server.logs().split("\n").filter((l) => l.includes('"event":"engine.loaded"')).map((l) => JSON.parse(l) as { deployment: string; maxStepMs: number | null; padDecodeRows: boolean });
-  const of = (deployment: string) => loaded.filter((l) => l.deployment === deployment).map((l) => [l.maxStepMs, l.padDecodeRows]);
-  // On a CPU padding is on by default; there is no step budget without the flag or the key.
-  assert.deepEqual(new Set(of("small").map(String)), new Set([String([null, true])]), JSON.stringify(loaded));
-  assert.deepEqual(new Set(of("mini").map(String)), new Set([String([1500, false])]), JSON.stringify(loaded));
+  const loaded = server.logs().split("\n").filter((l) => l.includes('"event":"engine.loaded"')).map((l) => JSON.parse(l) as { deployment: string; maxStepMs: number | null; padDecodeRows: boolean; promptCacheBytes: number });
+  const of = (deployment: string) => loaded.filter((l) => l.deployment === deployment).map((l) => [l.maxStepMs, l.padDecodeRows, l.promptCacheBytes]);
+  // On a CPU padding is on by default; there is no step budget nor prompt cache without the flag or the key.
+  assert.deepEqual(new Set(of("small").map(String)), new Set([String([null, true, 0])]), JSON.stringify(loaded));
+  assert.deepEqual(new Set(of("mini").map(String)), new Set([String([1500, false, 64 * 2 ** 20])]), JSON.stringify(loaded));
 });
 
 test("the memory budget is respected: loading one deployment unloads the idle other", async () => {
@@ -94,4 +95,15 @@ test("an invalid config file is refused at start with the offending path", async
   assert.equal(res.code, 1);
   assert.match(res.stderr, /\/deployments\/0\/parallel: must be >= 1/);
   assert.match(res.stderr, /'colour'/);
+});
+
+test("a prompt cache size that is not a size is refused, as a flag and as a key", async () => {
+  const flag = await runCli(["serve", "--model", "m.gguf", "--port", "0", "--prompt-cache", "lots"]);
+  assert.equal(flag.code, 1);
+  assert.match(flag.stderr, /--prompt-cache.*expected a size such as 2GiB/);
+  const bad = join(dir, "bad-cache.yaml");
+  await writeFile(bad, "deployments:\n  - name: x\n    model: m.gguf\n    promptCache: lots\n");
+  const key = await runCli(["serve", "--config", bad, "--port", "0"]);
+  assert.equal(key.code, 1);
+  assert.match(key.stderr, /\/deployments\/0\/promptCache: must match pattern/);
 });

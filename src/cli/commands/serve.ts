@@ -45,6 +45,7 @@ interface ServeFlags {
   decodeBatch: number;
   maxStepMs?: number;
   padDecodeRows: boolean;
+  promptCache?: number;
   calibrate: boolean;
   gpu: GpuChoice;
   bodyLimit: number;
@@ -138,6 +139,7 @@ function settingsFromFlags(flags: ServeFlags): Omit<DeploymentSettings, "name" |
     maxStepMs: flags.maxStepMs,
     // Commander's negatable flag is true unless --no-pad-decode-rows: true means "where it helps" (the CPU).
     padDecodeRows: flags.padDecodeRows ? undefined : false,
+    promptCacheBytes: flags.promptCache,
     calibration: flags.calibrate ? { cacheDir: join(cacheDirFrom(process.env), "engine") } : undefined,
     jsonPolicy: flags.jsonPolicy,
     systemRole: "azure",
@@ -296,6 +298,7 @@ async function fromConfigFile(flags: ServeFlags, file: ConfigFile): Promise<Depl
       decodeBatch: d.decodeBatch ?? base.decodeBatch,
       maxStepMs: d.maxStepMs ?? base.maxStepMs,
       padDecodeRows: d.padDecodeRows ?? base.padDecodeRows,
+      promptCacheBytes: d.promptCache !== undefined ? parseByteSize(d.promptCache) : base.promptCacheBytes,
       calibration: base.calibration,
       jsonPolicy: d.json ?? base.jsonPolicy,
       systemRole: d.systemRole ?? "azure",

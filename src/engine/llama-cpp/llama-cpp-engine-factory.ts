@@ -41,6 +41,7 @@ export function createLlamaCppEngineFactory(): EngineFactory {
           memoryBytes,
           maxStepMs: plan.maxStepMs,
           padDecodeRows: plan.padDecodeRows,
+          promptCacheBytes: plan.promptCacheBytes,
           calibration: plan.calibration,
         },
         plan.logger,

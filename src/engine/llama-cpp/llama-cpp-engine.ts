@@ -14,7 +14,10 @@
  * node-llama-cpp-internals.ts, which checks the installed version at load.
  */
 import { statSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { randomInt } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { getLlama, LlamaContextSequence, TokenBias, type Llama, type LlamaContext, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
 import type { Logger } from "pino";
 import type { ArrivalTicket, Engine, EngineCapacity, EngineEvent, EngineModelInfo, EngineStats, GenerationRequest, OutputConstraint, PromptText, TokenCount } from "../engine.ts";
@@ -39,6 +42,7 @@ import { calibrateThreads, decodeSizes, ThreadPlan, threadCandidates, type Threa
 import { readThreadPlan, threadPlanFile, writeThreadPlan } from "./thread-plan-cache.ts";
 import { availableParallelism } from "node:os";
 import { PromptTokenizer } from "./prompt-tokenizer.ts";
+import { commonPrefixLength, PromptCache, type PromptCacheStats } from "./prompt-cache.ts";
 import { SequencePool } from "./sequence-pool.ts";
 import { TokenizerThread } from "./tokenizer-thread.ts";
 import { readVocabularyFacts } from "./vocabulary-facts.ts";
@@ -59,6 +63,8 @@ interface Loaded {
   info: EngineModelInfo;
   tokenizer: PromptTokenizer;
   thread: TokenizerThread;
+  /** Saved states of overwritten sequences and their folder (removed at close); undefined without `promptCacheBytes`. */
+  promptCache: { cache: PromptCache<LlamaContextSequence>; dir: string } | undefined;
 }
 
 export class LlamaCppEngine implements Engine {
@@ -121,7 +127,8 @@ export class LlamaCppEngine implements Engine {
     const thread = new TokenizerThread({ modelPath: options.modelPath, log: (level, message) => this.logLlama(level === "warn" ? "debug" : level, message) });
     thread.start().catch((error: unknown) => logger.error({ event: "engine.tokenizer_thread_failed", err: error }, "the tokenizer thread failed to start"));
     const tokenizer = new PromptTokenizer(model, thread, readVocabularyFacts(model));
-    this.loaded = { llama, model, context, pool: new SequencePool(sequences), sequenceOrder, tools, info, tokenizer, thread };
+    const promptCache = options.promptCacheBytes ? await createPromptCache(options.promptCacheBytes) : undefined;
+    this.loaded = { llama, model, context, pool: new SequencePool(sequences), sequenceOrder, tools, info, tokenizer, thread, promptCache };
     const binary = describeBinary(llama);
     if (options.threads === undefined && options.calibration) {
       await this.planThreads(llama, model, context, sequences, options.calibration.cacheDir);
@@ -129,7 +136,7 @@ export class LlamaCppEngine implements Engine {
     if (binary.buildType === "prebuilt" && binary.gpu === false) {
       logger.info({ event: "engine.prebuilt_binary" }, "serving with node-llama-cpp's prebuilt CPU binary (no OpenMP); `phiserve engine build` compiles a faster native one");
     }
-    logger.info({ event: "engine.loaded", binary, gpu: llama.gpu, threads: this.threadPlan ? { decode: this.threadPlan.data.decode, prompt: this.threadPlan.data.prompt } : threads, maxStepMs: options.maxStepMs ?? null, padDecodeRows: padRows, contextSize: info.contextLength, parallel: options.parallel, decodeBatch: options.decodeBatch ?? 0 }, "model loaded");
+    logger.info({ event: "engine.loaded", binary, gpu: llama.gpu, threads: this.threadPlan ? { decode: this.threadPlan.data.decode, prompt: this.threadPlan.data.prompt } : threads, maxStepMs: options.maxStepMs ?? null, padDecodeRows: padRows, promptCacheBytes: options.promptCacheBytes ?? 0, contextSize: info.contextLength, parallel: options.parallel, decodeBatch: options.decodeBatch ?? 0 }, "model loaded");
   }
 
   /** One context for every sequence; its batches are built by `decodeFirstStrategy` (decode-gate.ts). */
@@ -307,7 +314,7 @@ export class LlamaCppEngine implements Engine {
       const sequence = await this.lease(loaded, promptTokens, signal);
       admission.resume();
       try {
-        const inputTokens = await this.reusePrefix(sequence, promptTokens);
+        const inputTokens = await this.reusePrefix(loaded, sequence, promptTokens);
         const together = admission.ready(gatherWindowMs(inputTokens.length, this.budget.estimates().promptTokenMs));
         if (together) await together;
         const run: Run = {
@@ -354,9 +361,41 @@ export class LlamaCppEngine implements Engine {
    * Keeps the tokens the sequence already holds that match the start of the new prompt (same
    * system prompt, a continued conversation) and erases the rest; returns what is left to
    * evaluate. At least the last prompt token is always evaluated, for its logits.
+   *
+   * With a prompt cache, what the sequence would lose is saved first (when worth it), and a saved
+   * state that starts with more of the prompt than the sequence holds replaces the sequence's own.
+   * Both are KV-cache edits: decoding pauses for them as for the erase (kv-maintenance.ts).
    */
-  private async reusePrefix(sequence: LlamaContextSequence, promptTokens: Token[]): Promise<Token[]> {
-    const keep = Math.min(commonPrefixLength(sequence.contextTokens, promptTokens), promptTokens.length - 1);
+  private async reusePrefix(loaded: Loaded, sequence: LlamaContextSequence, promptTokens: Token[]): Promise<Token[]> {
+    const usable = (tokens: readonly Token[]) => Math.min(commonPrefixLength(tokens, promptTokens), promptTokens.length - 1);
+    let keep = usable(sequence.contextTokens);
+    const cache = loaded.promptCache?.cache;
+    if (cache) {
+      const held = sequence.contextTokens;
+      if (cache.worthSaving(held, keep)) {
+        const started = performance.now();
+        await this.maintenance
+          .run(() => cache.save(sequence, held))
+          .then(
+            () => this.logger.debug({ event: "engine.prompt_cache_saved", tokens: held.length, ms: Math.round(performance.now() - started), ...cache.stats }, "sequence state saved"),
+            (error: unknown) => this.logger.warn({ event: "engine.prompt_cache_save_failed", err: error }, "a sequence state could not be saved to the prompt cache"),
+          );
+      }
+      const hit = cache.best(promptTokens.slice(0, promptTokens.length - 1), keep);
+      if (hit) {
+        const started = performance.now();
+        try {
+          await this.maintenance.run(() => cache.restore(sequence, hit.entry, hit.length - keep));
+          keep = usable(sequence.contextTokens);
+          this.logger.debug({ event: "engine.prompt_cache_restored", tokens: hit.length, ms: Math.round(performance.now() - started), ...cache.stats }, "sequence state restored");
+        } catch (error) {
+          // A failed load leaves the sequence empty (llama.cpp removes what it had read): evaluate the whole prompt.
+          this.logger.warn({ event: "engine.prompt_cache_restore_failed", err: error }, "a saved sequence state could not be restored; the prompt is evaluated");
+          await this.maintenance.run(() => sequence.clearHistory());
+          keep = 0;
+        }
+      }
+    }
     if (keep < sequence.nextTokenIndex) await this.maintenance.run(() => sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]));
     this.counters.promptTokensReused += keep;
     this.counters.promptTokensEvaluated += promptTokens.length - keep;
@@ -374,6 +413,12 @@ export class LlamaCppEngine implements Engine {
     await loaded.context.dispose();
     await loaded.model.dispose();
     await loaded.llama.dispose();
+    if (loaded.promptCache) await rm(loaded.promptCache.dir, { recursive: true, force: true });
+  }
+
+  /** The prompt cache's counters; undefined without one. */
+  promptCacheStats(): PromptCacheStats | undefined {
+    return this.loaded?.promptCache?.cache.stats;
   }
 
   private grammarFor(loaded: Loaded, constraint: OutputConstraint): Promise<LlamaGrammar> {
@@ -423,11 +468,20 @@ class RunningCount {
   }
 }
 
-export function commonPrefixLength(a: readonly Token[], b: readonly Token[]): number {
-  const max = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < max && a[i] === b[i]) i++;
-  return i;
+/** A prompt cache in a folder of its own under the system's temporary folder, states saved and read by node-llama-cpp. */
+async function createPromptCache(budgetBytes: number): Promise<{ cache: PromptCache<LlamaContextSequence>; dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), "phiserve-prompt-cache-"));
+  const cache = new PromptCache<LlamaContextSequence>(
+    {
+      save: async (sequence, file) => (await sequence.saveStateToFile(file)).fileSize,
+      // Only files this engine wrote, from this model and context: the risk node-llama-cpp asks to accept is not taken.
+      load: (sequence, file) => sequence.loadStateFromFile(file, { acceptRisk: true }),
+      remove: (file) => rm(file, { force: true }),
+    },
+    join(dir, "state-"),
+    budgetBytes,
+  );
+  return { cache, dir };
 }
 
 /** node-llama-cpp has no multimodal API (docs/ENGINE-NOTES.md "Loading offline"): a prompt with images is a caller's bug. */

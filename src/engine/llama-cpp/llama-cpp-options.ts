@@ -46,6 +46,11 @@ export interface LlamaCppEngineOptions {
    * (none: measured at every load). Ignored when `threads` is set. Undefined: no calibration.
    */
   calibration?: { cacheDir: string | undefined } | undefined;
+  /**
+   * The prompt cache (prompt-cache.ts): bytes of saved sequence states kept in files under the system's temporary
+   * folder, for prompts that start with a state a sequence no longer holds. 0 or undefined: none.
+   */
+  promptCacheBytes?: number | undefined;
 }
 
 /**
