@@ -385,9 +385,11 @@ export class LlamaCppEngine implements Engine {
       if (hit) {
         const started = performance.now();
         try {
-          await this.maintenance.run(() => cache.restore(sequence, hit.entry, hit.length - keep));
-          keep = usable(sequence.contextTokens);
-          this.logger.debug({ event: "engine.prompt_cache_restored", tokens: hit.length, ms: Math.round(performance.now() - started), ...cache.stats }, "sequence state restored");
+          // Edits run one at a time (saves included), so the entry cannot go between the check and the load.
+          if (await this.maintenance.run(() => cache.restore(sequence, hit.entry, hit.length - keep))) {
+            keep = usable(sequence.contextTokens);
+            this.logger.debug({ event: "engine.prompt_cache_restored", tokens: hit.length, ms: Math.round(performance.now() - started), ...cache.stats }, "sequence state restored");
+          }
         } catch (error) {
           // A failed load leaves the sequence empty (llama.cpp removes what it had read): evaluate the whole prompt.
           this.logger.warn({ event: "engine.prompt_cache_restore_failed", err: error }, "a saved sequence state could not be restored; the prompt is evaluated");

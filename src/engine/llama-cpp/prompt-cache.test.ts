@@ -50,7 +50,7 @@ test("the saved state sharing the longest start with the prompt is used, if it b
   assert.equal(cache.best(prompt, 23), undefined, "7 more tokens than the sequence holds: not worth a restore");
   assert.equal(cache.best(tokens([900, 40]), 0), undefined);
   const sequence = { tokens: [] as Token[] };
-  await cache.restore(sequence, hit.entry, 30);
+  assert.equal(await cache.restore(sequence, hit.entry, 30), true);
   assert.deepEqual(sequence.tokens, tokens([0, 10], [100, 30]));
   assert.equal(loads.length, 1);
   assert.deepEqual({ restores: cache.stats.restores, restoredTokens: cache.stats.restoredTokens }, { restores: 1, restoredTokens: 30 });
@@ -71,8 +71,10 @@ test("a state that extends a saved one replaces it; over the budget the least re
   await cache.save({ tokens: tokens([3000, 101]) }, tokens([3000, 101]));
   assert.equal(cache.stats.dropped, 1, "1,010 bytes alone are over the budget");
   assert.equal(files.size, 2, "its file is deleted");
+  const gone = cache.best(tokens([2000, 21]), 0)!.entry;
   await cache.clear();
   assert.deepEqual([files.size, cache.stats.entries], [0, 0]);
+  assert.equal(await cache.restore({ tokens: [] }, gone, 20), false, "an entry that went is not loaded");
 });
 
 test("a failed save keeps nothing and deletes what was written", async () => {

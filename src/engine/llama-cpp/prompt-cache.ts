@@ -106,12 +106,17 @@ export class PromptCache<S> {
     await this.evict(over);
   }
 
-  /** Puts `entry`'s state into `sequence`; `usedTokens` of it start the prompt (for the counters). */
-  async restore(sequence: S, entry: PromptCacheEntry, usedTokens: number): Promise<void> {
+  /**
+   * Puts `entry`'s state into `sequence`; `usedTokens` of it start the prompt (for the counters). False, and nothing
+   * done, when the entry went meanwhile (a save between `best()` and this call made room).
+   */
+  async restore(sequence: S, entry: PromptCacheEntry, usedTokens: number): Promise<boolean> {
+    if (!this.entries.includes(entry)) return false;
     await this.store.load(sequence, entry.file);
     entry.lastUsed = ++this.clock;
     this.counts.restores += 1;
     this.counts.restoredTokens += usedTokens;
+    return true;
   }
 
   /** Deletes every entry's file. */
