@@ -31,10 +31,11 @@ test("transport keys are validated with their path: a negative timeout, a tls wi
   await assert.rejects(load(`tls: { cert: a, key: b, ca: c }\n${DEPLOYMENTS}`), /\/tls: must NOT have additional properties \('ca'\)/);
 });
 
-test("engine keys per deployment: maxStepMs, padDecodeRows and promptCache are read and validated", async () => {
-  const file = await load("deployments:\n  - { name: a, model: a.gguf, maxStepMs: 2000, padDecodeRows: false, promptCache: 1.5GiB }\n  - { name: b, model: b.gguf }\n");
+test("engine keys per deployment: maxStepMs, padDecodeRows, promptCache and flashAttention are read and validated", async () => {
+  const file = await load("deployments:\n  - { name: a, model: a.gguf, maxStepMs: 2000, padDecodeRows: false, promptCache: 1.5GiB, flashAttention: true }\n  - { name: b, model: b.gguf }\n");
   assert.equal(parseByteSize(file.deployments[0]!.promptCache!), 1.5 * 2 ** 30);
   assert.equal(file.deployments[1]!.promptCache, undefined);
+  assert.deepEqual([file.deployments[0]!.flashAttention, file.deployments[1]!.flashAttention], [true, undefined]);
   assert.equal(file.deployments[0]!.maxStepMs, 2000);
   assert.equal(file.deployments[0]!.padDecodeRows, false);
   assert.equal(file.deployments[1]!.maxStepMs, undefined);

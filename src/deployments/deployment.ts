@@ -106,6 +106,7 @@ export class Deployment {
       maxStepMs: settings.maxStepMs,
       padDecodeRows: settings.padDecodeRows,
       promptCacheBytes: settings.promptCacheBytes,
+      flashAttention: settings.flashAttention,
       calibration: settings.calibration,
       gpu: deps.gpu,
       extraStopTokens: plan.extraStopTokens,

@@ -46,6 +46,7 @@ interface ServeFlags {
   maxStepMs?: number;
   padDecodeRows: boolean;
   promptCache?: number;
+  flashAttention?: "on" | "off";
   calibrate: boolean;
   gpu: GpuChoice;
   bodyLimit: number;
@@ -140,6 +141,7 @@ function settingsFromFlags(flags: ServeFlags): Omit<DeploymentSettings, "name" |
     // Commander's negatable flag is true unless --no-pad-decode-rows: true means "where it helps" (the CPU).
     padDecodeRows: flags.padDecodeRows ? undefined : false,
     promptCacheBytes: flags.promptCache,
+    flashAttention: flags.flashAttention === undefined ? undefined : flags.flashAttention === "on",
     calibration: flags.calibrate ? { cacheDir: join(cacheDirFrom(process.env), "engine") } : undefined,
     jsonPolicy: flags.jsonPolicy,
     systemRole: "azure",
@@ -299,6 +301,7 @@ async function fromConfigFile(flags: ServeFlags, file: ConfigFile): Promise<Depl
       maxStepMs: d.maxStepMs ?? base.maxStepMs,
       padDecodeRows: d.padDecodeRows ?? base.padDecodeRows,
       promptCacheBytes: d.promptCache !== undefined ? parseByteSize(d.promptCache) : base.promptCacheBytes,
+      flashAttention: d.flashAttention ?? base.flashAttention,
       calibration: base.calibration,
       jsonPolicy: d.json ?? base.jsonPolicy,
       systemRole: d.systemRole ?? "azure",

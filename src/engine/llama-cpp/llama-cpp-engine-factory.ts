@@ -42,6 +42,7 @@ export function createLlamaCppEngineFactory(): EngineFactory {
           maxStepMs: plan.maxStepMs,
           padDecodeRows: plan.padDecodeRows,
           promptCacheBytes: plan.promptCacheBytes,
+          flashAttention: plan.flashAttention,
           calibration: plan.calibration,
         },
         plan.logger,

@@ -114,7 +114,9 @@ export class LlamaCppEngine implements Engine {
     const threads = options.threads ?? defaultThreads(statSync(options.modelPath).size);
     // On a CPU, decode batches of 2, 3 or 7 rows cost more than the block of 4 or 8 they fall short of (decode-row-padding.ts).
     const padRows = options.padDecodeRows ?? llama.gpu === false;
-    const context = await this.createContext(model, threads, padRows);
+    // On a CPU, flash attention slows decode steps and prompt chunks down as the context grows (llama-cpp-options.ts).
+    const flashAttention = options.flashAttention ?? (llama.gpu === false ? false : "auto");
+    const context = await this.createContext(model, threads, padRows, flashAttention);
     tokenBiasEntries(new TokenBias(model.tokenizer)); // fails the load now, not the first logit_bias request
     checkNoTopK(LlamaContextSequence.prototype); // the same: before the first request samples
     // Created in order, so their ids in the context are 0, 1, 2, … (the order kept here).
@@ -136,17 +138,18 @@ export class LlamaCppEngine implements Engine {
     if (binary.buildType === "prebuilt" && binary.gpu === false) {
       logger.info({ event: "engine.prebuilt_binary" }, "serving with node-llama-cpp's prebuilt CPU binary (no OpenMP); `phiserve engine build` compiles a faster native one");
     }
-    logger.info({ event: "engine.loaded", binary, gpu: llama.gpu, threads: this.threadPlan ? { decode: this.threadPlan.data.decode, prompt: this.threadPlan.data.prompt } : threads, maxStepMs: options.maxStepMs ?? null, padDecodeRows: padRows, promptCacheBytes: options.promptCacheBytes ?? 0, contextSize: info.contextLength, parallel: options.parallel, decodeBatch: options.decodeBatch ?? 0 }, "model loaded");
+    logger.info({ event: "engine.loaded", binary, gpu: llama.gpu, threads: this.threadPlan ? { decode: this.threadPlan.data.decode, prompt: this.threadPlan.data.prompt } : threads, maxStepMs: options.maxStepMs ?? null, padDecodeRows: padRows, flashAttention: context.flashAttention, promptCacheBytes: options.promptCacheBytes ?? 0, contextSize: info.contextLength, parallel: options.parallel, decodeBatch: options.decodeBatch ?? 0 }, "model loaded");
   }
 
   /** One context for every sequence; its batches are built by `decodeFirstStrategy` (decode-gate.ts). */
-  private async createContext(model: LlamaModel, threads: number, padRows: boolean): Promise<LlamaContext> {
+  private async createContext(model: LlamaModel, threads: number, padRows: boolean, flashAttention: boolean | "auto"): Promise<LlamaContext> {
     const { options } = this;
     let sequenceOf: ReturnType<typeof batchItemSequenceIds> | undefined;
     const context = await model.createContext({
       contextSize: options.contextSize,
       sequences: options.parallel,
       threads,
+      flashAttention,
       batchSize: Math.min(options.batchSize, options.contextSize),
       batching: {
         itemPrioritizationStrategy: decodeFirstStrategy(
@@ -208,7 +211,7 @@ export class LlamaCppEngine implements Engine {
   private async planThreads(llama: Llama, model: LlamaModel, context: LlamaContext, sequences: LlamaContextSequence[], cacheDir: string | undefined): Promise<void> {
     const { options } = this;
     const file = cacheDir
-      ? await threadPlanFile(cacheDir, { modelPath: options.modelPath, binary: `${llama.buildType} ${llama.systemInfo}`, sequences: options.parallel, contextSize: context.contextSize, batchSize: context.batchSize })
+      ? await threadPlanFile(cacheDir, { modelPath: options.modelPath, binary: `${llama.buildType} ${llama.systemInfo}`, sequences: options.parallel, contextSize: context.contextSize, batchSize: context.batchSize, flashAttention: context.flashAttention })
       : undefined;
     let data: ThreadPlanData | undefined = file ? await readThreadPlan(file) : undefined;
     const started = performance.now();

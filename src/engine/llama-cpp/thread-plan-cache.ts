@@ -19,6 +19,8 @@ export interface ThreadPlanKey {
   sequences: number;
   contextSize: number;
   batchSize: number;
+  /** The context's flash attention setting: it changes what a batch costs. */
+  flashAttention: boolean | "auto";
 }
 
 export async function threadPlanFile(dir: string, key: ThreadPlanKey): Promise<string> {
@@ -28,7 +30,7 @@ export async function threadPlanFile(dir: string, key: ThreadPlanKey): Promise<s
     model: [key.modelPath, model.size, model.mtimeMs],
     binary: key.binary,
     machine: [cpus()[0]?.model ?? "unknown", availableParallelism()],
-    shape: [key.sequences, key.contextSize, key.batchSize],
+    shape: [key.sequences, key.contextSize, key.batchSize, key.flashAttention],
   });
   return join(dir, `threads-${createHash("sha256").update(identity).digest("hex").slice(0, 24)}.json`);
 }
