@@ -170,7 +170,7 @@ export const DeploymentSchema = Type.Object(
     decodeBatch: Type.Optional(Type.Integer({ minimum: 0, description: "Most decode tokens per evaluation batch; 0 (default) = all generating sequences together." })),
     maxStepMs: Type.Optional(Positive("Chunked prefill: while streams decode, a step takes only as many prompt tokens as fit this many ms (default: --max-step-ms, else none).")),
     promptCache: Type.Optional(ByteSize("Prompt cache: bytes of sequence states kept for prompts that start with them, e.g. 2GiB (default: --prompt-cache, else 0: off).")),
-    flashAttention: Type.Optional(Type.Boolean({ description: "llama.cpp's flash attention (default: --flash-attention, else off on CPUs and llama.cpp's choice on GPUs)." })),
+    flashAttention: Type.Optional(Type.Boolean({ description: "llama.cpp's flash attention (default: --flash-attention, else llama.cpp's choice); false: faster on CPUs at long contexts, not batch-independent." })),
     padDecodeRows: Type.Optional(Type.Boolean({ description: "Fill decode batches of 2, 3 or 7 rows to a block of 4 with idle sequences' rows; default: on CPUs unless --no-pad-decode-rows." })),
     quota: Type.Optional(
       Type.Object(

@@ -39,7 +39,7 @@ export interface DeploymentSettings {
   padDecodeRows?: boolean | undefined;
   /** Bytes of lost sequence states kept for prompts that start with them (docs/ENGINE-NOTES.md "The prompt cache"); 0 or undefined = none. */
   promptCacheBytes?: number | undefined;
-  /** llama.cpp's flash attention; undefined = off on CPUs, llama.cpp's choice on GPUs (docs/ENGINE-NOTES.md "Flash attention on the CPU"). */
+  /** llama.cpp's flash attention; undefined = llama.cpp's choice (docs/ENGINE-NOTES.md "Flash attention on the CPU"). */
   flashAttention?: boolean | undefined;
   /** Thread counts measured per batch shape at load and cached in `cacheDir`; undefined = fixed threads (`threads` or the default). */
   calibration?: { cacheDir: string | undefined } | undefined;

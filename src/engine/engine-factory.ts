@@ -47,7 +47,7 @@ export interface EnginePlan {
   padDecodeRows?: boolean | undefined;
   /** Bytes of lost sequence states kept for prompts that start with them (docs/ENGINE-NOTES.md "The prompt cache"); 0 or undefined = none. */
   promptCacheBytes?: number | undefined;
-  /** llama.cpp's flash attention; undefined = off on CPUs, llama.cpp's choice on GPUs (docs/ENGINE-NOTES.md "Flash attention on the CPU"). */
+  /** llama.cpp's flash attention; undefined = llama.cpp's choice (docs/ENGINE-NOTES.md "Flash attention on the CPU"). */
   flashAttention?: boolean | undefined;
   /** Measure thread counts per batch shape at load, cached in `cacheDir`; undefined = the engine's fixed default (docs/ENGINE-NOTES.md "Threads chosen by measurement"). */
   calibration?: { cacheDir: string | undefined } | undefined;

@@ -114,8 +114,8 @@ export class LlamaCppEngine implements Engine {
     const threads = options.threads ?? defaultThreads(statSync(options.modelPath).size);
     // On a CPU, decode batches of 2, 3 or 7 rows cost more than the block of 4 or 8 they fall short of (decode-row-padding.ts).
     const padRows = options.padDecodeRows ?? llama.gpu === false;
-    // On a CPU, flash attention slows decode steps and prompt chunks down as the context grows (llama-cpp-options.ts).
-    const flashAttention = options.flashAttention ?? (llama.gpu === false ? false : "auto");
+    // llama.cpp's own choice unless told: off is faster on CPUs at long contexts, but not batch-independent (llama-cpp-options.ts).
+    const flashAttention = options.flashAttention ?? "auto";
     const context = await this.createContext(model, threads, padRows, flashAttention);
     tokenBiasEntries(new TokenBias(model.tokenizer)); // fails the load now, not the first logit_bias request
     checkNoTopK(LlamaContextSequence.prototype); // the same: before the first request samples

@@ -52,9 +52,9 @@ export interface LlamaCppEngineOptions {
    */
   promptCacheBytes?: number | undefined;
   /**
-   * llama.cpp's flash attention. Undefined: off when the model runs on the CPU (there it made decode steps and
-   * small prompt chunks up to 2.3× and 7× slower: docs/ENGINE-NOTES.md "Flash attention on the CPU"), llama.cpp's
-   * "auto" otherwise.
+   * llama.cpp's flash attention; undefined: llama.cpp's "auto" (on wherever the backend has it). Off, a CPU decodes
+   * long contexts and small prompt chunks up to 2.3× and 7–8× faster, but a token's logits then depend on how its
+   * prompt was batched (docs/ENGINE-NOTES.md "Flash attention on the CPU").
    */
   flashAttention?: boolean | undefined;
 }
