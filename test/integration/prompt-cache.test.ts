@@ -6,6 +6,9 @@
  */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
+import { readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pino from "pino";
 import { ensureTestModel } from "../../src/model-factory/test-models.ts";
 import { LlamaCppEngine } from "../../src/engine/llama-cpp/llama-cpp-engine.ts";
@@ -73,4 +76,24 @@ test("without a prompt cache, or with one too small for a state, the prompt is e
       else assert.deepEqual([engine.promptCacheStats()!.entries, engine.promptCacheStats()!.dropped], [0, 1]);
     });
   }
+});
+
+test("a saved state whose file is gone (a temporary-folder cleaner) costs an evaluation, not the request", async () => {
+  const before = new Set(await readdir(tmpdir()));
+  await withEngine(64 * 1024 * 1024, async (engine) => {
+    const folders = (await readdir(tmpdir())).filter((name) => name.startsWith("phiserve-prompt-cache-") && !before.has(name));
+    assert.equal(folders.length, 1, `the engine's cache folder among ${folders.join(", ")}`);
+    const folder = join(tmpdir(), folders[0]!);
+    const first = await run(engine, LONG);
+    await run(engine, OTHER);
+    const files = await readdir(folder);
+    assert.equal(files.length, 1, "the long prompt's state is saved");
+    await rm(join(folder, files[0]!));
+    const again = await run(engine, LONG);
+    assert.equal(again.evaluated, first.evaluated, "evaluated again, whole");
+    assert.deepEqual([engine.promptCacheStats()!.restores, engine.promptCacheStats()!.entries, engine.promptCacheStats()!.dropped], [0, 0, 1], "the lost entry is dropped");
+    // Flash attention (llama.cpp's default) makes a token's numbers independent of how its prompt was batched.
+    assert.deepEqual(again.logprobs, first.logprobs);
+  });
+  assert.deepEqual((await readdir(tmpdir())).filter((name) => name.startsWith("phiserve-prompt-cache-") && !before.has(name)), [], "the folder is deleted at close");
 });

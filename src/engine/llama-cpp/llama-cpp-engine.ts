@@ -370,41 +370,43 @@ export class LlamaCppEngine implements Engine {
    * Both are KV-cache edits: decoding pauses for them as for the erase (kv-maintenance.ts).
    */
   private async reusePrefix(loaded: Loaded, sequence: LlamaContextSequence, promptTokens: Token[]): Promise<Token[]> {
-    const usable = (tokens: readonly Token[]) => Math.min(commonPrefixLength(tokens, promptTokens), promptTokens.length - 1);
-    let keep = usable(sequence.contextTokens);
-    const cache = loaded.promptCache?.cache;
-    if (cache) {
-      const held = sequence.contextTokens;
-      if (cache.worthSaving(held, keep)) {
-        const started = performance.now();
-        await this.maintenance
-          .run(() => cache.save(sequence, held))
-          .then(
-            () => this.logger.debug({ event: "engine.prompt_cache_saved", tokens: held.length, ms: Math.round(performance.now() - started), ...cache.stats }, "sequence state saved"),
-            (error: unknown) => this.logger.warn({ event: "engine.prompt_cache_save_failed", err: error }, "a sequence state could not be saved to the prompt cache"),
-          );
-      }
-      const hit = cache.best(promptTokens.slice(0, promptTokens.length - 1), keep);
-      if (hit) {
-        const started = performance.now();
-        try {
-          // Edits run one at a time (saves included), so the entry cannot go between the check and the load.
-          if (await this.maintenance.run(() => cache.restore(sequence, hit.entry, hit.length - keep))) {
-            keep = usable(sequence.contextTokens);
-            this.logger.debug({ event: "engine.prompt_cache_restored", tokens: hit.length, ms: Math.round(performance.now() - started), ...cache.stats }, "sequence state restored");
-          }
-        } catch (error) {
-          // A failed load leaves the sequence empty (llama.cpp removes what it had read): evaluate the whole prompt.
-          this.logger.warn({ event: "engine.prompt_cache_restore_failed", err: error }, "a saved sequence state could not be restored; the prompt is evaluated");
-          await this.maintenance.run(() => sequence.clearHistory());
-          keep = 0;
-        }
-      }
-    }
+    const held = Math.min(commonPrefixLength(sequence.contextTokens, promptTokens), promptTokens.length - 1);
+    const keep = loaded.promptCache ? await this.usePromptCache(loaded.promptCache.cache, sequence, promptTokens, held) : held;
     if (keep < sequence.nextTokenIndex) await this.maintenance.run(() => sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]));
     this.counters.promptTokensReused += keep;
     this.counters.promptTokensEvaluated += promptTokens.length - keep;
     return promptTokens.slice(keep);
+  }
+
+  /**
+   * Saves what `sequence` is about to lose (when worth it), then restores a saved state that starts with more of the
+   * prompt than the `held` tokens the sequence keeps; returns how many tokens of the prompt the sequence then holds.
+   * Both are KV-cache edits, queued with the erase (docs/ENGINE-NOTES.md "The prompt cache").
+   */
+  private async usePromptCache(cache: PromptCache<LlamaContextSequence>, sequence: LlamaContextSequence, promptTokens: Token[], held: number): Promise<number> {
+    const tokens = sequence.contextTokens;
+    if (cache.worthSaving(tokens, held)) {
+      const started = performance.now();
+      await this.maintenance.run(() => cache.save(sequence, tokens)).then(
+        () => this.logger.debug({ event: "engine.prompt_cache_saved", tokens: tokens.length, ms: Math.round(performance.now() - started), ...cache.stats }, "sequence state saved"),
+        (error: unknown) => this.logger.warn({ event: "engine.prompt_cache_save_failed", err: error }, "a sequence state could not be saved to the prompt cache"),
+      );
+    }
+    // At least the last prompt token is evaluated, for its logits.
+    const hit = cache.best(promptTokens.slice(0, promptTokens.length - 1), held);
+    if (!hit) return held;
+    const started = performance.now();
+    try {
+      // Edits run one at a time (saves included), so the entry cannot go between restore()'s check and its load.
+      if (!(await this.maintenance.run(() => cache.restore(sequence, hit.entry, hit.length - held)))) return held;
+    } catch (error) {
+      // A failed load leaves the sequence empty (emptied before it; llama.cpp removes what it had read): the whole
+      // prompt is evaluated.
+      this.logger.warn({ event: "engine.prompt_cache_restore_failed", err: error }, "a saved sequence state could not be restored; the prompt is evaluated");
+      return 0;
+    }
+    this.logger.debug({ event: "engine.prompt_cache_restored", tokens: hit.length, ms: Math.round(performance.now() - started), ...cache.stats }, "sequence state restored");
+    return Math.min(commonPrefixLength(sequence.contextTokens, promptTokens), promptTokens.length - 1);
   }
 
   async close(): Promise<void> {
@@ -480,7 +482,12 @@ async function createPromptCache(budgetBytes: number): Promise<{ cache: PromptCa
     {
       save: async (sequence, file) => (await sequence.saveStateToFile(file)).fileSize,
       // Only files this engine wrote, from this model and context: the risk node-llama-cpp asks to accept is not taken.
-      load: (sequence, file) => sequence.loadStateFromFile(file, { acceptRisk: true }),
+      // The sequence is emptied first: node-llama-cpp forgets its tokens before the native load, which leaves the
+      // cells in place when the file cannot be opened (deleted by a temporary-folder cleaner, say).
+      load: async (sequence, file) => {
+        await sequence.clearHistory();
+        await sequence.loadStateFromFile(file, { acceptRisk: true });
+      },
       remove: (file) => rm(file, { force: true }),
     },
     join(dir, "state-"),

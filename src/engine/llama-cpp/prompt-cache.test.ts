@@ -77,6 +77,16 @@ test("a state that extends a saved one replaces it; over the budget the least re
   assert.equal(await cache.restore({ tokens: [] }, gone, 20), false, "an entry that went is not loaded");
 });
 
+test("an entry that fails to load is dropped", async () => {
+  const { store, files } = memoryStore();
+  const cache = new PromptCache({ ...store, load: () => Promise.reject(new Error("no such file")) }, "state-", 10_000, 8);
+  await cache.save({ tokens: tokens([0, 20]) }, tokens([0, 20]));
+  const hit = cache.best(tokens([0, 21]), 0)!;
+  await assert.rejects(cache.restore({ tokens: [] }, hit.entry, 20), /no such file/);
+  assert.deepEqual([cache.stats.entries, cache.stats.dropped, cache.stats.restores, files.size], [0, 1, 0, 0]);
+  assert.equal(cache.best(tokens([0, 21]), 0), undefined);
+});
+
 test("a failed save keeps nothing and deletes what was written", async () => {
   const { store, files } = memoryStore();
   const failing: StateStore<{ tokens: Token[] }> = { ...store, save: async (_, file) => (files.set(file, []), Promise.reject(new Error("disk full"))) };

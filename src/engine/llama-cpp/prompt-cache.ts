@@ -34,7 +34,7 @@ export interface PromptCacheStats {
   restores: number;
   /** Prompt tokens taken from restored states instead of evaluated. */
   restoredTokens: number;
-  /** States not kept: larger than the budget on their own, or the save failed. */
+  /** States not kept: larger than the budget on their own, or their save or a load failed. */
   dropped: number;
 }
 
@@ -108,11 +108,18 @@ export class PromptCache<S> {
 
   /**
    * Puts `entry`'s state into `sequence`; `usedTokens` of it start the prompt (for the counters). False, and nothing
-   * done, when the entry went meanwhile (a save between `best()` and this call made room).
+   * done, when the entry went meanwhile (a save between `best()` and this call made room). An entry that fails to
+   * load is dropped, and the error thrown.
    */
   async restore(sequence: S, entry: PromptCacheEntry, usedTokens: number): Promise<boolean> {
     if (!this.entries.includes(entry)) return false;
-    await this.store.load(sequence, entry.file);
+    try {
+      await this.store.load(sequence, entry.file);
+    } catch (error) {
+      this.counts.dropped += 1;
+      await this.evict([entry]);
+      throw error;
+    }
     entry.lastUsed = ++this.clock;
     this.counts.restores += 1;
     this.counts.restoredTokens += usedTokens;
