@@ -370,7 +370,7 @@ export class LlamaCppEngine implements Engine {
    * Both are KV-cache edits: decoding pauses for them as for the erase (kv-maintenance.ts).
    */
   private async reusePrefix(loaded: Loaded, sequence: LlamaContextSequence, promptTokens: Token[]): Promise<Token[]> {
-    const held = Math.min(commonPrefixLength(sequence.contextTokens, promptTokens), promptTokens.length - 1);
+    const held = usablePrefix(sequence, promptTokens);
     const keep = loaded.promptCache ? await this.usePromptCache(loaded.promptCache.cache, sequence, promptTokens, held) : held;
     if (keep < sequence.nextTokenIndex) await this.maintenance.run(() => sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]));
     this.counters.promptTokensReused += keep;
@@ -392,7 +392,7 @@ export class LlamaCppEngine implements Engine {
         (error: unknown) => this.logger.warn({ event: "engine.prompt_cache_save_failed", err: error }, "a sequence state could not be saved to the prompt cache"),
       );
     }
-    // At least the last prompt token is evaluated, for its logits.
+    // At least the last prompt token is evaluated, for its logits (as in usablePrefix).
     const hit = cache.best(promptTokens.slice(0, promptTokens.length - 1), held);
     if (!hit) return held;
     const started = performance.now();
@@ -406,7 +406,7 @@ export class LlamaCppEngine implements Engine {
       return 0;
     }
     this.logger.debug({ event: "engine.prompt_cache_restored", tokens: hit.length, ms: Math.round(performance.now() - started), ...cache.stats }, "sequence state restored");
-    return Math.min(commonPrefixLength(sequence.contextTokens, promptTokens), promptTokens.length - 1);
+    return usablePrefix(sequence, promptTokens);
   }
 
   async close(): Promise<void> {
@@ -473,6 +473,11 @@ class RunningCount {
       });
     });
   }
+}
+
+/** How many of the prompt's tokens `sequence` holds that it can keep: all but the last, which is evaluated for its logits. */
+function usablePrefix(sequence: LlamaContextSequence, promptTokens: readonly Token[]): number {
+  return Math.min(commonPrefixLength(sequence.contextTokens, promptTokens), promptTokens.length - 1);
 }
 
 /** A prompt cache in a folder of its own under the system's temporary folder, states saved and read by node-llama-cpp. */
