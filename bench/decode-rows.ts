@@ -16,6 +16,7 @@ import { getLlama, type LlamaContextSequence, type Token } from "node-llama-cpp"
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
 import { padDecodeRows } from "../src/engine/llama-cpp/node-llama-cpp-internals.ts";
 import { decodeRowPadding } from "../src/engine/llama-cpp/decode-row-padding.ts";
+import { median } from "./median.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -27,8 +28,6 @@ const { values: args } = parseArgs({
     pad: { type: "string", default: "none" },
   },
 });
-
-const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor((values.length - 1) / 2)]!;
 
 async function main(): Promise<void> {
   const modelPath = args.model ?? (await ensureTestModel(args.shape === "phi3-mini" ? PHI3_MINI_SHAPE : {}));

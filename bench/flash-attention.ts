@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { getLlama, type LlamaContextSequence } from "node-llama-cpp";
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
+import { median } from "./median.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -21,8 +22,6 @@ const { values: args } = parseArgs({
     reps: { type: "string", default: "3" },
   },
 });
-
-const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor((values.length - 1) / 2)]!;
 
 async function time(work: () => Promise<unknown>): Promise<number> {
   const start = performance.now();

@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { getLlama, type Token } from "node-llama-cpp";
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
 import { LogitSteps, NO_TOP_K, type LogitRequest, type NativeSampler, type SampleLogits } from "../src/engine/llama-cpp/node-llama-cpp-internals.ts";
+import { median } from "./median.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -29,8 +30,6 @@ const { values: args } = parseArgs({
     threads: { type: "string", default: "1" },
   },
 });
-
-const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor((values.length - 1) / 2)]!;
 
 async function main(): Promise<void> {
   const modelPath = args.model ?? (await ensureTestModel(args.shape === "phi3-mini" ? PHI3_MINI_SHAPE : {}));

@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
 import { startLlamaServer } from "./llama-server-process.ts";
 import { sseChunks } from "./sse-chunks.ts";
+import { median } from "./median.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -69,8 +70,6 @@ async function withServer<T>(bin: string, modelPath: string, chunk: number, kv: 
     await server.stop();
   }
 }
-
-const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor((values.length - 1) / 2)]!;
 
 async function main(): Promise<void> {
   const bin = args["llama-server"];

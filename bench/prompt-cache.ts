@@ -11,8 +11,9 @@
  */
 import { parseArgs } from "node:util";
 import { ensureTestModel, PHI3_MINI_SHAPE } from "../src/model-factory/test-models.ts";
-import { startServer, type RunningServer } from "../test/helpers/start-server.ts";
+import { readMetric, startServer } from "../test/helpers/start-server.ts";
 import { sseChunks } from "./sse-chunks.ts";
+import { median } from "./median.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -53,13 +54,6 @@ async function turn(url: string, messages: Message[]): Promise<{ ttftMs: number;
   return { ttftMs, answer };
 }
 
-async function metric(server: RunningServer, name: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
-
 async function measure(modelPath: string, cache: string | undefined): Promise<void> {
   const flags = ["--model", modelPath, "--model-name", "phi-3.5-mini-instruct", "--parallel", args.parallel!, "--context", "2048", "--content-safety", "off"];
   if (args.threads) flags.push("--threads", args.threads);
@@ -77,7 +71,7 @@ async function measure(modelPath: string, cache: string | undefined): Promise<vo
         ttft[t]!.push(ttftMs);
       }
     }
-    const [evaluated, reused] = [await metric(server, "phiserve_prompt_tokens_evaluated"), await metric(server, "phiserve_prompt_tokens_reused")];
+    const [evaluated, reused] = [await readMetric(server, "phiserve_prompt_tokens_evaluated"), await readMetric(server, "phiserve_prompt_tokens_reused")];
     const perTurn = ttft.map((values, t) => `turn ${t + 1} ${median(values).toFixed(0)} ms`).join(", ");
     process.stdout.write(`${(cache ? `--prompt-cache ${cache}` : "no prompt cache").padEnd(24)} TTFT (median over conversations): ${perTurn}; prompt tokens evaluated ${evaluated}, reused ${reused}\n`);
   } finally {

@@ -87,3 +87,10 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promi
   const [code] = (await once(child, "exit")) as [number | null];
   return { code, stdout, stderr };
 }
+
+/** One unlabelled series of the server's /metrics (`name value`); NaN when the server does not report it. */
+export async function readMetric(server: RunningServer, name: string, headers: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`, { headers })).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return Number(line?.split(" ")[1] ?? NaN);
+}

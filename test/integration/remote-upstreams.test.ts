@@ -17,7 +17,7 @@ import ModelClient, { isUnexpected } from "@azure-rest/ai-inference";
 import { AzureKeyCredential } from "@azure/core-auth";
 import { createSseStream } from "@azure/core-sse";
 import { ensureTestModel } from "../../src/model-factory/test-models.ts";
-import { startServer, type RunningServer } from "../helpers/start-server.ts";
+import { readMetric, startServer, type RunningServer } from "../helpers/start-server.ts";
 import { FaultProxy } from "../helpers/fault-proxy.ts";
 
 const KEY = "remote-gateway-key-0123456789";
@@ -73,11 +73,7 @@ async function chat(url: string, key: string, body: Record<string, unknown>): Pr
   return { status: res.status, json: await res.json() };
 }
 
-async function metric(server: RunningServer, name: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`, { headers: { "api-key": UPSTREAM_KEY } })).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  return Number(line?.split(" ")[1] ?? NaN);
-}
+const metric = (server: RunningServer, name: string): Promise<number> => readMetric(server, name, { "api-key": UPSTREAM_KEY });
 
 async function waitFor(condition: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

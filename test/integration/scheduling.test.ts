@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ensureTestModel } from "../../src/model-factory/test-models.ts";
-import { startServer, type RunningServer } from "../helpers/start-server.ts";
+import { readMetric, startServer, type RunningServer } from "../helpers/start-server.ts";
 
 const LONG = 3000; // tokens: seconds of work for the tiny model
 
@@ -24,10 +24,9 @@ function chat(server: RunningServer, body: Record<string, unknown>, init: { key?
 }
 
 async function metric(server: RunningServer, name: string, key?: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`, { headers: key ? { "api-key": key } : {} })).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  assert.ok(line, `${name} missing`);
-  return Number(line.split(" ")[1]);
+  const value = await readMetric(server, name, key ? { "api-key": key } : {});
+  assert.ok(!Number.isNaN(value), `${name} missing`);
+  return value;
 }
 
 async function waitFor(check: () => Promise<boolean>): Promise<void> {
